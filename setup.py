@@ -1,0 +1,31 @@
+"""Packaging for gan_jax."""
+import setuptools
+
+setuptools.setup(
+    name="gan_jax",
+    version="0.1.0",
+    description="A JAX/Flax research framework for stable GAN training.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["gan_jax", "gan_jax.*"]),
+    python_requires=">=3.10",
+    # Lower bounds are the versions this project was tested with; no upper pins,
+    # the project must keep working on the newest releases.
+    install_requires=[
+        "jax>=0.10.2",
+        "flax>=0.12.8",
+        "optax>=0.2.8",
+        "chex>=0.1.92",
+        "tensorflow-datasets>=4.9.10",
+        "ml-collections>=1.1.0",
+        "orbax-checkpoint>=0.12.8",
+        "absl-py>=2.5.1",
+        "matplotlib>=3.11.2",
+        "numpy>=2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=9.0", "scipy>=1.17"],
+        # tfds.load streams through TensorFlow; array-backed tfds.data_source does not need it.
+        "tensorflow": ["tensorflow>=2.20"],
+    },
+)
