@@ -1,0 +1,75 @@
+"""Shared defaults of the toy experiments; each config file overrides them."""
+
+import ml_collections
+
+
+def toy_config() -> ml_collections.ConfigDict:
+  """A complete toy-experiment config with every field documented."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Seeds initialisation, data draws and the run's PRNG stream.
+
+  # Data: a name from gan_jax.data.toy.TOY_DATASETS plus its parameters.
+  c.data = ml_collections.ConfigDict({"name": "ring_8"})
+
+  c.model = ml_collections.ConfigDict()
+  # Generator/discriminator: a name from gan_jax.models and the module's fields.
+  c.model.generator = ml_collections.ConfigDict(
+      {"name": "mlp", "widths": (128, 128), "activation": "relu",
+       "output_activation": "linear"})
+  c.model.discriminator = ml_collections.ConfigDict(
+      {"name": "mlp", "widths": (128, 128), "activation": "relu"})
+  c.model.latent_shape = (2,)  # Shape of z.
+  c.model.latent_prior = "uniform"  # 'uniform' or 'normal'.
+  c.model.latent_kwargs = ml_collections.ConfigDict()  # e.g. {'low': 0.0} for U[0,1].
+
+  c.game = ml_collections.ConfigDict()
+  c.game.name = "adversarial"  # gan_jax.games.GAMES
+  c.game.loss = "non_saturating"  # gan_jax.losses.OBJECTIVES
+  c.game.loss_kwargs = ml_collections.ConfigDict()
+  c.game.n_critic = 1  # Discriminator updates per iteration.
+  c.game.n_gen = 1  # Generator updates per iteration.
+  # Gradient penalty: name, weight (gamma for Roth/R1/R2, lambda otherwise; a
+  # number or a schedule), lazy period, extra arguments.
+  c.game.penalty = penalty()
+  # A second penalty (CT-GAN adds its consistency term to WGAN-GP's).
+  c.game.penalty_2 = penalty()
+  # Input perturbation: 'none', 'heat' (beta-GAN), 'instance_noise', 'blur';
+  # level is beta for heat, sigma otherwise (a number or a schedule).
+  c.game.perturbation = perturbation()
+  c.game.ema_decay = 0.0  # EMA of generator weights for sampling (0: off).
+  c.game.ensemble = 0  # Generator trains against the last k D samples (SGLD).
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.generator = ml_collections.ConfigDict(
+      {"name": "adam", "learning_rate": 1e-3, "b1": 0.5})
+  c.optim.discriminator = ml_collections.ConfigDict(
+      {"name": "adam", "learning_rate": 1e-3, "b1": 0.5})
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 256
+  c.train.num_steps = 10_000  # Iterations (generator updates).
+  c.train.steps_per_call = 100  # Iterations fused in one compiled call (lax.scan).
+  c.train.unroll = 1  # lax.scan unroll factor.
+  c.train.log_every = 500
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 2000
+  c.train.plot_every = 5000
+  c.train.keep_checkpoints = 3
+  c.train.eval_samples = 2000
+  c.train.best_metric = "energy_distance"  # An eval metric; '' disables best-keeping.
+  c.train.best_mode = "min"
+  c.train.num_devices = 0  # 0: all local devices (data parallel).
+  c.train.progress = True
+  return c
+
+
+def perturbation(name: str = "none", level=0.0, **kwargs) -> ml_collections.ConfigDict:
+  """A ``game.perturbation`` entry; ``level`` a number or a schedule mapping."""
+  return ml_collections.ConfigDict({"name": name, "level": level, "kwargs": kwargs})
+
+
+def penalty(name: str = "none", weight=0.0, every: int = 1,
+            **kwargs) -> ml_collections.ConfigDict:
+  """A ``game.penalty`` entry; ``weight`` a number or a schedule mapping."""
+  return ml_collections.ConfigDict({"name": name, "weight": weight, "every": every,
+                                    "kwargs": kwargs})

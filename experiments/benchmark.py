@@ -1,0 +1,216 @@
+r"""Speed of gan_jax's compiled step against a hand-written JAX step.
+
+  python -m experiments.benchmark                 # full table
+  python -m experiments.benchmark --quick         # fewer repetitions
+
+On the beta-GAN 3-D toy models (G [3 | ReLU 128 | ReLU 128 | 3],
+D [3 | Tanh 128 x3 | 1], heated targets, Adam) at batch 64 and 512 it measures,
+in one process and interleaved so that machine load hits all alike:
+
+* steps/s of the framework's compiled step, one step per call and
+  ``steps_per_call`` steps fused with ``lax.scan``;
+* steps/s of a minimal reference written directly in JAX (parameter dicts,
+  ``jnp.dot``, optax Adam, the same losses and heated sampling), with and
+  without the same scan fusion, and the framework/reference ratio;
+* the step-time ratio of Roth's JS regularizer (every step and lazily every 4th
+  step), WGAN-GP and CT-GAN (GP + consistency term) to the plain step.
+
+Only ratios measured in the same run are meaningful; absolute numbers depend
+on the machine.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from configs import betagan_mixture_3d
+from configs import common
+from gan_jax import games
+from gan_jax.data.source import make_source
+from gan_jax.train import step as step_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("quick", False, "Fewer repetitions (noisier numbers).")
+flags.DEFINE_list("batch_sizes", ["64", "512"], "Batch sizes to measure.")
+flags.DEFINE_integer("scan_steps", 100, "Steps fused per call with lax.scan.")
+
+
+# --------------------------------------------------------------- reference
+def _dense_init(key, n_in, n_out):
+  # Same fan-in scaling as Flax's default lecun_normal; speed does not depend on it.
+  w = jax.random.truncated_normal(key, -2, 2, (n_in, n_out)) * np.sqrt(1.0 / n_in) / .88
+  return {"w": w, "b": jnp.zeros((n_out,))}
+
+
+def _mlp(params, x, act):
+  for layer in params[:-1]:
+    x = act(x @ layer["w"] + layer["b"])
+  return x @ params[-1]["w"] + params[-1]["b"]
+
+
+def reference_step_fn(batch: int, config) -> tuple[Callable, object]:
+  """A minimal beta-GAN step written directly in JAX, for comparison."""
+  level = config.game.perturbation.level
+  levels = jnp.asarray(level.beta_1 * (level.beta_K / level.beta_1) **
+                       (np.arange(level.K) / level.K), jnp.float32)
+  uniform_steps, per = level.uniform_steps, level.steps_per_level
+  centers = jnp.asarray(make_source(config.data).info.centers, jnp.float32)
+  std = float(make_source(config.data).info.std)
+  keys = jax.random.split(jax.random.PRNGKey(0), 7)
+  g = [_dense_init(keys[0], 3, 128), _dense_init(keys[1], 128, 128), _dense_init(keys[2], 128, 3)]
+  d = [_dense_init(keys[3], 3, 128), _dense_init(keys[4], 128, 128),
+       _dense_init(keys[5], 128, 128), _dense_init(keys[6], 128, 1)]
+  tx = optax.adam(1e-3, b1=0.5)
+  state = {"g": g, "d": d, "og": tx.init(g), "od": tx.init(d), "step": jnp.zeros((), jnp.int32),
+           "rng": jax.random.PRNGKey(1)}
+
+  def beta_at(step):
+    k = (step - uniform_steps) // per
+    beta = levels[jnp.clip(k, 0, level.K - 1)]
+    beta = jnp.where(step < uniform_steps, 0.0, beta)
+    return jnp.where(k >= level.K, jnp.inf, beta)
+
+  def reflect(x):
+    y = jnp.mod(x + 1.0, 4.0)
+    return jnp.where(y > 2.0, 4.0 - y, y) - 1.0
+
+  def step(s, _):
+    key = jax.random.fold_in(s["rng"], s["step"])
+    k1, k2, k3, k4, k5, k6 = jax.random.split(key, 6)
+    comp = jax.random.randint(k1, (batch,), 0, centers.shape[0])
+    real = centers[comp] + std * jax.random.normal(k2, (batch, 3))
+    beta = beta_at(s["step"])
+    safe = jnp.where(jnp.isfinite(beta) & (beta > 0), beta, 1.0)
+    heated = reflect(real + jax.random.normal(k3, real.shape) / jnp.sqrt(safe))
+    uniform = jax.random.uniform(k4, real.shape, minval=-1.0, maxval=1.0)
+    real = jnp.where(beta == 0, uniform, jnp.where(jnp.isinf(beta), real, heated))
+    fake = _mlp(s["g"], jax.random.uniform(k5, (batch, 3), minval=-1.0, maxval=1.0), jax.nn.relu)
+
+    def d_loss(dp):
+      lr = _mlp(dp, real, jnp.tanh)[:, 0]
+      lf = _mlp(dp, fake, jnp.tanh)[:, 0]
+      return -jnp.mean(jax.nn.log_sigmoid(lr)) - jnp.mean(jax.nn.log_sigmoid(-lf))
+
+    gd = jax.grad(d_loss)(s["d"])
+    ud, od = tx.update(gd, s["od"], s["d"])
+    dp = optax.apply_updates(s["d"], ud)
+    z = jax.random.uniform(k6, (batch, 3), minval=-1.0, maxval=1.0)
+
+    def g_loss(gp):
+      lf = _mlp(dp, _mlp(gp, z, jax.nn.relu), jnp.tanh)[:, 0]
+      return jnp.mean(jax.nn.log_sigmoid(-lf))  # saturating log(1 - D)
+
+    gg = jax.grad(g_loss)(s["g"])
+    ug, og = tx.update(gg, s["og"], s["g"])
+    gp = optax.apply_updates(s["g"], ug)
+    return {**s, "g": gp, "d": dp, "og": og, "od": od, "step": s["step"] + 1}, None
+
+  return step, state
+
+
+def _reference_runner(step, state, n):
+  if n == 1:
+    fn = jax.jit(lambda s: step(s, None)[0], donate_argnums=0)
+  else:
+    fn = jax.jit(lambda s: jax.lax.scan(step, s, None, length=n)[0], donate_argnums=0)
+  holder = {"s": state}
+
+  def call():
+    holder["s"] = fn(holder["s"])
+    return holder["s"]
+  return call
+
+
+def _framework_runner(config, n):
+  source = make_source(config.data)
+  game = games.make_game(config, source)
+  mesh = step_lib.make_mesh(1)
+  run = step_lib.compile_steps(game.step, mesh, steps_per_call=n)
+  holder = {"s": step_lib.put_replicated(game.init(jax.random.PRNGKey(0)), mesh)}
+
+  def call():
+    holder["s"], _ = run(holder["s"], {})
+    return holder["s"]
+  return call
+
+
+# ------------------------------------------------------------------ timing
+def measure(runners: dict[str, tuple[Callable, int]], *, rounds: int, min_time: float):
+  """Steps/s of each runner: best of ``rounds`` interleaved timed rounds."""
+  for call, _ in runners.values():  # compile and warm up
+    jax.block_until_ready(call())
+    jax.block_until_ready(call())
+  best = {name: 0.0 for name in runners}
+  for _ in range(rounds):
+    for name, (call, steps) in runners.items():
+      calls, t0 = 0, time.perf_counter()
+      while True:
+        out = call()
+        calls += 1
+        if calls % 4 == 0:
+          jax.block_until_ready(out)
+          if time.perf_counter() - t0 >= min_time:
+            break
+      best[name] = max(best[name], calls * steps / (time.perf_counter() - t0))
+  return best
+
+
+def variant_config(batch: int, variant: str):
+  c = betagan_mixture_3d.get_config("5")
+  c.train.batch_size = batch
+  if variant == "roth_js":
+    c.game.penalty = common.penalty("roth_js", 0.1)
+  elif variant == "roth_js_lazy4":
+    c.game.penalty = common.penalty("roth_js", 0.1, every=4)
+  elif variant == "wgan_gp":
+    c.game.penalty = common.penalty("wgan_gp", 10.0)
+  elif variant == "ct":
+    c.model.discriminator.dropout_rate = 0.2
+    c.game.penalty = common.penalty("wgan_gp", 10.0)
+    c.game.penalty_2 = common.penalty("ct", 2.0)
+  return c
+
+
+def main(argv):
+  del argv
+  rounds, min_time = (2, 0.5) if FLAGS.quick else (5, 1.5)
+  n = FLAGS.scan_steps
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, "
+        f"{len(jax.devices())} device(s); best of {rounds} interleaved rounds")
+  for batch in map(int, FLAGS.batch_sizes):
+    base = variant_config(batch, "plain")
+    ref_step, ref_state = reference_step_fn(batch, base)
+    runners = {
+        "framework, 1 step/call": (_framework_runner(base, 1), 1),
+        f"framework, scan {n}": (_framework_runner(base, n), n),
+        "reference, 1 step/call": (_reference_runner(ref_step, ref_state, 1), 1),
+        f"reference, scan {n}": (_reference_runner(ref_step, jax.tree.map(jnp.copy, ref_state),
+                                                   n), n),
+    }
+    for variant in ("roth_js", "roth_js_lazy4", "wgan_gp", "ct"):
+      runners[f"{variant}, scan {n}"] = (_framework_runner(variant_config(batch, variant), n), n)
+    rate = measure(runners, rounds=rounds, min_time=min_time)
+    print(f"\nbatch {batch}")
+    for name, r in rate.items():
+      print(f"  {name:28s} {r:10.0f} steps/s")
+    print(f"  framework/reference, 1 step/call: "
+          f"{rate['framework, 1 step/call'] / rate['reference, 1 step/call']:.3f}")
+    print(f"  framework/reference, scan {n}:    "
+          f"{rate[f'framework, scan {n}'] / rate[f'reference, scan {n}']:.3f}")
+    print(f"  scan fusion speed-up (framework): "
+          f"{rate[f'framework, scan {n}'] / rate['framework, 1 step/call']:.2f}x")
+    plain = rate[f"framework, scan {n}"]
+    for variant in ("roth_js", "roth_js_lazy4", "wgan_gp", "ct"):
+      print(f"  step time {variant:14s} / plain: {plain / rate[f'{variant}, scan {n}']:.2f}")
+
+
+if __name__ == "__main__":
+  app.run(main)

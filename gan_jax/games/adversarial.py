@@ -1,0 +1,408 @@
+"""The adversarial game: a generator against a discriminator (or critic).
+
+Every toy method of the source papers is a configuration of this one game:
+
+* the objective (``losses.get_objective``): minimax, non-saturating,
+  Wasserstein, hinge, least squares, f-GAN;
+* a gradient penalty (``penalties``): Roth's JS or f-GAN regularizer, WGAN-GP,
+  CT-GAN, R1, R2, DRAGAN; its weight on any schedule (Roth's gamma decay), lazy
+  (every ``k`` discriminator steps, weight times ``k``);
+* an input perturbation (``perturb``) with its level on a schedule: beta-GAN's
+  heated targets, instance noise, blur coarse-graining;
+* the optimizers (``optim``): Adam, RMSProp with WGAN clipping, SGLD/cc-SGLD
+  for a Bayesian discriminator, whose last ``k`` samples may form the ensemble
+  the generator is trained against;
+* ``n_critic`` discriminator steps per ``n_gen`` generator steps and an EMA of
+  the generator's weights.
+
+One call of ``step`` is one iteration: ``n_critic`` discriminator updates then
+``n_gen`` generator updates. Schedules are evaluated at the iteration count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import losses
+from gan_jax import penalties
+from gan_jax import perturb
+from gan_jax import schedules
+from gan_jax import transforms
+from gan_jax.data.source import DataSource
+from gan_jax.models.latent import sample_latent
+from gan_jax.train.state import TrainState, all_finite, step_key
+
+PERTURBATIONS = ("none", "heat", "instance_noise", "blur")
+PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
+# Penalties whose published weight gamma enters the loss as gamma / 2.
+_HALF_WEIGHTED = ("roth_js", "roth_fgan", "r1", "r2")
+
+Batch = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class PenaltySpec:
+  """One gradient penalty of the discriminator loss.
+
+  Attributes:
+    name: one of ``PENALTY_NAMES`` except 'none'.
+    weight: a number or schedule mapping: gamma for Roth/R1/R2 (the loss adds
+      ``gamma / 2 * Omega``), lambda for WGAN-GP/CT/DRAGAN (``lambda * Omega``).
+    every: lazy period: applied every ``every`` discriminator steps with its
+      weight multiplied by ``every``.
+    kwargs: extra arguments of the penalty function.
+  """
+  name: str
+  weight: Any = 0.0
+  every: int = 1
+  kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def make_schedule(spec: Any, field: str) -> Callable[[jax.Array], jax.Array]:
+  """A number is a constant schedule; a mapping names a ``schedules`` factory."""
+  if isinstance(spec, (int, float)):
+    value = float(spec)
+    return lambda step: jnp.asarray(value, jnp.float32)
+  spec = dict(spec)
+  name = spec.pop("name", None)
+  try:
+    return schedules.make_schedule(name, **spec)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{field}: {e}") from e
+
+
+def _split_vars(variables):
+  variables = dict(variables)
+  params = variables.pop("params")
+  return params, variables
+
+
+@dataclasses.dataclass
+class AdversarialGame:
+  """Generator against discriminator, any objective/penalty/perturbation.
+
+  Attributes:
+    generator, discriminator: Flax modules with ``__call__(x, *, train)``; the
+      discriminator returns logits ``[B]`` (and features with
+      ``return_features=True``, needed by CT-GAN).
+    data: the ``DataSource`` to draw real batches from.
+    g_tx, d_tx: the players' optax transformations.
+    latent_shape, latent_prior: the generator's input distribution.
+    batch_size: global batch size of each update.
+    loss: objective name, ``losses.OBJECTIVES``.
+    loss_kwargs: extra arguments of the objective (e.g. ``non_saturating``).
+    n_critic, n_gen: updates per iteration.
+    latent_kwargs: extra arguments of ``sample_latent`` (e.g. ``low=0.0``).
+    penalties: the gradient penalties added to the discriminator loss (CT-GAN
+      is WGAN-GP plus the consistency term: two entries).
+    perturbation: name in ``PERTURBATIONS``; perturbation_level: its schedule
+      (beta for ``heat``, sigma for the others); perturbation_kwargs: e.g.
+      ``low``/``high`` box for heat, ``radius`` for blur.
+    ema_decay: decay of the generator EMA (0 disables it).
+    ensemble: number of recent discriminator samples the generator is trained
+      against (0 or 1: the current one).
+  """
+  generator: nn.Module
+  discriminator: nn.Module
+  data: DataSource
+  g_tx: optax.GradientTransformation
+  d_tx: optax.GradientTransformation
+  latent_shape: tuple[int, ...]
+  latent_prior: str = "uniform"
+  batch_size: int = 64
+  loss: str = "non_saturating"
+  loss_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  latent_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  n_critic: int = 1
+  n_gen: int = 1
+  penalties: tuple[PenaltySpec, ...] = ()
+  perturbation: str = "none"
+  perturbation_level: Any = 0.0
+  perturbation_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  ema_decay: float = 0.0
+  ensemble: int = 0
+
+  def __post_init__(self):
+    for spec in self.penalties:
+      if spec.name not in PENALTY_NAMES[1:]:
+        raise ValueError(f"game.penalty.name: unknown penalty {spec.name!r}; "
+                         f"valid: {', '.join(PENALTY_NAMES)}")
+      if not isinstance(spec.every, int) or spec.every < 1:
+        raise ValueError(f"game.penalty.every must be a positive integer, got {spec.every!r}")
+    if self.perturbation not in PERTURBATIONS:
+      raise ValueError(f"game.perturbation.name: unknown perturbation "
+                       f"{self.perturbation!r}; valid: {', '.join(PERTURBATIONS)}")
+    for field, value in (("game.n_critic", self.n_critic), ("game.n_gen", self.n_gen),
+                         ("train.batch_size", self.batch_size)):
+      if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{field} must be a positive integer, got {value!r}")
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ValueError(f"game.ema_decay must be in [0, 1), got {self.ema_decay}")
+    if self.ensemble < 0:
+      raise ValueError(f"game.ensemble must be >= 0, got {self.ensemble}")
+    if self.perturbation == "blur" and len(self.data.shape) != 3:
+      raise ValueError("game.perturbation.name='blur' needs images [H, W, C]; "
+                       f"data {self.data.name!r} has example shape {self.data.shape}")
+    try:
+      self.objective = losses.get_objective(self.loss, **dict(self.loss_kwargs))
+    except (TypeError, ValueError) as e:
+      raise ValueError(f"game.loss: {e}") from e
+    self.weight_schedules = tuple(make_schedule(p.weight, f"game.penalty.weight ({p.name})")
+                                  for p in self.penalties)
+    self.level_schedule = make_schedule(self.perturbation_level, "game.perturbation.level")
+
+  # ----------------------------------------------------------------- set-up
+  def init(self, rng: jax.Array) -> TrainState:
+    """Initial state: parameters, batch statistics, optimizer states."""
+    g_key, d_key, run_key = jax.random.split(rng, 3)
+    z = jnp.zeros((2, *self.latent_shape), jnp.float32)
+    x = jnp.zeros((2, *self.data.shape), jnp.float32)
+    g_params, g_state = _split_vars(self.generator.init(g_key, z, train=False))
+    d_params, d_state = _split_vars(self.discriminator.init(
+        {"params": d_key, "dropout": d_key}, x, train=False))
+    extra = {}
+    if self.ema_decay:
+      extra["ema_generator"] = g_params
+    if self.ensemble > 1:
+      extra["d_history"] = jax.tree.map(
+          lambda p: jnp.broadcast_to(p, (self.ensemble, *p.shape)), d_params)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), rng=run_key,
+        params={"generator": g_params, "discriminator": d_params},
+        model_state={"generator": g_state, "discriminator": d_state},
+        opt_state={"generator": self.g_tx.init(g_params),
+                   "discriminator": self.d_tx.init(d_params)},
+        extra=extra)
+
+  # ---------------------------------------------------------- model calls
+  def generate(self, params, model_state, z, *, train: bool):
+    """Generator output, and its updated collections when training."""
+    variables = {"params": params, **model_state}
+    if train and model_state:
+      return self.generator.apply(variables, z, train=True, mutable=list(model_state))
+    return self.generator.apply(variables, z, train=train), model_state
+
+  def _critic(self, params, model_state, key, *, features=False):
+    """The discriminator as a function of its input, as penalties expect it.
+
+    Batch statistics are used in training mode but their updates are dropped
+    here; the discriminator's own loss pass keeps them.
+    """
+    variables = {"params": params, **model_state}
+    mutable = list(model_state)
+
+    def fn(x, dropout_key=key):
+      kw = {"mutable": mutable} if mutable else {}
+      out = self.discriminator.apply(variables, x, train=True, return_features=features,
+                                     rngs={"dropout": dropout_key}, **kw)
+      return out[0] if mutable else out
+
+    return fn
+
+  def _perturb_pair(self, key, real, fake, level):
+    real_key, fake_key = jax.random.split(key)
+    if self.perturbation == "heat":
+      kw = dict(self.perturbation_kwargs)
+      return perturb.heated_sample(real_key, real, level, **kw), fake
+    if self.perturbation == "instance_noise":
+      return (perturb.instance_noise(real_key, real, level),
+              perturb.instance_noise(fake_key, fake, level))
+    if self.perturbation == "blur":
+      kw = dict(self.perturbation_kwargs)
+      return (perturb.gaussian_blur(real, level, **kw),
+              perturb.gaussian_blur(fake, level, **kw))
+    return real, fake
+
+  def _perturb_fake(self, key, fake, level):
+    """The perturbation the generator's samples see in the generator step."""
+    if self.perturbation == "instance_noise":
+      return perturb.instance_noise(jax.random.split(key)[1], fake, level)
+    if self.perturbation == "blur":
+      return perturb.gaussian_blur(fake, level, **dict(self.perturbation_kwargs))
+    return fake
+
+  def _penalty(self, spec, weight_schedule, critic, critic_features, real, fake, key,
+               d_step):
+    """(weighted value, unweighted value, diagnostics) of one penalty."""
+    name, kw = spec.name, dict(spec.kwargs)
+    if name == "roth_js":
+      fn = lambda: penalties.roth_js_penalty(critic, real, fake, **kw)
+    elif name == "roth_fgan":
+      fn = lambda: penalties.roth_fgan_penalty(critic, fake, **kw)
+    elif name == "wgan_gp":
+      fn = lambda: penalties.wgan_gp_penalty(critic, real, fake, key, **kw)
+    elif name == "ct":
+      fn = lambda: penalties.ct_penalty(critic_features, real, key, **kw)
+    elif name == "r1":
+      fn = lambda: penalties.r1_penalty(critic, real, **kw)
+    elif name == "r2":
+      fn = lambda: penalties.r2_penalty(critic, fake, **kw)
+    else:  # dragan
+      fn = lambda: penalties.dragan_penalty(critic, real, key, **kw)
+    weight = weight_schedule(d_step // self.n_critic)
+    if name in _HALF_WEIGHTED:
+      weight = weight / 2
+    if spec.every == 1:
+      value, diag = fn()
+      return weight * value, value, diag
+    # Lazy: the penalty (and its double backprop) only runs every k-th step.
+    scaled, diag = penalties.lazy_penalty(fn, d_step, every=spec.every, weight=1.0)
+    return weight * scaled, scaled / spec.every, diag
+
+  # ------------------------------------------------------------- updates
+  def _draw(self, key, arrays, n):
+    out = self.data.draw(key, arrays, n)
+    return out[0] if self.data.has_labels else out
+
+  def _d_update(self, state, arrays, index, level, shard):
+    key = step_key(state, 1, index)
+    real_key, z_key, p_key, pen_key, drop_key = jax.random.split(key, 5)
+    g_params = state.params["generator"]
+    d_params = state.params["discriminator"]
+    real = shard(self._draw(real_key, arrays, self.batch_size))
+    z = shard(sample_latent(z_key, self.batch_size, self.latent_shape, prior=self.latent_prior,
+                                **self.latent_kwargs))
+    fake, _ = self.generate(g_params, state.model_state["generator"], z, train=True)
+    fake = jax.lax.stop_gradient(fake)
+    real_in, fake_in = self._perturb_pair(p_key, real, fake, level)
+    d_state = state.model_state["discriminator"]
+    mutable = list(d_state)
+    d_step = state.step * self.n_critic + index
+
+    def loss_fn(params):
+      variables = {"params": params, **d_state}
+      rngs = {"dropout": drop_key}
+      if mutable:
+        real_logits, upd = self.discriminator.apply(variables, real_in, train=True,
+                                                    rngs=rngs, mutable=mutable)
+        fake_logits, upd = self.discriminator.apply({"params": params, **upd}, fake_in,
+                                                    train=True, rngs=rngs, mutable=mutable)
+      else:
+        real_logits = self.discriminator.apply(variables, real_in, train=True, rngs=rngs)
+        fake_logits = self.discriminator.apply(variables, fake_in, train=True, rngs=rngs)
+        upd = d_state
+      loss = self.objective.discriminator(real_logits, fake_logits)
+      aux = {"logit_real": jnp.mean(real_logits), "logit_fake": jnp.mean(fake_logits),
+             "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+             "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_loss": loss}
+      critic = self._critic(params, d_state, drop_key)
+      critic_features = self._critic(params, d_state, drop_key, features=True)
+      for i, (spec, schedule) in enumerate(zip(self.penalties, self.weight_schedules)):
+        weighted, raw, diag = self._penalty(spec, schedule, critic, critic_features, real_in,
+                                            fake_in, jax.random.fold_in(pen_key, i), d_step)
+        loss = loss + weighted
+        aux[f"{spec.name}"] = raw
+        for k, v in diag.items():
+          if k != "d_aux" and jnp.ndim(v) == 0:
+            aux[f"{spec.name}_{k}"] = v
+      return loss, (aux, upd)
+
+    grads, (aux, new_d_state) = jax.grad(loss_fn, has_aux=True)(d_params)
+    updates, opt_state = self.d_tx.update(grads, state.opt_state["discriminator"], d_params)
+    d_params = optax.apply_updates(d_params, updates)
+    aux["d_grad_norm"] = optax.global_norm(grads)
+    extra = dict(state.extra)
+    if "d_history" in extra:
+      extra["d_history"] = jax.tree.map(
+          lambda h, p: jnp.concatenate([p[None], h[:-1]], axis=0), extra["d_history"], d_params)
+    state = state.replace(
+        params={**state.params, "discriminator": d_params},
+        model_state={**state.model_state, "discriminator": new_d_state},
+        opt_state={**state.opt_state, "discriminator": opt_state}, extra=extra)
+    return state, aux
+
+  def _g_update(self, state, index, level, shard):
+    key = step_key(state, 2, index)
+    z_key, p_key, drop_key = jax.random.split(key, 3)
+    z = shard(sample_latent(z_key, self.batch_size, self.latent_shape, prior=self.latent_prior,
+                                **self.latent_kwargs))
+    g_state = state.model_state["generator"]
+    d_state = state.model_state["discriminator"]
+    if "d_history" in state.extra:
+      d_members = state.extra["d_history"]
+    else:
+      d_members = jax.tree.map(lambda p: p[None], state.params["discriminator"])
+
+    def loss_fn(params):
+      fake, new_g_state = self.generate(params, g_state, z, train=True)
+      fake = self._perturb_fake(p_key, fake, level)
+
+      def member_loss(d_params):
+        logits = self._critic(d_params, d_state, drop_key)(fake)
+        return self.objective.generator(logits), logits
+
+      member_losses, logits = jax.vmap(member_loss)(d_members)
+      return jnp.mean(member_losses), (new_g_state, logits)
+
+    (loss, (new_g_state, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params["generator"])
+    updates, opt_state = self.g_tx.update(grads, state.opt_state["generator"],
+                                          state.params["generator"])
+    g_params = optax.apply_updates(state.params["generator"], updates)
+    extra = dict(state.extra)
+    if "ema_generator" in extra:
+      extra["ema_generator"] = optax.incremental_update(
+          g_params, extra["ema_generator"], step_size=1.0 - self.ema_decay)
+    state = state.replace(
+        params={**state.params, "generator": g_params},
+        model_state={**state.model_state, "generator": new_g_state},
+        opt_state={**state.opt_state, "generator": opt_state}, extra=extra)
+    return state, {"g_loss": loss, "g_grad_norm": optax.global_norm(grads),
+                   "d_fake_gen": jnp.mean(jax.nn.sigmoid(logits))}
+
+  def step(self, state: TrainState, arrays: Any, shard: Callable[[Batch], Batch] = lambda x: x):
+    """One iteration: ``n_critic`` discriminator then ``n_gen`` generator updates.
+
+    Args:
+      state: the ``TrainState``.
+      arrays: the data source's device arrays (empty for toy data).
+      shard: applied to every freshly drawn batch; the compiled step passes a
+        sharding constraint that splits the batch over the device mesh.
+
+    Returns:
+      ``(new_state, metrics)`` with scalar metrics of this iteration.
+    """
+    level = self.level_schedule(state.step)
+    d_metrics = []
+    for i in range(self.n_critic):
+      state, aux = self._d_update(state, arrays, i, level, shard)
+      d_metrics.append(aux)
+    g_metrics = []
+    for i in range(self.n_gen):
+      state, aux = self._g_update(state, i, level, shard)
+      g_metrics.append(aux)
+    metrics = {k: v for k, v in d_metrics[-1].items()}
+    metrics.update(g_metrics[-1])
+    metrics["d_loss"] = jnp.mean(jnp.stack([m["d_loss"] for m in d_metrics]))
+    metrics["g_loss"] = jnp.mean(jnp.stack([m["g_loss"] for m in g_metrics]))
+    metrics["level"] = jnp.asarray(level, jnp.float32)
+    for spec, schedule in zip(self.penalties, self.weight_schedules):
+      metrics[f"{spec.name}_weight"] = jnp.asarray(schedule(state.step), jnp.float32)
+    noise = transforms.injected_noise_std(state.opt_state["discriminator"])
+    if noise is not None:
+      metrics["d_noise_std"] = noise
+    metrics["params_finite"] = all_finite(state.params).astype(jnp.float32)
+    state = state.replace(step=state.step + 1)
+    return state, metrics
+
+  # ---------------------------------------------------------- evaluation
+  def sample(self, state: TrainState, key: jax.Array, n: int, *, ema: bool = True):
+    """``n`` generator samples in inference mode (EMA weights if kept)."""
+    params = state.extra.get("ema_generator") if ema else None
+    if params is None:
+      params = state.params["generator"]
+    z = sample_latent(key, n, self.latent_shape, prior=self.latent_prior, **self.latent_kwargs)
+    out, _ = self.generate(params, state.model_state["generator"], z, train=False)
+    return out
+
+  def discriminate(self, state: TrainState, x: jax.Array):
+    """Discriminator logits in inference mode."""
+    variables = {"params": state.params["discriminator"],
+                 **state.model_state["discriminator"]}
+    return self.discriminator.apply(variables, x, train=False)

@@ -1,0 +1,341 @@
+"""Fully connected generator, discriminator and encoder.
+
+The toy and MNIST architectures of the seed papers are all MLPs: Roth et al.'s
+3-D toy (tanh 128 x2, truncated-normal std 0.1 weights, zero biases), beta-GAN's
+toys and MNIST nets (ReLU or BN-ReLU, linear output) and Che et al.'s toy
+(ReLU 128 x2, uniform latents, so a sigmoid-output encoder).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def _leaky_relu(x: jax.Array) -> jax.Array:
+  return nn.leaky_relu(x, negative_slope=0.2)
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "leaky_relu": _leaky_relu,
+    "tanh": jnp.tanh,
+    "elu": nn.elu,
+    "softplus": nn.softplus,
+    "sigmoid": nn.sigmoid,
+    "swish": nn.swish,
+    "gelu": nn.gelu,
+}
+
+OUTPUT_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "linear": lambda x: x,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+}
+
+KERNEL_INITS = ("lecun_normal", "xavier_uniform", "truncated_normal", "normal")
+
+# Flax's default BatchNorm momentum (0.99) is tuned for long ImageNet runs; GAN
+# batch statistics drift with the generator, so a faster average (0.9, as in
+# the TensorFlow DCGAN code the papers build on) tracks them.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def _choice(kind: str, value: str, valid) -> None:
+  if value not in valid:
+    raise ValueError(
+        f"unknown {kind} {value!r}; valid: {', '.join(valid)}")
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+  """The hidden activation called ``name`` (one of ``ACTIVATIONS``)."""
+  _choice("activation", name, tuple(ACTIVATIONS))
+  return ACTIVATIONS[name]
+
+
+def output_activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+  """The output activation called ``name`` (one of ``OUTPUT_ACTIVATIONS``)."""
+  _choice("output_activation", name, tuple(OUTPUT_ACTIVATIONS))
+  return OUTPUT_ACTIVATIONS[name]
+
+
+def kernel_initializer(name: str, *, init_std: float):
+  """Weight initializer by name.
+
+  Args:
+    name: one of ``KERNEL_INITS``. ``'truncated_normal'`` draws
+      ``N(0, init_std^2)`` truncated at two standard deviations, the
+      parameterisation of TensorFlow's ``truncated_normal_initializer`` used by
+      Roth et al.'s code; its actual standard deviation is
+      ``0.8796 * init_std``. ``'normal'`` draws ``N(0, init_std^2)`` (Radford
+      et al.'s DCGAN used 0.02).
+    init_std: scale of the two normal initializers; ignored otherwise.
+
+  Returns:
+    A flax initializer.
+  """
+  _choice("kernel_init", name, KERNEL_INITS)
+  if name == "lecun_normal":
+    return nn.initializers.lecun_normal()
+  if name == "xavier_uniform":
+    return nn.initializers.xavier_uniform()
+  if name == "truncated_normal":
+    return nn.initializers.truncated_normal(stddev=init_std)
+  return nn.initializers.normal(stddev=init_std)
+
+
+def as_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+  """A shape as a tuple of ints; an int ``n`` is ``(n,)``."""
+  if isinstance(shape, int):
+    return (shape,)
+  return tuple(int(s) for s in shape)
+
+
+def hidden_activations(activation: str | Sequence[str],
+                       n_layers: int) -> tuple[str, ...]:
+  """One activation name per hidden layer, validated."""
+  if isinstance(activation, str):
+    names = (activation,) * n_layers
+  else:
+    names = tuple(activation)
+    if len(names) != n_layers:
+      raise ValueError(
+          f"activation has {len(names)} entries but there are {n_layers} "
+          f"hidden layers; give one name or one per layer")
+  for name in names:
+    _choice("activation", name, tuple(ACTIVATIONS))
+  return names
+
+
+def check_widths(widths: Sequence[int], *, allow_empty: bool) -> None:
+  """Raises ValueError unless ``widths`` are positive ints (and non-empty)."""
+  widths = tuple(widths)
+  if not allow_empty and not widths:
+    raise ValueError("widths must list at least one hidden layer width")
+  if any(int(w) < 1 for w in widths):
+    raise ValueError(f"widths must be positive ints; got {widths}")
+
+
+def batch_norm_layer(train: bool, name: str) -> nn.BatchNorm:
+  """Batch norm with the package's momentum; batch statistics iff ``train``."""
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                      epsilon=BN_EPSILON, name=name)
+
+
+class _MLPTrunk(nn.Module):
+  """Dense -> [norm] -> activation -> [dropout] for each width."""
+
+  widths: Sequence[int]
+  activations: Sequence[str]
+  batch_norm: bool
+  layer_norm: bool
+  dropout_rate: float
+  kernel_init: Callable
+
+  @nn.compact
+  def __call__(self, h: jax.Array, *, train: bool) -> jax.Array:
+    normed = self.batch_norm or self.layer_norm
+    for i, (width, act) in enumerate(zip(self.widths, self.activations)):
+      # A normalisation layer's shift makes a dense bias redundant.
+      h = nn.Dense(int(width), use_bias=not normed,
+                   kernel_init=self.kernel_init, name=f"dense_{i}")(h)
+      if self.batch_norm:
+        h = batch_norm_layer(train, f"bn_{i}")(h)
+      elif self.layer_norm:
+        h = nn.LayerNorm(name=f"ln_{i}")(h)
+      h = ACTIVATIONS[act](h)
+      if self.dropout_rate > 0:
+        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    return h
+
+
+class MLPGenerator(nn.Module):
+  """Fully connected generator ``z -> x``.
+
+  Attributes:
+    widths: hidden layer widths.
+    out_shape: shape of one sample (without the batch dimension).
+    activation: hidden activation name (see ``ACTIVATIONS``), or one name per
+      hidden layer.
+    batch_norm: batch normalisation before each hidden activation (statistics
+      in the ``'batch_stats'`` collection, momentum 0.9).
+    output_activation: ``'linear'``, ``'tanh'`` or ``'sigmoid'``.
+    kernel_init: weight initializer name (see ``KERNEL_INITS``); biases are 0.
+    init_std: scale of the (truncated) normal initializer.
+
+  References:
+    Goodfellow et al., Generative Adversarial Nets, 2014.
+    Roth et al., Stabilizing Training of Generative Adversarial Networks
+    through Regularization, 2017.
+  """
+
+  widths: Sequence[int]
+  out_shape: Sequence[int]
+  activation: str | Sequence[str] = "relu"
+  batch_norm: bool = False
+  output_activation: str = "linear"
+  kernel_init: str = "lecun_normal"
+  init_std: float = 0.1
+
+  def __post_init__(self):
+    check_widths(self.widths, allow_empty=True)
+    hidden_activations(self.activation, len(tuple(self.widths)))
+    output_activation_fn(self.output_activation)
+    kernel_initializer(self.kernel_init, init_std=self.init_std)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
+    """Maps latents ``[B, ...]`` (flattened beyond the batch) to ``[B, *out_shape]``.
+
+    Args:
+      z: latent codes.
+      train: batch statistics (and their update) when True, running averages
+        otherwise.
+
+    Returns:
+      Samples of shape ``[B, *out_shape]``.
+    """
+    out_shape = as_shape(self.out_shape)
+    init = kernel_initializer(self.kernel_init, init_std=self.init_std)
+    h = z.reshape(z.shape[0], -1)
+    h = _MLPTrunk(tuple(self.widths),
+                  hidden_activations(self.activation, len(self.widths)),
+                  self.batch_norm, False, 0.0, init, name="trunk")(h, train=train)
+    h = nn.Dense(math.prod(out_shape), kernel_init=init, name="out")(h)
+    h = OUTPUT_ACTIVATIONS[self.output_activation](h)
+    return h.reshape((z.shape[0],) + out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+  """Fully connected discriminator (or critic) ``x -> logit``.
+
+  Attributes:
+    widths: hidden layer widths (at least one).
+    activation: hidden activation name, or one per hidden layer.
+    batch_norm: batch normalisation before each hidden activation.
+    layer_norm: layer normalisation instead (the WGAN-GP critic must not use
+      batch norm); at most one of the two.
+    dropout_rate: dropout after each hidden activation, active only with
+      ``train=True`` and then needing the ``'dropout'`` rng (CT-GAN's two
+      perturbed passes come from two dropout keys).
+    kernel_init: weight initializer name; biases are 0.
+    init_std: scale of the (truncated) normal initializer.
+
+  References:
+    Goodfellow et al., Generative Adversarial Nets, 2014.
+    Wei et al., Improving the Improved Training of Wasserstein GANs: A
+    Consistency Term and Its Dual Effect, 2018.
+  """
+
+  widths: Sequence[int]
+  activation: str | Sequence[str] = "relu"
+  batch_norm: bool = False
+  layer_norm: bool = False
+  dropout_rate: float = 0.0
+  kernel_init: str = "lecun_normal"
+  init_std: float = 0.1
+
+  def __post_init__(self):
+    check_widths(self.widths, allow_empty=False)
+    hidden_activations(self.activation, len(tuple(self.widths)))
+    check_norms(self.batch_norm, self.layer_norm)
+    check_dropout(self.dropout_rate)
+    kernel_initializer(self.kernel_init, init_std=self.init_std)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool = True,
+               return_features: bool = False):
+    """Scores a batch.
+
+    Args:
+      x: inputs ``[B, ...]``, flattened beyond the batch dimension.
+      train: batch statistics and dropout when True.
+      return_features: also return the penultimate features.
+
+    Returns:
+      Logits ``[B]`` (no sigmoid), or ``(logits, features)`` with features
+      ``[B, widths[-1]]`` (after dropout: what the last layer sees).
+    """
+    init = kernel_initializer(self.kernel_init, init_std=self.init_std)
+    h = x.reshape(x.shape[0], -1)
+    h = _MLPTrunk(tuple(self.widths),
+                  hidden_activations(self.activation, len(self.widths)),
+                  self.batch_norm, self.layer_norm, self.dropout_rate, init,
+                  name="trunk")(h, train=train)
+    logits = nn.Dense(1, kernel_init=init, name="out")(h)[:, 0]
+    if return_features:
+      return logits, h
+    return logits
+
+
+class MLPEncoder(nn.Module):
+  """Fully connected encoder ``x -> z``.
+
+  Attributes:
+    widths: hidden layer widths.
+    latent_shape: shape of one latent code.
+    activation: hidden activation name, or one per hidden layer.
+    batch_norm: batch normalisation before each hidden activation.
+    output_activation: ``'linear'``, ``'tanh'`` (for ``U[-1, 1]`` latents) or
+      ``'sigmoid'`` (for ``U[0, 1]`` latents, as in Che et al.'s toy).
+    kernel_init: weight initializer name; biases are 0.
+    init_std: scale of the (truncated) normal initializer.
+
+  References:
+    Che et al., Mode Regularized Generative Adversarial Networks, 2017.
+  """
+
+  widths: Sequence[int]
+  latent_shape: Sequence[int]
+  activation: str | Sequence[str] = "relu"
+  batch_norm: bool = False
+  output_activation: str = "linear"
+  kernel_init: str = "lecun_normal"
+  init_std: float = 0.1
+
+  def __post_init__(self):
+    check_widths(self.widths, allow_empty=True)
+    hidden_activations(self.activation, len(tuple(self.widths)))
+    output_activation_fn(self.output_activation)
+    kernel_initializer(self.kernel_init, init_std=self.init_std)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
+    """Encodes ``[B, ...]`` (flattened beyond the batch) to ``[B, *latent_shape]``.
+
+    Args:
+      x: data batch.
+      train: batch statistics when True.
+
+    Returns:
+      Latent codes ``[B, *latent_shape]``.
+    """
+    latent_shape = as_shape(self.latent_shape)
+    init = kernel_initializer(self.kernel_init, init_std=self.init_std)
+    h = x.reshape(x.shape[0], -1)
+    h = _MLPTrunk(tuple(self.widths),
+                  hidden_activations(self.activation, len(self.widths)),
+                  self.batch_norm, False, 0.0, init, name="trunk")(h, train=train)
+    h = nn.Dense(math.prod(latent_shape), kernel_init=init, name="out")(h)
+    h = OUTPUT_ACTIVATIONS[self.output_activation](h)
+    return h.reshape((x.shape[0],) + latent_shape)
+
+
+def check_norms(batch_norm: bool, layer_norm: bool) -> None:
+  """Raises ValueError if both normalisations are requested."""
+  if batch_norm and layer_norm:
+    raise ValueError(
+        "batch_norm and layer_norm are exclusive; set at most one to True")
+
+
+def check_dropout(rate: float) -> None:
+  """Raises ValueError unless ``0 <= rate < 1``."""
+  if not 0.0 <= float(rate) < 1.0:
+    raise ValueError(f"dropout_rate must be in [0, 1); got {rate}")

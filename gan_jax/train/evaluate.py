@@ -1,0 +1,133 @@
+"""Evaluation during training: sample metrics, saved snapshots and figures.
+
+Everything here works from a ``TrainState`` alone, so the same evaluation runs
+standalone on a checkpoint (``loop.load_checkpoint``) as it does in the loop.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import plotting
+from gan_jax.metrics import modes
+
+# Grid cells per axis for the occupancy of beta-GAN's uniform stage.
+_OCCUPANCY_BINS = {1: 64, 2: 24, 3: 10}
+
+
+def beta_boundaries(level_spec: Any) -> list[int]:
+  """Steps where beta-GAN's schedule changes level (uniform, K levels, data)."""
+  if not isinstance(level_spec, dict) or level_spec.get("name") != "beta":
+    return []
+  uniform = int(level_spec.get("uniform_steps", 0))
+  per = int(level_spec["steps_per_level"])
+  levels = int(level_spec.get("K", 20))
+  return [uniform + k * per for k in range(levels + 1)]
+
+
+class Evaluator:
+  """Sample-based metrics and figures for one run."""
+
+  def __init__(self, game, source, config, workdir: str):
+    self.game, self.source, self.config = game, source, config
+    self.workdir = workdir
+    self.n = int(config.train.get("eval_samples", 2000))
+    self.seed = int(config.seed)
+    self._sample = jax.jit(lambda state, key: game.sample(state, key, self.n))
+    self.dist = source.info if hasattr(source.info, "centers") else None
+    self.reference = None
+    if self.dist is not None:
+      # A fixed held-out draw of the data for distances and plots.
+      self.reference = np.asarray(self.dist.sample(jax.random.PRNGKey(10_000 + self.seed),
+                                                   self.n))
+    perturbation = config.game.get("perturbation", None)
+    self.level_spec = None
+    self.box = None
+    if perturbation is not None and perturbation.get("name") == "heat":
+      level = perturbation.get("level")
+      self.level_spec = level.to_dict() if hasattr(level, "to_dict") else level
+      kw = perturbation.get("kwargs", {}) or {}
+      self.box = (float(kw.get("low", -1.0)), float(kw.get("high", 1.0)))
+    self.sample_dir = os.path.join(workdir, "samples")
+    self.figure_dir = os.path.join(workdir, "figures")
+
+  def samples(self, state, step: int) -> np.ndarray:
+    key = jax.random.fold_in(jax.random.PRNGKey(20_000 + self.seed), step)
+    return np.asarray(jax.device_get(self._sample(state, key)))
+
+  def evaluate(self, state, step: int) -> dict[str, float]:
+    """Draws samples, saves them, returns their metrics as plain floats."""
+    x = self.samples(state, step)
+    os.makedirs(self.sample_dir, exist_ok=True)
+    np.savez_compressed(os.path.join(self.sample_dir, f"step_{step:08d}.npz"),
+                        samples=x[:1000].astype(np.float32))
+    out: dict[str, float] = {}
+    if self.dist is not None:
+      out.update({k: float(v) for k, v in modes.toy_metrics(x, self.dist).items()})
+      out["energy_distance"] = float(modes.energy_distance(x, self.reference))
+      if self.box is not None:
+        d = x.shape[-1]
+        bins = _OCCUPANCY_BINS.get(d, 4)
+        out["occupancy"] = float(modes.grid_occupancy(x, low=self.box[0], high=self.box[1],
+                                                      bins=bins))
+        out["occupancy_uniform"] = float(modes.uniform_occupancy_reference(len(x), d, bins))
+    return out
+
+  def _snapshots(self) -> list[tuple[int, np.ndarray]]:
+    files = sorted(glob.glob(os.path.join(self.sample_dir, "step_*.npz")))
+    out = []
+    for f in files:
+      step = int(os.path.basename(f)[5:13])
+      with np.load(f) as z:
+        out.append((step, z["samples"]))
+    return out
+
+  def plot(self, train_records: list[dict], eval_records: list[dict]) -> None:
+    """Writes the run's figures into ``workdir/figures``."""
+    os.makedirs(self.figure_dir, exist_ok=True)
+    save = lambda fig, name: plotting.save_figure(fig, os.path.join(self.figure_dir, name))
+    snaps = self._snapshots()
+    if snaps and len(self.source.shape) == 1:
+      centers = getattr(self.dist, "centers", None)
+      save(plotting.samples_figure(snaps, self.reference if self.reference is not None
+                                   else snaps[-1][1], centers=centers,
+                                   box=getattr(self.dist, "box", None),
+                                   title=f"{self.source.name}: samples over training"),
+           "samples.png")
+    elif snaps and len(self.source.shape) == 3:
+      save(plotting.image_grid_figure(snaps[-1][1][:64], title=f"step {snaps[-1][0]}"),
+           "samples.png")
+    if train_records:
+      steps = [r["step"] for r in train_records]
+      history = {k: [r.get(k) if r.get(k) is not None else np.nan for r in train_records]
+                 for k in train_records[-1]}
+      boundaries = beta_boundaries(self.level_spec)
+      save(plotting.curves_figure(steps, history, keys=("d_real", "d_fake"),
+                                  boundaries=[b for b in boundaries if b <= steps[-1]] or None,
+                                  title="discriminator output on real and generated data"),
+           "d_curves.png")
+      save(plotting.losses_figure(steps, history), "losses.png")
+      sched = {k: history[k] for k in ("level", "penalty_weight", "d_noise_std") if k in history}
+      if sched:
+        if self.level_spec is not None and "level" in sched:
+          sched["beta"] = sched.pop("level")
+        save(plotting.schedules_figure(steps, sched), "schedules.png")
+    if eval_records:
+      steps = [r["step"] for r in eval_records]
+      if "occupancy" in eval_records[-1]:
+        save(plotting.occupancy_figure(steps, [r["occupancy"] for r in eval_records],
+                                       eval_records[-1]["occupancy_uniform"],
+                                       title="grid occupancy of samples (uniform stage check)"),
+             "occupancy.png")
+    if snaps and self.dist is not None and getattr(self.dist, "centers", None) is not None:
+      stats = modes.mode_statistics(snaps[-1][1], self.dist.centers, self.dist.std,
+                                    self.dist.weights)
+      save(plotting.mode_histogram_figure(stats["mode_counts"], self.dist.weights,
+                                          title=f"samples per mode, step {snaps[-1][0]}"),
+           "modes.png")

@@ -1,0 +1,412 @@
+"""The training loop: checkpoints, metrics, progress, figures, safety.
+
+``train_and_evaluate(config, workdir)`` is the one function the command line,
+notebooks and tests call. It reads in sections:
+
+1. validate the config and claim the workdir (a workdir holding another run is
+   refused, never overwritten);
+2. build data, game and device mesh; initialise or restore the state;
+3. run compiled chunks of ``train.steps_per_call`` iterations; after each chunk
+   check every metric is finite (else stop, naming step and quantity, keeping
+   the last good checkpoint), log, evaluate, checkpoint and plot on schedule;
+4. save the final checkpoint, metrics and figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from gan_jax import games
+from gan_jax.data.source import make_source
+from gan_jax.train import step as step_lib
+from gan_jax.train.state import TrainState
+
+# Fields a resumed run may change without being a different run.
+RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
+                    "train.plot_every", "train.checkpoint_every", "train.keep_checkpoints",
+                    "train.eval_samples", "train.progress")
+_EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
+
+
+class NonFiniteError(FloatingPointError):
+  """Training produced NaN or inf; the message names the step and quantity."""
+
+
+class WorkdirConflictError(RuntimeError):
+  """The workdir holds a different run."""
+
+
+# ------------------------------------------------------------------ config
+def config_to_dict(config) -> dict[str, Any]:
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+  return json.loads(json.dumps(config, default=_json_default))
+
+
+def _json_default(value):
+  if isinstance(value, (np.integer,)):
+    return int(value)
+  if isinstance(value, (np.floating,)):
+    return float(value)
+  if isinstance(value, (tuple, set)):
+    return list(value)
+  raise TypeError(f"config value {value!r} of type {type(value).__name__} is not "
+                  "JSON-serialisable")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def validate_train_config(config) -> None:
+  """Checks ``config.train`` before anything is built, naming the bad field."""
+  t = config.train
+  for name in ("num_steps", "batch_size", "steps_per_call"):
+    value = t.get(name)
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.train.{name} must be a positive integer, got {value!r}")
+  spc = t.steps_per_call
+  for name in ("num_steps",) + _EVENT_FIELDS:
+    value = t.get(name, spc)
+    if not isinstance(value, int) or value < 1 or value % spc:
+      raise ValueError(
+          f"config.train.{name} ({value!r}) must be a positive multiple of "
+          f"config.train.steps_per_call ({spc}): events happen between compiled calls")
+  if t.get("best_mode", "min") not in ("min", "max"):
+    raise ValueError(f"config.train.best_mode must be 'min' or 'max', got {t.best_mode!r}")
+
+
+def claim_workdir(workdir: str, config_dict: dict[str, Any]) -> bool:
+  """Creates the workdir or checks it holds this same run.
+
+  Returns:
+    True if the workdir already holds this run (resume), False if new.
+
+  Raises:
+    WorkdirConflictError: the workdir holds another run, or files that are not
+      a gan_jax run.
+  """
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      saved = json.load(f)
+    a, b = _flatten(saved), _flatten(config_dict)
+    differing = sorted(k for k in set(a) | set(b)
+                       if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS)
+    if differing:
+      shown = "; ".join(f"{k}: saved {a.get(k)!r} vs now {b.get(k)!r}" for k in differing[:8])
+      raise WorkdirConflictError(
+          f"workdir {workdir!r} holds a run made with a different config ({shown}"
+          f"{' ...' if len(differing) > 8 else ''}). Nothing was changed; choose another "
+          "--workdir, or delete this one to start over.")
+    _write_json(path, config_dict)  # records the resumable fields now in force
+    return True
+  if os.path.isdir(workdir) and os.listdir(workdir):
+    raise WorkdirConflictError(
+        f"workdir {workdir!r} is not empty and holds no gan_jax run (no config.json); "
+        "refusing to write into it. Choose an empty or new --workdir.")
+  os.makedirs(workdir, exist_ok=True)
+  _write_json(path, config_dict)
+  return False
+
+
+def _write_json(path: str, obj: Any) -> None:
+  tmp = f"{path}.tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+# ------------------------------------------------------------- checkpoints
+def _is_key(x) -> bool:
+  return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_savable(tree):
+  """Typed PRNG keys (e.g. in a sampler's state) are saved as their raw data."""
+  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def _from_savable(restored, like):
+  return jax.tree.map(
+      lambda r, l: jax.random.wrap_key_data(r, impl=jax.random.key_impl(l)) if _is_key(l) else r,
+      restored, like)
+
+
+class Checkpoints:
+  """The last ``keep`` checkpoints plus the best one by an evaluation metric."""
+
+  def __init__(self, workdir: str, *, keep: int, best_metric: str | None, best_mode: str):
+    self.best_metric = best_metric
+    self.latest = ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), "checkpoints"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             enable_async_checkpointing=False))
+    self.best = None
+    if best_metric:
+      self.best = ocp.CheckpointManager(
+          os.path.join(os.path.abspath(workdir), "best"),
+          options=ocp.CheckpointManagerOptions(
+              max_to_keep=1, best_fn=lambda m: m[best_metric], best_mode=best_mode,
+              keep_checkpoints_without_metrics=False, create=True,
+              enable_async_checkpointing=False))
+
+  def save(self, step: int, state: TrainState, eval_metrics: dict | None = None) -> None:
+    if step not in self.latest.all_steps():
+      self.latest.save(step, args=ocp.args.StandardSave(_to_savable(state)))
+    if (self.best is not None and eval_metrics and self.best_metric in eval_metrics
+        and math.isfinite(eval_metrics[self.best_metric])
+        and step not in self.best.all_steps()):
+      self.best.save(step, args=ocp.args.StandardSave(_to_savable(state)),
+                     metrics={self.best_metric: float(eval_metrics[self.best_metric])})
+
+  def restore_latest(self, like: TrainState, mesh) -> TrainState | None:
+    step = self.latest.latest_step()
+    if step is None:
+      return None
+    return restore(self.latest, step, like, mesh)
+
+  def close(self):
+    self.latest.close()
+    if self.best is not None:
+      self.best.close()
+
+
+def restore(manager: ocp.CheckpointManager, step: int, like: TrainState, mesh) -> TrainState:
+  """Restores ``step`` into the structure of ``like``, replicated on ``mesh``."""
+  rep = step_lib.replicated(mesh)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep),
+                          _to_savable(like))
+  restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  return _from_savable(restored, like)
+
+
+def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best: bool = False):
+  """Loads a run's game and state from its workdir, for standalone metrics.
+
+  Args:
+    workdir: the run's workdir.
+    config: the run's config; read from ``workdir/config.json`` if omitted.
+    step: which checkpoint (default: the latest, or the best with ``best``).
+    best: load from the best-checkpoint folder.
+
+  Returns:
+    ``(game, state, source)``.
+  """
+  if config is None:
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+      config = ml_collections.ConfigDict(json.load(f))
+  source = make_source(config.data)
+  game = games.make_game(config, source)
+  mesh = step_lib.make_mesh(1)
+  like = game.init(jax.random.PRNGKey(config.seed))
+  folder = os.path.join(os.path.abspath(workdir), "best" if best else "checkpoints")
+  manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(read_only=True))
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {folder}")
+    state = restore(manager, step, like, mesh)
+  finally:
+    manager.close()
+  return game, state, source
+
+
+# ----------------------------------------------------------------- metrics
+def _finite_or_none(v: float):
+  return v if math.isfinite(v) else None
+
+
+class MetricLog:
+  """Append-only JSON-lines file; on resume, records past the checkpoint are dropped."""
+
+  def __init__(self, path: str, resume_step: int):
+    self.path = path
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+      tmp = path + ".tmp"
+      with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+      os.replace(tmp, path)
+
+  def write(self, record: dict[str, Any]) -> None:
+    clean = {k: (_finite_or_none(float(v)) if isinstance(v, (float, int, np.number)) and
+                 not isinstance(v, bool) else v) for k, v in record.items()}
+    with open(self.path, "a", encoding="utf-8") as f:
+      f.write(json.dumps(clean) + "\n")
+
+  def read(self) -> list[dict[str, Any]]:
+    if not os.path.exists(self.path):
+      return []
+    with open(self.path, encoding="utf-8") as f:
+      return [json.loads(line) for line in f if line.strip()]
+
+
+def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
+  """Raises ``NonFiniteError`` naming the first step and quantity that is not finite."""
+  bad = []
+  for name, values in metrics.items():
+    values = np.asarray(values)
+    ok = np.isfinite(values) if name != "params_finite" else values > 0.5
+    if not ok.all():
+      bad.append((int(np.argmin(ok)), name))
+  if bad:
+    index, name = min(bad)
+    what = ("the parameters" if name == "params_finite" else f"{name!r}")
+    others = sorted({n for _, n in bad} - {name})
+    raise NonFiniteError(
+        f"non-finite value: {what} became NaN or inf at step {first_step + index + 1}"
+        + (f" (also: {', '.join(others)})" if others else "")
+        + ". Training stopped; the last good checkpoint is kept. Lower the learning "
+        "rate or check the penalty/perturbation settings.")
+
+
+def _fmt_time(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+  """A progress line with rate and ETA: a live bar on terminals, log lines otherwise."""
+
+  def __init__(self, total: int, start: int, enabled: bool = True):
+    self.total, self.start = total, start
+    self.t0 = time.time()
+    self.live = enabled and sys.stderr.isatty()
+    self.enabled = enabled
+
+  def rate(self, step: int) -> float:
+    return (step - self.start) / max(time.time() - self.t0, 1e-9)
+
+  def update(self, step: int, summary: dict[str, float], *, log: bool) -> None:
+    if not self.enabled:
+      return
+    rate = self.rate(step)
+    eta = (self.total - step) / rate if rate > 0 else float("inf")
+    frac = step / self.total
+    bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+    parts = " ".join(f"{k}={v:.3g}" for k, v in summary.items())
+    line = (f"[{bar}] {step}/{self.total} {100 * frac:5.1f}% {rate:7.0f} it/s "
+            f"ETA {_fmt_time(eta) if math.isfinite(eta) else '?'} {parts}")
+    if self.live:
+      sys.stderr.write("\r" + line[:200])
+      sys.stderr.flush()
+      if step >= self.total:
+        sys.stderr.write("\n")
+    elif log:
+      logging.info("%s", line)
+
+
+# ------------------------------------------------------------------- train
+@dataclasses.dataclass
+class RunResult:
+  """What a run leaves besides its workdir."""
+  state: TrainState
+  game: Any
+  source: Any
+  final_metrics: dict[str, float]
+  steps_per_second: float
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       stop_after: int | None = None) -> RunResult:
+  """Trains the game a config describes, writing everything into ``workdir``.
+
+  Args:
+    config: the experiment config (see ``configs/``).
+    workdir: output folder: ``config.json``, ``metrics.jsonl`` (training
+      metrics), ``eval.jsonl`` (sample metrics), ``checkpoints/``, ``best/``,
+      ``samples/`` and ``figures/``. An existing workdir of the same run is
+      resumed; one of another run is refused.
+    stop_after: stop once this many iterations are done, as a preempted job
+      would (the workdir can be resumed).
+
+  Returns:
+    A ``RunResult``.
+  """
+  from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
+
+  validate_train_config(config)
+  config_dict = config_to_dict(config)
+  t = config.train
+  # Build everything (and so validate the whole config) before touching the disk.
+  source = make_source(config.data)
+  game = games.make_game(config, source)
+  mesh = step_lib.make_mesh(t.get("num_devices", 0))
+  step_lib.check_batch_divisible(t.batch_size, mesh)
+  resumed = claim_workdir(workdir, config_dict)
+
+  state = step_lib.put_replicated(game.init(jax.random.PRNGKey(config.seed)), mesh)
+  arrays = step_lib.put_replicated(source.arrays, mesh)
+  ckpt = Checkpoints(workdir, keep=t.get("keep_checkpoints", 3),
+                     best_metric=t.get("best_metric", None), best_mode=t.get("best_mode", "min"))
+  if resumed:
+    restored = ckpt.restore_latest(state, mesh)
+    if restored is not None:
+      state = restored
+  start = int(jax.device_get(state.step))
+  if start:
+    logging.info("resuming %s from step %d", workdir, start)
+  train_log = MetricLog(os.path.join(workdir, "metrics.jsonl"), start)
+  eval_log = MetricLog(os.path.join(workdir, "eval.jsonl"), start)
+  evaluator = evaluate.Evaluator(game, source, config, workdir)
+
+  spc = t.steps_per_call
+  run = step_lib.compile_steps(game.step, mesh, steps_per_call=spc,
+                               unroll=t.get("unroll", 1))
+  end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
+  progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
+  every = {name: t.get(name, spc) for name in _EVENT_FIELDS}
+  window: dict[str, list[float]] = {}
+  eval_metrics: dict[str, float] = {}
+  step = start
+  try:
+    while step < end:
+      state, chunk = run(state, arrays)
+      chunk = jax.device_get(chunk)
+      check_finite(chunk, step)
+      step += spc
+      for k, v in chunk.items():
+        window.setdefault(k, []).append(float(np.mean(v)))
+      summary = {k: float(np.asarray(chunk[k])[-1]) for k in ("d_real", "d_fake", "level")
+                 if k in chunk}
+      log_now = step % every["log_every"] == 0 or step == end
+      progress.update(step, summary, log=log_now)
+      if log_now:
+        record = {"step": step, **{k: float(np.mean(v)) for k, v in window.items()},
+                  "steps_per_sec": progress.rate(step)}
+        train_log.write(record)
+        window = {}
+      if step % every["eval_every"] == 0 or step == end:
+        eval_metrics = evaluator.evaluate(state, step)
+        eval_log.write({"step": step, **eval_metrics})
+      if step % every["checkpoint_every"] == 0 or step == end:
+        ckpt.save(step, state, eval_metrics if step % every["eval_every"] == 0 or step == end
+                  else None)
+      if step % every["plot_every"] == 0 or step == end:
+        evaluator.plot(train_log.read(), eval_log.read())
+  finally:
+    ckpt.close()
+  return RunResult(state=state, game=game, source=source, final_metrics=eval_metrics,
+                   steps_per_second=progress.rate(step) if step > start else 0.0)
