@@ -12,9 +12,12 @@ from scipy import stats
 
 from gan_jax import perturb
 
-# One compile each; beta / sigma are traced arguments.
-_heated = jax.jit(perturb.heated_sample, static_argnames=("low", "high"))
+# Compiled once per input shape; beta, sigma and the box walls are traced. The
+# tests share a few shapes to keep compilation (most of their cost) down.
+_heated = jax.jit(perturb.heated_sample)
 _noise = jax.jit(perturb.instance_noise)
+_blur = jax.jit(perturb.gaussian_blur, static_argnames="radius")
+_SMALL, _MID, _BIG = (16, 4), (2000, 3), (20000, 3)
 
 
 def _reflect_by_loop(y, low, high):
@@ -62,7 +65,7 @@ class HeatedSampleTest(parameterized.TestCase):
     key = jax.random.key(0)
     rng = np.random.default_rng(1)
     for low, high in ((-1.0, 1.0), (0.0, 3.0)):
-      x = rng.uniform(low, high, size=(1000, 3)).astype(np.float32)
+      x = rng.uniform(low, high, size=_MID).astype(np.float32)
       x[:10] = low   # on the walls and just inside them
       x[10:20] = high
       x[20:30] = low + 1e-3
@@ -76,9 +79,9 @@ class HeatedSampleTest(parameterized.TestCase):
   def test_uniform_limit(self, beta):
     # beta = 0 is drawn as a uniform; beta = 1e-6 (std 1000, box width 2) goes
     # through the reflection, whose deviation from uniform is ~exp(-2 pi^2 std^2
-    # / period^2), far below what 5000 samples resolve. Kolmogorov-Smirnov per
+    # / period^2), far below what 2000 samples resolve. Kolmogorov-Smirnov per
     # coordinate, Bonferroni over 3 coordinates at overall level 1%.
-    x = jnp.full((5000, 3), 0.7)
+    x = jnp.full(_MID, 0.7)
     s = np.asarray(_heated(jax.random.key(2), x, beta, low=-1.0, high=1.0))
     for j in range(3):
       p = stats.kstest(s[:, j], stats.uniform(loc=-1.0, scale=2.0).cdf).pvalue
@@ -86,15 +89,15 @@ class HeatedSampleTest(parameterized.TestCase):
 
   def test_beta_zero_ignores_data(self):
     key = jax.random.key(3)
-    a = _heated(key, jnp.zeros((64, 2)), 0.0, low=-1.0, high=1.0)
-    b = _heated(key, jnp.full((64, 2), 0.9), 0.0, low=-1.0, high=1.0)
+    a = _heated(key, jnp.zeros(_SMALL), 0.0, low=-1.0, high=1.0)
+    b = _heated(key, jnp.full(_SMALL, 0.9), 0.0, low=-1.0, high=1.0)
     np.testing.assert_array_equal(a, b)
     _, k_uniform = jax.random.split(key)
-    np.testing.assert_array_equal(a, jax.random.uniform(k_uniform, (64, 2), minval=-1.0,
+    np.testing.assert_array_equal(a, jax.random.uniform(k_uniform, _SMALL, minval=-1.0,
                                                        maxval=1.0))
 
   def test_beta_inf_is_data(self):
-    x = jax.random.uniform(jax.random.key(4), (32, 5), minval=-1.0, maxval=1.0)
+    x = np.random.default_rng(4).uniform(-1.0, 1.0, size=_SMALL).astype(np.float32)
     np.testing.assert_array_equal(_heated(jax.random.key(5), x, jnp.inf, low=-1.0, high=1.0), x)
 
   def test_large_beta_stays_near_data(self):
@@ -102,8 +105,8 @@ class HeatedSampleTest(parameterized.TestCase):
     # so |sample - x| <= |gaussian step| even at the walls. With 6000 draws,
     # P(max |z| > 5) <= 6000 * 5.7e-7 = 3.4e-3, hence the bound 5/sqrt(beta).
     beta = 1e4
-    x = jax.random.uniform(jax.random.key(6), (2000, 3), minval=-1.0, maxval=1.0)
-    x = x.at[:50].set(1.0).at[50:100].set(-1.0)
+    x = np.random.default_rng(6).uniform(-1.0, 1.0, size=_MID).astype(np.float32)
+    x[:50], x[50:100] = 1.0, -1.0
     dx = np.abs(np.asarray(_heated(jax.random.key(7), x, beta, low=-1.0, high=1.0) - x))
     self.assertLessEqual(dx.max(), 5 / np.sqrt(beta))
     # And it does move: P(all 6000 |z| < 1) = 0.68**6000.
@@ -114,8 +117,8 @@ class HeatedSampleTest(parameterized.TestCase):
     # reflections (probability ~1e-12 per draw) do not bias the moments.
     # n = 60000 draws: mean SE = 0.1/sqrt(n) = 4.1e-4, variance relative SE =
     # sqrt(2/n) = 0.58%; tolerances are 5 SE.
-    beta, n = 100.0, 60000
-    x = jax.random.uniform(jax.random.key(8), (n // 3, 3), minval=-0.3, maxval=0.3)
+    beta, n = 100.0, np.prod(_BIG)
+    x = np.random.default_rng(8).uniform(-0.3, 0.3, size=_BIG).astype(np.float32)
     dx = np.asarray(_heated(jax.random.key(9), x, beta, low=-1.0, high=1.0) - x,
                     np.float64).ravel()
     self.assertLess(abs(dx.mean()), 5 * 0.1 / np.sqrt(n))
@@ -123,10 +126,10 @@ class HeatedSampleTest(parameterized.TestCase):
 
   def test_reflected_half_normal_at_the_wall(self):
     # x on the upper wall, std 0.1, lower wall 20 std away: high - sample is
-    # |N(0, 0.01)|, mean 0.1 sqrt(2/pi), std 0.1 sqrt(1 - 2/pi). n = 40000,
+    # |N(0, 0.01)|, mean 0.1 sqrt(2/pi), std 0.1 sqrt(1 - 2/pi). n = 60000,
     # tolerance 5 SE of the mean.
-    n, std = 40000, 0.1
-    s = np.asarray(_heated(jax.random.key(10), jnp.ones((n,)), 1 / std**2, low=-1.0,
+    n, std = np.prod(_BIG), 0.1
+    s = np.asarray(_heated(jax.random.key(10), jnp.ones(_BIG), 1 / std**2, low=-1.0,
                            high=1.0), np.float64)
     depth = 1.0 - s
     se = std * np.sqrt(1 - 2 / np.pi) / np.sqrt(n)
@@ -136,7 +139,7 @@ class HeatedSampleTest(parameterized.TestCase):
 
   def test_same_key_reproduces_reflected_noise(self):
     key = jax.random.key(11)
-    x = np.array([[0.9, -0.95, 0.0, 0.5], [1.0, -1.0, 0.25, -0.6]], np.float32)
+    x = np.array([[0.9, -0.95, 0.0, 0.5], [1.0, -1.0, 0.25, -0.6]] * 8, np.float32)
     beta = 0.25  # std 2: most points bounce, some several times.
     k_noise, _ = jax.random.split(key)
     y = x + np.asarray(jax.random.normal(k_noise, x.shape), np.float64) / np.sqrt(beta)
@@ -146,14 +149,14 @@ class HeatedSampleTest(parameterized.TestCase):
 
   def test_jit_traced_beta_matches_eager(self):
     key = jax.random.key(12)
-    x = jax.random.uniform(jax.random.key(13), (16, 4), minval=-1.0, maxval=1.0)
+    x = np.random.default_rng(13).uniform(-1.0, 1.0, size=_SMALL).astype(np.float32)
     for beta in (0.0, 2.0, jnp.inf):
       np.testing.assert_allclose(_heated(key, x, beta, low=-1.0, high=1.0),
                                  perturb.heated_sample(key, x, beta), atol=1e-6)
 
   def test_gradients_finite(self):
     key = jax.random.key(14)
-    x = jax.random.uniform(jax.random.key(15), (8, 3), minval=-1.0, maxval=1.0)
+    x = np.random.default_rng(15).uniform(-1.0, 1.0, size=_SMALL).astype(np.float32)
 
     def total(x, beta):
       return jnp.sum(perturb.heated_sample(key, x, beta))
@@ -170,7 +173,7 @@ class HeatedSampleTest(parameterized.TestCase):
 
   def test_dtype_and_shape(self):
     x = jnp.zeros((2, 3, 4, 1), jnp.bfloat16)
-    s = perturb.heated_sample(jax.random.key(16), x, jnp.float32(3.0))
+    s = _heated(jax.random.key(16), x, jnp.float32(3.0))
     self.assertEqual(s.shape, x.shape)
     self.assertEqual(s.dtype, jnp.bfloat16)
 
@@ -188,21 +191,21 @@ class HeatedSampleTest(parameterized.TestCase):
 class InstanceNoiseTest(absltest.TestCase):
 
   def test_sigma_zero_is_exact(self):
-    x = jax.random.normal(jax.random.key(0), (16, 5))
+    x = np.random.default_rng(0).normal(size=_SMALL).astype(np.float32)
     np.testing.assert_array_equal(perturb.instance_noise(jax.random.key(1), x, 0.0), x)
     np.testing.assert_array_equal(_noise(jax.random.key(1), x, jnp.float32(0.0)), x)
 
   def test_same_key_noise(self):
-    x = jnp.linspace(-1, 1, 12).reshape(3, 4)
+    x = jnp.linspace(-1, 1, 64).reshape(_SMALL)
     key = jax.random.key(2)
     np.testing.assert_allclose(_noise(key, x, 0.3), x + 0.3 * jax.random.normal(key, x.shape),
                                rtol=1e-6, atol=1e-7)
 
   def test_statistics(self):
-    # n = 50000: mean SE = sigma/sqrt(n), variance relative SE = sqrt(2/n);
+    # n = 60000: mean SE = sigma/sqrt(n), variance relative SE = sqrt(2/n);
     # tolerances are 5 SE.
-    sigma, n = 0.3, 50000
-    x = jnp.full((n,), 2.0)
+    sigma, n = 0.3, np.prod(_BIG)
+    x = jnp.full(_BIG, 2.0)
     dx = np.asarray(_noise(jax.random.key(3), x, sigma) - x, np.float64)
     self.assertLess(abs(dx.mean()), 5 * sigma / np.sqrt(n))
     np.testing.assert_allclose(dx.var(), sigma**2, rtol=5 * np.sqrt(2 / n))
@@ -224,7 +227,7 @@ class GaussianBlurTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.images = np.asarray(jax.random.normal(jax.random.key(0), (2, 12, 10, 3)))
+    self.images = np.random.default_rng(0).normal(size=(2, 12, 10, 3)).astype(np.float32)
 
   def test_blur_radius(self):
     self.assertEqual(perturb.blur_radius(0.0), 0)
@@ -251,7 +254,7 @@ class GaussianBlurTest(parameterized.TestCase):
         self.images.astype(np.float64), (2 * radius + 1, 2 * radius + 1), axis=(1, 2))
     # windows: [N, H - 2r, W - 2r, C, kh, kw]
     want = np.einsum("nhwcij,ij->nhwc", windows, k2)
-    got = np.asarray(perturb.gaussian_blur(self.images, sigma, radius=radius))
+    got = np.asarray(_blur(self.images, sigma, radius=radius))
     np.testing.assert_allclose(got[:, radius:-radius, radius:-radius], want, atol=1e-5)
 
   @parameterized.named_parameters(
@@ -262,7 +265,8 @@ class GaussianBlurTest(parameterized.TestCase):
     # scipy's mode='reflect' is half-sample symmetric, like jnp.pad 'symmetric'.
     want = ndimage.gaussian_filter(self.images.astype(np.float64), sigma, mode="reflect",
                                    radius=r, axes=(1, 2))
-    got = perturb.gaussian_blur(self.images, sigma, radius=radius)
+    got = (perturb.gaussian_blur(self.images, sigma) if radius is None
+           else _blur(self.images, sigma, radius=radius))
     np.testing.assert_allclose(got, want, atol=1e-5)
 
   def test_traced_sigma_under_jit(self):
@@ -273,7 +277,7 @@ class GaussianBlurTest(parameterized.TestCase):
           perturb.gaussian_blur(self.images, sigma, radius=5), atol=1e-6)
 
   def test_gradient_in_sigma(self):
-    weights = np.asarray(jax.random.normal(jax.random.key(1), self.images.shape))
+    weights = np.random.default_rng(1).normal(size=self.images.shape).astype(np.float32)
 
     def f(sigma):
       return jnp.sum(weights * perturb.gaussian_blur(self.images, sigma, radius=6))
@@ -282,6 +286,7 @@ class GaussianBlurTest(parameterized.TestCase):
     self.assertTrue(np.isfinite(float(grad(jnp.float32(0.0)))))
     # Central difference, h = 1e-2: truncation ~h^2 relative, well inside 1e-2.
     s, h = 1.3, 1e-2
+    f = jax.jit(f)
     fd = (float(f(s + h)) - float(f(s - h))) / (2 * h)
     np.testing.assert_allclose(float(grad(jnp.float32(s))), fd, rtol=1e-2)
 

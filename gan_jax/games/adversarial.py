@@ -306,7 +306,7 @@ class AdversarialGame:
     grads, (aux, new_d_state) = jax.grad(loss_fn, has_aux=True)(d_params)
     updates, opt_state = self.d_tx.update(grads, state.opt_state["discriminator"], d_params)
     d_params = optax.apply_updates(d_params, updates)
-    aux["d_grad_norm"] = optax.global_norm(grads)
+    aux["d_grad_norm"] = optax.tree.norm(grads)
     extra = dict(state.extra)
     if "d_history" in extra:
       extra["d_history"] = jax.tree.map(
@@ -353,7 +353,7 @@ class AdversarialGame:
         params={**state.params, "generator": g_params},
         model_state={**state.model_state, "generator": new_g_state},
         opt_state={**state.opt_state, "generator": opt_state}, extra=extra)
-    return state, {"g_loss": loss, "g_grad_norm": optax.global_norm(grads),
+    return state, {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads),
                    "d_fake_gen": jnp.mean(jax.nn.sigmoid(logits))}
 
   def step(self, state: TrainState, arrays: Any, shard: Callable[[Batch], Batch] = lambda x: x):

@@ -38,6 +38,8 @@ from gan_jax.train.state import TrainState
 RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
                     "train.plot_every", "train.checkpoint_every", "train.keep_checkpoints",
                     "train.eval_samples", "train.progress")
+# Metrics that may legitimately be infinite (beta = inf is the data stage).
+INFINITE_ALLOWED = ("level",)
 _EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
 
 
@@ -268,7 +270,12 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
   bad = []
   for name, values in metrics.items():
     values = np.asarray(values)
-    ok = np.isfinite(values) if name != "params_finite" else values > 0.5
+    if name == "params_finite":
+      ok = values > 0.5
+    elif name in INFINITE_ALLOWED:
+      ok = ~np.isnan(values)
+    else:
+      ok = np.isfinite(values)
     if not ok.all():
       bad.append((int(np.argmin(ok)), name))
   if bad:

@@ -1,0 +1,285 @@
+"""Training engine: games on toy data, data parallelism, resume, CLI, safety."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import betagan_mixture_3d
+from configs import che_circle
+from configs import common
+from configs import instance_noise_2d
+from configs import roth_fgan_2d
+from configs import roth_submanifold
+from configs import sgld_discriminator
+from configs import vanilla_mixture_3d
+from configs import wgan_2d
+from gan_jax import games
+from gan_jax.data import toy
+from gan_jax.data.source import make_source
+from gan_jax.train import loop
+from gan_jax.train import step as step_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shrink(c, *, steps=4, spc=2, batch=16, width=16):
+  """Makes any config tiny: narrow models, few steps, no periodic output."""
+  c.model.generator.widths = (width,) * len(c.model.generator.widths)
+  c.model.discriminator.widths = (width,) * len(c.model.discriminator.widths)
+  c.train.batch_size = batch
+  c.train.num_steps = steps
+  c.train.steps_per_call = spc
+  for k in ("log_every", "eval_every", "checkpoint_every", "plot_every"):
+    c.train[k] = steps
+  c.train.eval_samples = 64
+  c.train.progress = False
+  level = c.game.perturbation.level
+  if isinstance(level, ml_collections.ConfigDict) and level.get("name") == "beta":
+    # One step per stage so that a few steps cross uniform, levels and data.
+    level.uniform_steps, level.steps_per_level, level.K = 1, 1, 2
+  return c
+
+
+GAME_CONFIGS = {
+    "betagan": lambda: betagan_mixture_3d.get_config("5"),
+    "betagan_cubes": lambda: vanilla_mixture_3d.get_config("cubes"),
+    "roth_reg_5d": lambda: roth_submanifold.get_config("reg_5d"),
+    "roth_lazy": lambda: roth_submanifold.get_config("reg_lazy"),
+    "che": che_circle.get_config,
+    "wgan_clip": lambda: wgan_2d.get_config("clip"),
+    "wgan_gp_grid": lambda: wgan_2d.get_config("gp,grid_25"),
+    "ct_gan": lambda: wgan_2d.get_config("ct"),
+    "cc_sgld_ensemble": lambda: sgld_discriminator.get_config("cc_sgld"),
+    "psgld": lambda: sgld_discriminator.get_config("psgld,grid_25"),
+    "instance_noise": instance_noise_2d.get_config,
+    "roth_fgan_kl": lambda: roth_fgan_2d.get_config("kl"),
+}
+
+
+def run_steps(config, n_calls=2, num_devices=1):
+  source = make_source(config.data)
+  game = games.make_game(config, source)
+  mesh = step_lib.make_mesh(num_devices)
+  state = step_lib.put_replicated(game.init(jax.random.PRNGKey(config.seed)), mesh)
+  run = step_lib.compile_steps(game.step, mesh, steps_per_call=config.train.steps_per_call)
+  history = []
+  for _ in range(n_calls):
+    state, metrics = run(state, step_lib.put_replicated(source.arrays, mesh))
+    history.append(jax.device_get(metrics))
+  return game, state, history
+
+
+class GamesTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(*GAME_CONFIGS.items())
+  def test_config_trains_without_nan(self, make_config):
+    c = shrink(make_config())
+    _, state, history = run_steps(c)
+    for metrics in history:
+      loop.check_finite(metrics, 0)
+    self.assertEqual(int(state.step), 2 * c.train.steps_per_call)
+    # Parameters moved: the game really updated both players.
+    game, init, _ = run_steps(c, n_calls=0)
+    for player in ("generator", "discriminator"):
+      delta = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                           state.params[player], init.params[player])
+      self.assertGreater(max(jax.tree.leaves(delta)), 0.0, player)
+
+  @parameterized.parameters(*toy.TOY_DATASETS)
+  def test_every_toy_set_trains(self, name):
+    c = shrink(common.toy_config())
+    c.data = ml_collections.ConfigDict({"name": name})
+    c.model.latent_shape = (2,)
+    _, _, history = run_steps(c, n_calls=1)
+    loop.check_finite(history[0], 0)
+
+  def test_betagan_level_follows_schedule(self):
+    c = shrink(betagan_mixture_3d.get_config("5"), steps=6, spc=6)
+    _, _, history = run_steps(c, n_calls=1)
+    levels = history[0]["level"]
+    # uniform_steps=1, K=2 levels of 1 step from beta_1=0.1 (alpha = 10), then data.
+    np.testing.assert_allclose(levels[:3], [0.0, 0.1, 1.0], rtol=1e-6)
+    self.assertTrue(np.all(np.isinf(levels[3:])))
+
+  def test_clipping_keeps_critic_in_box(self):
+    c = shrink(wgan_2d.get_config("clip"))
+    _, state, _ = run_steps(c)
+    for leaf in jax.tree.leaves(state.params["discriminator"]):
+      self.assertLessEqual(float(jnp.max(jnp.abs(leaf))), 0.01 + 1e-7)
+
+  def test_ensemble_history_holds_recent_samples(self):
+    c = shrink(sgld_discriminator.get_config("sgld"))
+    _, state, _ = run_steps(c)
+    hist = state.extra["d_history"]
+    first = jax.tree.map(lambda h: h[0], hist)
+    chex_equal = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), first,
+                              state.params["discriminator"])
+    self.assertTrue(all(jax.tree.leaves(chex_equal)))
+    second = jax.tree.map(lambda h: h[1], hist)
+    differs = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), first, second)
+    self.assertTrue(any(jax.tree.leaves(differs)))
+
+  def test_sgld_noise_level_is_reported(self):
+    c = shrink(sgld_discriminator.get_config("cc_sgld"))
+    _, _, history = run_steps(c)
+    self.assertIn("d_noise_std", history[-1])
+    self.assertTrue(np.all(history[-1]["d_noise_std"] > 0))
+
+
+class DataParallelTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("betagan", lambda: betagan_mixture_3d.get_config("5")),
+      ("roth_js_bn", lambda: roth_submanifold.get_config("reg")),
+  )
+  def test_eight_devices_equal_one(self, make_config):
+    if len(jax.devices()) < 8:
+      pytest.skip("needs 8 (fake) devices")
+    c = shrink(make_config(), batch=64)
+    if "roth" in c.data.name:
+      # Batch norm in both players: statistics must be over the global batch.
+      c.model.generator.batch_norm = True
+      c.model.discriminator.batch_norm = True
+    _, one, h1 = run_steps(c, num_devices=1)
+    _, eight, h8 = run_steps(c, num_devices=8)
+    # Same global batch and keys: only the order of floating-point sums differs
+    # (per-device partial sums then an all-reduce), so agreement is to float32
+    # round-off accumulated over 4 Adam steps.
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(eight.params)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(h1[-1]["d_loss"], h8[-1]["d_loss"], rtol=1e-4)
+    # The batch really was split over 8 devices.
+    self.assertEqual(len(eight.params["generator"]["Dense_0"]["kernel"].sharding.device_set)
+                     if "Dense_0" in eight.params["generator"] else 8, 8)
+
+
+def tiny_run_config(steps=8, spc=2):
+  c = shrink(betagan_mixture_3d.get_config("5"), steps=steps, spc=spc)
+  c.train.checkpoint_every = 2
+  c.train.eval_every = 4
+  c.train.log_every = 2
+  c.train.plot_every = 8
+  return c
+
+
+class LoopTest(parameterized.TestCase):
+
+  def test_resume_equals_uninterrupted(self):
+    tmp = self.create_tempdir().full_path
+    c = tiny_run_config()
+    full = loop.train_and_evaluate(c, os.path.join(tmp, "full"))
+    part = loop.train_and_evaluate(c, os.path.join(tmp, "part"), stop_after=4)
+    self.assertEqual(int(part.state.step), 4)
+    resumed = loop.train_and_evaluate(c, os.path.join(tmp, "part"))
+    self.assertEqual(int(resumed.state.step), 8)
+    for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # bit for bit
+    # The metric log of the resumed run has each step once.
+    steps = [r["step"] for r in loop.MetricLog(os.path.join(tmp, "part", "metrics.jsonl"),
+                                               8).read()]
+    self.assertEqual(steps, sorted(set(steps)))
+
+  def test_outputs_and_standalone_checkpoint_metrics(self):
+    workdir = self.create_tempdir().full_path
+    result = loop.train_and_evaluate(tiny_run_config(), workdir)
+    for name in ("config.json", "metrics.jsonl", "eval.jsonl"):
+      self.assertTrue(os.path.exists(os.path.join(workdir, name)), name)
+    figures = {os.path.basename(f) for f in glob.glob(os.path.join(workdir, "figures", "*.png"))}
+    self.assertTrue({"samples.png", "d_curves.png", "losses.png", "schedules.png",
+                     "occupancy.png", "modes.png"} <= figures, figures)
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["4", "6", "8"])
+    self.assertTrue(os.listdir(os.path.join(workdir, "best")))
+    record = json.loads(open(os.path.join(workdir, "eval.jsonl")).readlines()[-1])
+    for key in ("modes_captured", "high_quality_share", "energy_distance", "occupancy",
+                "occupancy_uniform"):
+      self.assertIn(key, record)
+    # Metrics computed standalone on the checkpoint equal those of the run.
+    game, state, source = loop.load_checkpoint(workdir)
+    from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
+    ev = evaluate.Evaluator(game, source, loop.ml_collections.ConfigDict(
+        json.load(open(os.path.join(workdir, "config.json")))), self.create_tempdir().full_path)
+    again = ev.evaluate(state, 8)
+    self.assertAlmostEqual(again["energy_distance"], record["energy_distance"], places=5)
+    self.assertAlmostEqual(again["energy_distance"], result.final_metrics["energy_distance"],
+                           places=5)
+
+  def test_refuses_workdir_of_another_run(self):
+    workdir = self.create_tempdir().full_path
+    c = tiny_run_config(steps=2)
+    loop.train_and_evaluate(c, workdir)
+    before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+    other = tiny_run_config(steps=2)
+    other.game.loss = "non_saturating"
+    with self.assertRaisesRegex(loop.WorkdirConflictError, r"game\.loss.*minimax"):
+      loop.train_and_evaluate(other, workdir)
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), before)
+    # A non-empty folder that is not a run is refused too.
+    foreign = self.create_tempdir()
+    foreign.create_file("notes.txt", content="mine")
+    with self.assertRaisesRegex(loop.WorkdirConflictError, "not empty"):
+      loop.train_and_evaluate(c, foreign.full_path)
+    self.assertEqual(os.listdir(foreign.full_path), ["notes.txt"])
+
+  def test_nan_stops_and_keeps_last_good_checkpoint(self):
+    workdir = self.create_tempdir().full_path
+    c = tiny_run_config(steps=8)
+    c.train.checkpoint_every = 2
+    # A learning-rate schedule that explodes after step 4 forces non-finite values.
+    c.optim.discriminator.learning_rate = ml_collections.ConfigDict(
+        {"name": "linear", "init_value": 1e-3, "end_value": 1e38, "transition_steps": 2,
+         "begin_step": 4})
+    with self.assertRaisesRegex(loop.NonFiniteError, r"at step \d+.*last good checkpoint"):
+      loop.train_and_evaluate(c, workdir)
+    kept = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")))
+    self.assertTrue(kept and max(kept) <= 6, kept)
+    _, state, _ = loop.load_checkpoint(workdir)
+    for leaf in jax.tree.leaves(state.params):
+      self.assertTrue(np.all(np.isfinite(np.asarray(leaf))))
+
+  @parameterized.named_parameters(
+      ("loss", lambda c: setattr(c.game, "loss", "wasserstein_gp"), r"game\.loss.*valid"),
+      ("penalty", lambda c: c.game.penalty.update({"name": "gp"}), r"game\.penalty.*valid"),
+      ("optimizer", lambda c: c.optim.generator.update({"name": "adamax"}),
+       r"optim\.generator\.name.*valid"),
+      ("data", lambda c: c.data.update({"name": "swiss_roll"}), r"data\.name.*valid"),
+      ("events", lambda c: setattr(c.train, "log_every", 3), r"train\.log_every.*multiple"),
+      ("model", lambda c: c.model.generator.update({"activation": "relux"}),
+       r"model\.generator.*relux"),
+      ("perturbation", lambda c: c.game.perturbation.update({"name": "heat2"}),
+       r"perturbation.*valid"),
+  )
+  def test_bad_config_fails_before_compiling(self, mutate, pattern):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    c = tiny_run_config()
+    mutate(c)
+    with self.assertRaisesRegex(ValueError, pattern):
+      loop.train_and_evaluate(c, workdir)
+    self.assertFalse(os.path.exists(workdir))  # nothing written
+
+
+def test_cli_runs_tiny_config(tmp_path):
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, "-m", "experiments.main",
+         "--config=configs/betagan_mixture_3d.py", f"--workdir={workdir}",
+         "--config.train.num_steps=40", "--config.train.steps_per_call=20",
+         "--config.train.log_every=20", "--config.train.eval_every=20",
+         "--config.train.checkpoint_every=20", "--config.train.plot_every=40",
+         "--config.train.batch_size=32", "--config.train.eval_samples=200",
+         "--config.game.perturbation.level.uniform_steps=10",
+         "--config.game.perturbation.level.steps_per_level=1"]
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "ETA" in out.stderr  # progress with ETA
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
+  assert (workdir / "figures" / "samples.png").exists()
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["20", "40"]
