@@ -73,7 +73,7 @@ def make_optimizer(spec: Mapping[str, Any], *, field: str = "optimizer",
   Raises:
     ValueError: unknown optimizer name or keyword, naming the valid choices.
   """
-  spec = dict(spec)
+  spec = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)  # ConfigDict
   name = spec.get("name")
   if name not in OPTIMIZERS:
     raise ValueError(f"{field}.name: unknown optimizer {name!r}; valid: "

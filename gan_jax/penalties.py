@@ -545,6 +545,7 @@ def dragan_penalty(
     Kodali, Abernethy, Hays, Kira, "On Convergence and Stability of GANs",
     arXiv:1705.07215, 2017.
   """
+  real = jnp.asarray(real)
   _check_batch(real, "real")
   dtype = _float_dtype(real)
   u = jax.random.uniform(key, jnp.shape(real), dtype)

@@ -383,6 +383,8 @@ def cc_sgld(
       hyper-parameter.
 
   References:
+    The Langevin-trained ("Bayesian") discriminator with blur coarse-graining,
+    eqs. (10)-(11) (``papers/003_*``, METHODS §4).
     Leimkuhler & Shang, `Adaptive Thermostats for Noisy Gradient Systems
     <https://arxiv.org/abs/1505.06800>`_, 2016.
     Ahn, Korattikara & Welling, `Bayesian Posterior Sampling via Stochastic
@@ -604,6 +606,9 @@ def clip_params(clip_value: Scalar) -> optax.GradientTransformation:
 
   Returns updates ``u'`` with ``params + u' = clip(params + u, -c, c)`` for
   incoming updates ``u``, so ``optax.apply_updates`` yields clipped parameters.
+  In floating point the sum is never outside ``[-c, c]`` and differs from the
+  clipped value by at most the float spacing at ``|params| + c`` (an update
+  can be no finer).
   It acts on *updates*, not gradients: put it LAST in a chain, after the
   optimizer, e.g. ``optax.chain(optax.rmsprop(5e-5), clip_params(0.01))`` for
   the WGAN critic. ``c`` is rounded to each parameter's dtype.

@@ -12,3 +12,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+# absl's test helpers (e.g. parameterized.TestCase.create_tempdir) read flags.
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+if not flags.FLAGS.is_parsed():
+  flags.FLAGS.mark_as_parsed()

@@ -1,4 +1,6 @@
 """ConvTranspose2x computes nn.ConvTranspose(strides=2, padding='SAME') exactly."""
+import functools
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import flax.linen as nn
@@ -19,13 +21,27 @@ def _reference(features, kernel_size, use_bias=True):
                           padding="SAME", use_bias=use_bias)
 
 
-def _random_variables(variables, key):
-  """Random values (including the bias, which init leaves at zero)."""
-  leaves, treedef = jax.tree.flatten(variables)
-  keys = jax.random.split(key, len(leaves))
-  leaves = [0.5 * jax.random.normal(k, x.shape, x.dtype)
-            for k, x in zip(keys, leaves)]
-  return jax.tree.unflatten(treedef, leaves)
+def _random_variables(module, x, seed):
+  """Random parameters of the shapes ``module`` makes for ``x``.
+
+  Drawn with numpy from the abstract shapes, so no initializer is compiled;
+  the bias is random too (init would leave it at zero).
+  """
+  shapes = jax.eval_shape(module.init, jax.random.key(0), x)
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(
+      lambda s: (0.5 * rng.standard_normal(s.shape)).astype(np.float32), shapes)
+
+
+def _outputs_and_vjps(variables, x, cotangent, *, ours, ref):
+  """Both layers' outputs and gradients of <output, cotangent> (one compile)."""
+
+  def functional(module):
+    return lambda v, x: jnp.sum(module.apply(v, x) * cotangent)
+
+  return (ours.apply(variables, x), ref.apply(variables, x),
+          jax.grad(functional(ours), argnums=(0, 1))(variables, x),
+          jax.grad(functional(ref), argnums=(0, 1))(variables, x))
 
 
 class ConvTranspose2xTest(parameterized.TestCase):
@@ -46,52 +62,47 @@ class ConvTranspose2xTest(parameterized.TestCase):
   )
   def test_values_and_gradients_equal_conv_transpose(
       self, kernel_size, hw, c_in, c_out, use_bias):
-    key_x, key_v, key_ct = jax.random.split(
-        jax.random.key(sum(kernel_size) * 100 + hw[0] * 10 + hw[1]), 3)
-    x = jax.random.normal(key_x, (2,) + hw + (c_in,))
+    rng = np.random.default_rng(sum(kernel_size) * 100 + hw[0] * 10 + hw[1])
+    x = rng.standard_normal((2,) + hw + (c_in,)).astype(np.float32)
+    out_shape = (2, 2 * hw[0], 2 * hw[1], c_out)
+    # A random linear functional's gradient is the full vector-Jacobian product.
+    cotangent = rng.standard_normal(out_shape).astype(np.float32)
     ours = ConvTranspose2x(c_out, kernel_size, use_bias=use_bias)
     ref = _reference(c_out, kernel_size, use_bias)
-    variables = _random_variables(ref.init(jax.random.key(0), x), key_v)
+    variables = _random_variables(ref, x, seed=1)
 
-    y_ref = ref.apply(variables, x)
-    y = ours.apply(variables, x)
-    self.assertEqual(y.shape, (2, 2 * hw[0], 2 * hw[1], c_out))
+    y, y_ref, g_ours, g_ref = jax.jit(
+        functools.partial(_outputs_and_vjps, ours=ours, ref=ref))(
+            variables, x, cotangent)
+    self.assertEqual(y.shape, out_shape)
     np.testing.assert_allclose(y, y_ref, **TOL)
-
-    # Gradients of a random linear functional: the full vector-Jacobian product.
-    cotangent = jax.random.normal(key_ct, y.shape)
-
-    def functional(module):
-      return lambda v, x: jnp.sum(module.apply(v, x) * cotangent)
-
-    g_ours = jax.grad(functional(ours), argnums=(0, 1))(variables, x)
-    g_ref = jax.grad(functional(ref), argnums=(0, 1))(variables, x)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL),
                  g_ours, g_ref)
 
   def test_same_parameters_at_init(self):
     x = jnp.ones((1, 4, 4, 3))
     key = jax.random.key(7)
-    ours = ConvTranspose2x(5, (4, 4)).init(key, x)
-    ref = _reference(5, (4, 4)).init(key, x)
+    ours = jax.jit(ConvTranspose2x(5, (4, 4)).init)(key, x)
+    ref = jax.jit(_reference(5, (4, 4)).init)(key, x)
     self.assertEqual(jax.tree.structure(ours), jax.tree.structure(ref))
     jax.tree.map(np.testing.assert_array_equal, ours, ref)
 
   def test_int_kernel_size_and_extra_batch_dims(self):
-    x = jax.random.normal(jax.random.key(1), (2, 3, 5, 5, 2))
+    x = np.random.default_rng(1).standard_normal((2, 3, 5, 5, 2)).astype(np.float32)
     ref = _reference(3, (5, 5))
-    variables = _random_variables(ref.init(jax.random.key(0), x), jax.random.key(2))
-    y = ConvTranspose2x(3, 5).apply(variables, x)
+    variables = _random_variables(ref, x, seed=2)
+    ours = jax.jit(ConvTranspose2x(3, 5).apply)
+    y = ours(variables, x)
     self.assertEqual(y.shape, (2, 3, 10, 10, 3))
-    np.testing.assert_allclose(y, ref.apply(variables, x), **TOL)
+    np.testing.assert_allclose(y, jax.jit(ref.apply)(variables, x), **TOL)
     # An unbatched image is accepted as well.
-    y1 = ConvTranspose2x(3, 5).apply(variables, x[0, 0])
+    y1 = ours(variables, x[0, 0])
     np.testing.assert_allclose(y1, y[0, 0], **TOL)
 
   def test_jit(self):
-    x = jax.random.normal(jax.random.key(3), (2, 7, 7, 4))
+    x = np.random.default_rng(3).standard_normal((2, 7, 7, 4)).astype(np.float32)
     module = ConvTranspose2x(2)
-    variables = module.init(jax.random.key(0), x)
+    variables = _random_variables(module, x, seed=4)
     np.testing.assert_allclose(jax.jit(module.apply)(variables, x),
                                module.apply(variables, x), **TOL)
 

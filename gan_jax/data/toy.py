@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import operator
@@ -287,7 +288,16 @@ class ToyDistribution:
       ``(x, labels)``: ``x`` float32 ``[n, dim]``, ``labels`` int32 ``[n]``
       (mixture component, or the segment group, e.g. the cube).
     """
-    n = _positive_int("n (a static Python int)", n)
+    return self._compiled_sampler(key, _positive_int("n (a static Python int)", n))
+
+  @functools.cached_property
+  def _compiled_sampler(self):
+    # One compiled program per n instead of a dispatch per operation when
+    # called eagerly; inside a caller's jit it is simply inlined.
+    return jax.jit(self._sample_with_labels, static_argnums=1)
+
+  def _sample_with_labels(self, key: jax.Array, n: int
+                          ) -> tuple[jax.Array, jax.Array]:
     k_choice, k_pos, k_noise = jax.random.split(key, 3)
     with np.errstate(divide="ignore"):
       if self.centers is not None:
@@ -334,14 +344,36 @@ class ToyDistribution:
     # Differences, not |x|^2 + |c|^2 - 2xc, so that points on a centre give 0.
     return jnp.sum(jnp.square(x[:, None, :] - c[None]), axis=-1)
 
+  def _segment_geometry(self, x: jax.Array):
+    seg = jnp.asarray(self.segments, x.dtype)
+    a, d = seg[:, 0], seg[:, 1] - seg[:, 0]                  # [E, dim]
+    rel = x[:, None, :] - a[None]                             # [n, E, dim]
+    t = jnp.clip(jnp.sum(rel * d, -1) / jnp.sum(d * d, -1), 0.0, 1.0)
+    dist = jnp.linalg.norm(rel - t[..., None] * d, axis=-1)  # [n, E]
+    idx = jnp.argmin(dist, axis=-1)
+    take = lambda v: jnp.take_along_axis(v, idx[:, None], axis=-1)[:, 0]
+    return idx.astype(jnp.int32), take(t), take(dist)
+
+  def _nearest_mode(self, x: jax.Array) -> jax.Array:
+    return jnp.argmin(self._center_sq_dists(x), axis=-1).astype(jnp.int32)
+
+  def _distance_to_support(self, x: jax.Array) -> jax.Array:
+    if self.centers is None:
+      return self._segment_geometry(x)[2]
+    return jnp.sqrt(jnp.min(self._center_sq_dists(x), axis=-1))
+
+  @functools.cached_property
+  def _compiled_geometry(self):
+    return {name: jax.jit(getattr(self, name)) for name in
+            ("_segment_geometry", "_nearest_mode", "_distance_to_support")}
+
   def nearest_mode(self, x: Any) -> jax.Array:
     """Index ``[n]`` (int32) of the nearest mode centre (mixtures only)."""
     if self.centers is None:
       raise ValueError(
           f"{self.name!r} has no mode centres; nearest_mode needs a mixture "
           "(use nearest_segment)")
-    x = self._points(x)
-    return jnp.argmin(self._center_sq_dists(x), axis=-1).astype(jnp.int32)
+    return self._compiled_geometry["_nearest_mode"](self._points(x))
 
   def nearest_segment(self, x: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Nearest segment, position along it and distance to it.
@@ -355,22 +387,11 @@ class ToyDistribution:
       start)`` on it, and the Euclidean distance to that point.
     """
     self._require_segments("nearest_segment")
-    x = self._points(x)
-    seg = jnp.asarray(self.segments, x.dtype)
-    a, d = seg[:, 0], seg[:, 1] - seg[:, 0]                  # [E, dim]
-    rel = x[:, None, :] - a[None]                             # [n, E, dim]
-    t = jnp.clip(jnp.sum(rel * d, -1) / jnp.sum(d * d, -1), 0.0, 1.0)
-    dist = jnp.linalg.norm(rel - t[..., None] * d, axis=-1)  # [n, E]
-    idx = jnp.argmin(dist, axis=-1)
-    take = lambda v: jnp.take_along_axis(v, idx[:, None], axis=-1)[:, 0]
-    return idx.astype(jnp.int32), take(t), take(dist)
+    return self._compiled_geometry["_segment_geometry"](self._points(x))
 
   def distance_to_support(self, x: Any) -> jax.Array:
     """Distance ``[n]`` to the nearest mode centre, or to the nearest segment."""
-    if self.centers is None:
-      return self.nearest_segment(x)[2]
-    x = self._points(x)
-    return jnp.sqrt(jnp.min(self._center_sq_dists(x), axis=-1))
+    return self._compiled_geometry["_distance_to_support"](self._points(x))
 
 
 # --------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def _make(registry: dict[str, type], kind: str, name: str,
   return cls(**kwargs)
 
 
-def make_generator(name: str, **kwargs):
+def make_generator(name: str, /, **kwargs):
   """Builds the generator registered as ``name`` in ``GENERATORS``.
 
   Args:
@@ -94,7 +94,7 @@ def make_generator(name: str, **kwargs):
   return _make(GENERATORS, "generator", name, kwargs)
 
 
-def make_discriminator(name: str, **kwargs):
+def make_discriminator(name: str, /, **kwargs):
   """Builds the discriminator registered as ``name`` in ``DISCRIMINATORS``.
 
   Args:
@@ -110,7 +110,7 @@ def make_discriminator(name: str, **kwargs):
   return _make(DISCRIMINATORS, "discriminator", name, kwargs)
 
 
-def make_encoder(name: str, **kwargs):
+def make_encoder(name: str, /, **kwargs):
   """Builds the encoder registered as ``name`` in ``ENCODERS``.
 
   Args:
