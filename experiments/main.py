@@ -25,10 +25,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.INFO)
+  # Progress goes to stderr by itself; keep library chatter (checkpointing) quiet.
+  logging.set_verbosity(logging.WARNING)
   result = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.final_metrics.items()))
-  logging.info("done: %s", summary)
   print(f"finished {FLAGS.workdir}: {summary}")
   print(f"figures in {FLAGS.workdir}/figures")
 

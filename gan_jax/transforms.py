@@ -138,7 +138,7 @@ def _step_size(learning_rate: optax.ScalarOrSchedule,
 
 
 def _rms(tree_of_variances: Any) -> jax.Array:
-  """Root mean square over every element of a tree of variances' sqrt."""
+  """RMS standard deviation: sqrt of the mean of a tree of variances."""
   leaves = jax.tree.leaves(tree_of_variances)
   size = sum(leaf.size for leaf in leaves)
   if size == 0:
@@ -411,12 +411,11 @@ def cc_sgld(
   _check_key(key)
 
   def init_fn(params):
-    zeros = lambda: optax.tree.zeros_like(params)  # pylint: disable=unnecessary-lambda
     return CCSGLDState(count=jnp.zeros([], jnp.int32),
                        key=_canonical_key(key),
-                       grad_mean=zeros(),
-                       grad_second_moment=zeros(),
-                       running_covariance=zeros(),
+                       grad_mean=optax.tree.zeros_like(params),
+                       grad_second_moment=optax.tree.zeros_like(params),
+                       running_covariance=optax.tree.zeros_like(params),
                        noise_std=jnp.zeros([], jnp.float32))
 
   def update_fn(updates, state, params=None, *, grad_variance=None,

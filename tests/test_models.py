@@ -199,7 +199,7 @@ class MLPTest(parameterized.TestCase):
     x = _normal((batch, 3))
     v = _variables(d, x, train=False)
     with self.assertRaises(flax.errors.InvalidRngError):
-      d.apply(v, x)
+      jax.eval_shape(d.apply, v, x)
     _, eval_feats = _apply(d, train=False, return_features=True)(v, x)
     train = _apply(d, return_features=True)
     _, feats = train(v, x, rngs={"dropout": jax.random.key(1)})
@@ -226,8 +226,8 @@ class MLPTest(parameterized.TestCase):
   def test_deterministic_init(self):
     gen = models.MLPGenerator(widths=(8,), out_shape=(3,))
     z = _normal((2, 4))
-    a, b = _init(gen, z, key=jax.random.key(5)), _init(gen, z, key=jax.random.key(5))
-    c = _init(gen, z, key=jax.random.key(6))
+    init = jax.jit(gen.init)
+    a, b, c = (init(jax.random.key(k), z) for k in (5, 5, 6))
     jax.tree.map(np.testing.assert_array_equal, a, b)
     self.assertFalse(np.allclose(a["params"]["out"]["kernel"], c["params"]["out"]["kernel"]))
 
@@ -300,7 +300,7 @@ class DCGANTest(parameterized.TestCase):
     self.assertEqual(v["params"]["project"]["kernel"].shape[0], 64 * 64 * 3)
     self.assertEqual(_apply(gen, train=False)(v, z).shape, (2, 64, 64, 3))
 
-  @parameterized.parameters((28, 4), (32, 4), (64, 4), (28, 5), (32, 3))
+  @parameterized.parameters((28, 5), (32, 3), (28, 4))
   def test_subpixel_equals_transpose(self, size, kernel_size):
     kwargs = dict(image_shape=(size, size, 2), base_features=3, kernel_size=kernel_size)
     sub = models.DCGANGenerator(upsample="subpixel", **kwargs)
@@ -325,8 +325,8 @@ class DCGANTest(parameterized.TestCase):
                  g_sub, g_ref)
 
   def test_upsamplers_initialise_identically(self):
-    kwargs = dict(image_shape=(28, 28, 1), base_features=2)
-    z = _normal((1, 4))
+    kwargs = dict(image_shape=(28, 28, 1), base_features=1, kernel_init="xavier_uniform")
+    z = _normal((1, 2))
     sub = _init(models.DCGANGenerator(upsample="subpixel", **kwargs), z)
     ref = _init(models.DCGANGenerator(upsample="transpose", **kwargs), z)
     jax.tree.map(np.testing.assert_array_equal, sub, ref)
@@ -362,7 +362,7 @@ class DCGANTest(parameterized.TestCase):
     v = _variables(disc, x)
     self.assertIn("batch_stats", v)
     with self.assertRaises(flax.errors.ModifyScopeVariableError):
-      disc.apply(v, x)  # power iteration updates need a mutable collection
+      jax.eval_shape(disc.apply, v, x)  # power iteration updates need a mutable collection
     step = _apply(disc, mutable=["batch_stats"])
     for _ in range(30):
       _, updates = step(v, x)
@@ -379,7 +379,7 @@ class DCGANTest(parameterized.TestCase):
     x = _normal((2, 28, 28, 1))
     v = _variables(disc, x, train=False)
     with self.assertRaises(flax.errors.InvalidRngError):
-      disc.apply(v, x)
+      jax.eval_shape(disc.apply, v, x)
     ev = _apply(disc, train=False)
     np.testing.assert_array_equal(ev(v, x), ev(v, x))
     tr = _apply(disc)
@@ -388,7 +388,7 @@ class DCGANTest(parameterized.TestCase):
     self.assertFalse(np.allclose(a, b))
 
   def test_jit_matches_eager(self):
-    gen = models.DCGANGenerator(image_shape=(28, 28, 1), base_features=2)
+    gen = models.MLPGenerator(widths=(4,), out_shape=(3,), batch_norm=True)
     z = _normal((2, 4))
     v = _variables(gen, z)
     np.testing.assert_allclose(_apply(gen, train=False)(v, z),
@@ -440,6 +440,14 @@ class RegistryTest(parameterized.TestCase):
       models.make_generator("dcgan", image_shape=(32, 32, 3), depth=3)
     with self.assertRaisesRegex(ValueError, "'name'.*valid fields: widths"):
       models.make_discriminator("mlp", widths=(4,), name="d")
+
+  def test_lists_from_configs_become_tuples(self):
+    gen = models.make_generator("mlp", widths=[4, 4], out_shape=[2], activation=["tanh", "relu"])
+    same = models.MLPGenerator(widths=(4, 4), out_shape=(2,), activation=("tanh", "relu"))
+    self.assertEqual(gen, same)
+    self.assertEqual(hash(gen), hash(same))
+    enc = models.make_encoder("dcgan", latent_shape=[3])
+    self.assertEqual(enc.latent_shape, (3,))
 
   def test_missing_field(self):
     with self.assertRaisesRegex(ValueError, "needs field.*out_shape"):

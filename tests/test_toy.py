@@ -1,9 +1,11 @@
 """Tests for gan_jax.data.toy: geometry, sampling statistics, registry."""
 
+import copy
 import dataclasses
 import functools
 import itertools
 import math
+import pickle
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -94,6 +96,13 @@ class RegistryTest(parameterized.TestCase):
     with self.assertRaises(ValueError):
       dist.centers[0, 0] = 3.0
     hash(dist)  # usable as a static argument
+
+  def test_pickle_and_copy_after_use(self):
+    dist = _dist("ring_8")
+    x = dist.sample(KEY, N)
+    for other in (pickle.loads(pickle.dumps(dist)), copy.deepcopy(dist)):
+      np.testing.assert_array_equal(other.centers, dist.centers)
+      np.testing.assert_array_equal(other.sample(KEY, N), x)
 
   def test_bad_sample_size(self):
     dist = data.make_toy("ring_8")

@@ -241,6 +241,13 @@ class ToyDistribution:
       if self.noise_basis is not None:
         raise ValueError("noise_basis applies to mixtures only")
 
+  def __getstate__(self):
+    # Compiled functions are caches, rebuilt on demand; they do not pickle.
+    state = dict(self.__dict__)
+    state.pop("_compiled_sampler", None)
+    state.pop("_compiled_geometry", None)
+    return state
+
   # ---- derived quantities -------------------------------------------------
 
   @property

@@ -31,14 +31,12 @@ import optax
 
 from gan_jax import losses
 from gan_jax import penalties
-from gan_jax import perturb
-from gan_jax import schedules
 from gan_jax import transforms
+from gan_jax.games.base import PERTURBATIONS, Perturbation, apply_model, init_module, make_schedule
 from gan_jax.data.source import DataSource
 from gan_jax.models.latent import sample_latent
 from gan_jax.train.state import TrainState, all_finite, step_key
 
-PERTURBATIONS = ("none", "heat", "instance_noise", "blur")
 PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
 # Penalties whose published weight gamma enters the loss as gamma / 2.
 _HALF_WEIGHTED = ("roth_js", "roth_fgan", "r1", "r2")
@@ -62,25 +60,6 @@ class PenaltySpec:
   weight: Any = 0.0
   every: int = 1
   kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-
-def make_schedule(spec: Any, field: str) -> Callable[[jax.Array], jax.Array]:
-  """A number is a constant schedule; a mapping names a ``schedules`` factory."""
-  if isinstance(spec, (int, float)):
-    value = float(spec)
-    return lambda step: jnp.asarray(value, jnp.float32)
-  spec = dict(spec)
-  name = spec.pop("name", None)
-  try:
-    return schedules.make_schedule(name, **spec)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f"{field}: {e}") from e
-
-
-def _split_vars(variables):
-  variables = dict(variables)
-  params = variables.pop("params")
-  return params, variables
 
 
 @dataclasses.dataclass
@@ -135,9 +114,8 @@ class AdversarialGame:
                          f"valid: {', '.join(PENALTY_NAMES)}")
       if not isinstance(spec.every, int) or spec.every < 1:
         raise ValueError(f"game.penalty.every must be a positive integer, got {spec.every!r}")
-    if self.perturbation not in PERTURBATIONS:
-      raise ValueError(f"game.perturbation.name: unknown perturbation "
-                       f"{self.perturbation!r}; valid: {', '.join(PERTURBATIONS)}")
+    self.perturb = Perturbation(self.perturbation, dict(self.perturbation_kwargs))
+    self.perturb.check_data(tuple(self.data.shape), self.data.name)
     for field, value in (("game.n_critic", self.n_critic), ("game.n_gen", self.n_gen),
                          ("train.batch_size", self.batch_size)):
       if not isinstance(value, int) or value < 1:
@@ -146,9 +124,6 @@ class AdversarialGame:
       raise ValueError(f"game.ema_decay must be in [0, 1), got {self.ema_decay}")
     if self.ensemble < 0:
       raise ValueError(f"game.ensemble must be >= 0, got {self.ensemble}")
-    if self.perturbation == "blur" and len(self.data.shape) != 3:
-      raise ValueError("game.perturbation.name='blur' needs images [H, W, C]; "
-                       f"data {self.data.name!r} has example shape {self.data.shape}")
     try:
       self.objective = losses.get_objective(self.loss, **dict(self.loss_kwargs))
     except (TypeError, ValueError) as e:
@@ -163,9 +138,8 @@ class AdversarialGame:
     g_key, d_key, run_key = jax.random.split(rng, 3)
     z = jnp.zeros((2, *self.latent_shape), jnp.float32)
     x = jnp.zeros((2, *self.data.shape), jnp.float32)
-    g_params, g_state = _split_vars(self.generator.init(g_key, z, train=False))
-    d_params, d_state = _split_vars(self.discriminator.init(
-        {"params": d_key, "dropout": d_key}, x, train=False))
+    g_params, g_state = init_module(self.generator, g_key, z)
+    d_params, d_state = init_module(self.discriminator, d_key, x)
     extra = {}
     if self.ema_decay:
       extra["ema_generator"] = g_params
@@ -183,10 +157,7 @@ class AdversarialGame:
   # ---------------------------------------------------------- model calls
   def generate(self, params, model_state, z, *, train: bool):
     """Generator output, and its updated collections when training."""
-    variables = {"params": params, **model_state}
-    if train and model_state:
-      return self.generator.apply(variables, z, train=True, mutable=list(model_state))
-    return self.generator.apply(variables, z, train=train), model_state
+    return apply_model(self.generator, params, model_state, z, train=train)
 
   def _critic(self, params, model_state, key, *, features=False):
     """The discriminator as a function of its input, as penalties expect it.
@@ -204,28 +175,6 @@ class AdversarialGame:
       return out[0] if mutable else out
 
     return fn
-
-  def _perturb_pair(self, key, real, fake, level):
-    real_key, fake_key = jax.random.split(key)
-    if self.perturbation == "heat":
-      kw = dict(self.perturbation_kwargs)
-      return perturb.heated_sample(real_key, real, level, **kw), fake
-    if self.perturbation == "instance_noise":
-      return (perturb.instance_noise(real_key, real, level),
-              perturb.instance_noise(fake_key, fake, level))
-    if self.perturbation == "blur":
-      kw = dict(self.perturbation_kwargs)
-      return (perturb.gaussian_blur(real, level, **kw),
-              perturb.gaussian_blur(fake, level, **kw))
-    return real, fake
-
-  def _perturb_fake(self, key, fake, level):
-    """The perturbation the generator's samples see in the generator step."""
-    if self.perturbation == "instance_noise":
-      return perturb.instance_noise(jax.random.split(key)[1], fake, level)
-    if self.perturbation == "blur":
-      return perturb.gaussian_blur(fake, level, **dict(self.perturbation_kwargs))
-    return fake
 
   def _penalty(self, spec, weight_schedule, critic, critic_features, real, fake, key,
                d_step):
@@ -270,23 +219,16 @@ class AdversarialGame:
                                 **self.latent_kwargs))
     fake, _ = self.generate(g_params, state.model_state["generator"], z, train=True)
     fake = jax.lax.stop_gradient(fake)
-    real_in, fake_in = self._perturb_pair(p_key, real, fake, level)
+    real_in, fake_in = self.perturb.pair(p_key, real, fake, level)
     d_state = state.model_state["discriminator"]
-    mutable = list(d_state)
     d_step = state.step * self.n_critic + index
 
     def loss_fn(params):
-      variables = {"params": params, **d_state}
       rngs = {"dropout": drop_key}
-      if mutable:
-        real_logits, upd = self.discriminator.apply(variables, real_in, train=True,
-                                                    rngs=rngs, mutable=mutable)
-        fake_logits, upd = self.discriminator.apply({"params": params, **upd}, fake_in,
-                                                    train=True, rngs=rngs, mutable=mutable)
-      else:
-        real_logits = self.discriminator.apply(variables, real_in, train=True, rngs=rngs)
-        fake_logits = self.discriminator.apply(variables, fake_in, train=True, rngs=rngs)
-        upd = d_state
+      real_logits, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
+                                     rngs=rngs)
+      fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
+                                     rngs=rngs)
       loss = self.objective.discriminator(real_logits, fake_logits)
       aux = {"logit_real": jnp.mean(real_logits), "logit_fake": jnp.mean(fake_logits),
              "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
@@ -331,7 +273,7 @@ class AdversarialGame:
 
     def loss_fn(params):
       fake, new_g_state = self.generate(params, g_state, z, train=True)
-      fake = self._perturb_fake(p_key, fake, level)
+      fake = self.perturb.fake(p_key, fake, level)
 
       def member_loss(d_params):
         logits = self._critic(d_params, d_state, drop_key)(fake)

@@ -92,6 +92,7 @@ class DCGANGenerator(nn.Module):
   init_std: float = 0.02
 
   def __post_init__(self):
+    mlp.freeze_sequences(self, ("image_shape",))
     shape = tuple(self.image_shape)
     if len(shape) != 3:
       raise ValueError(
@@ -289,6 +290,7 @@ class DCGANEncoder(nn.Module):
   init_std: float = 0.02
 
   def __post_init__(self):
+    mlp.freeze_sequences(self, ("latent_shape",))
     _check_base(self.base_features)
     mlp.output_activation_fn(self.output_activation)
     _check_kernel_size(self.kernel_size)

@@ -111,6 +111,15 @@ def hidden_activations(activation: str | Sequence[str],
   return names
 
 
+def freeze_sequences(module, names: Sequence[str]) -> None:
+  """Turns list-valued fields into tuples, so that modules built from configs
+  (which may hold lists) compare and hash like ones built in code."""
+  for name in names:
+    value = getattr(module, name)
+    if isinstance(value, list):
+      object.__setattr__(module, name, tuple(value))
+
+
 def check_widths(widths: Sequence[int], *, allow_empty: bool) -> None:
   """Raises ValueError unless ``widths`` are positive ints (and non-empty)."""
   widths = tuple(widths)
@@ -182,6 +191,7 @@ class MLPGenerator(nn.Module):
   init_std: float = 0.1
 
   def __post_init__(self):
+    freeze_sequences(self, ("widths", "out_shape", "activation"))
     check_widths(self.widths, allow_empty=True)
     hidden_activations(self.activation, len(tuple(self.widths)))
     output_activation_fn(self.output_activation)
@@ -241,6 +251,7 @@ class MLPDiscriminator(nn.Module):
   init_std: float = 0.1
 
   def __post_init__(self):
+    freeze_sequences(self, ("widths", "activation"))
     check_widths(self.widths, allow_empty=False)
     hidden_activations(self.activation, len(tuple(self.widths)))
     check_norms(self.batch_norm, self.layer_norm)
@@ -300,6 +311,7 @@ class MLPEncoder(nn.Module):
   init_std: float = 0.1
 
   def __post_init__(self):
+    freeze_sequences(self, ("widths", "latent_shape", "activation"))
     check_widths(self.widths, allow_empty=True)
     hidden_activations(self.activation, len(tuple(self.widths)))
     output_activation_fn(self.output_activation)

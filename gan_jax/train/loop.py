@@ -22,7 +22,6 @@ import sys
 import time
 from typing import Any
 
-from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -322,7 +321,7 @@ class Progress:
       if step >= self.total:
         sys.stderr.write("\n")
     elif log:
-      logging.info("%s", line)
+      print(line, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------- train
@@ -374,7 +373,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       state = restored
   start = int(jax.device_get(state.step))
   if start:
-    logging.info("resuming %s from step %d", workdir, start)
+    print(f"resuming {workdir} from step {start}", file=sys.stderr, flush=True)
   train_log = MetricLog(os.path.join(workdir, "metrics.jsonl"), start)
   eval_log = MetricLog(os.path.join(workdir, "eval.jsonl"), start)
   evaluator = evaluate.Evaluator(game, source, config, workdir)
