@@ -102,7 +102,22 @@ class RegistryTest(parameterized.TestCase):
     x = dist.sample(KEY, N)
     for other in (pickle.loads(pickle.dumps(dist)), copy.deepcopy(dist)):
       np.testing.assert_array_equal(other.centers, dist.centers)
+      self.assertFalse(other.centers.flags.writeable)
       np.testing.assert_array_equal(other.sample(KEY, N), x)
+
+  def test_direct_construction_checked(self):
+    base = dict(name="t", dim=2, std=0.1, weights=np.ones(1), box=(-1, 1))
+    with self.assertRaisesRegex(ValueError, "exactly one of centers"):
+      toy.ToyDistribution(centers=None, **base)
+    with self.assertRaisesRegex(ValueError, r"centers must have shape \(1, 2\)"):
+      toy.ToyDistribution(centers=np.zeros((1, 3)), **base)
+    with self.assertRaisesRegex(ValueError, "orthonormal"):
+      toy.ToyDistribution(centers=np.zeros((1, 2)), noise_basis=[[1.0, 1.0]], **base)
+    with self.assertRaisesRegex(ValueError, "positive length"):
+      toy.ToyDistribution(centers=None, segments=np.zeros((1, 2, 2)),
+                          segment_component=[0], **base)
+    with self.assertRaisesRegex(ValueError, "summing to 1"):
+      toy.ToyDistribution(centers=np.zeros((2, 2)), **{**base, "weights": [0.5, 0.6]})
 
   def test_bad_sample_size(self):
     dist = data.make_toy("ring_8")
@@ -113,26 +128,30 @@ class RegistryTest(parameterized.TestCase):
 
 class SamplingTest(parameterized.TestCase):
 
-  # Variants only change constants, so the registered names cover jit.
-  @parameterized.parameters(*toy.TOY_DATASETS)
-  def test_shape_dtype_and_jit(self, case):
+  @parameterized.named_parameters(*CASES)
+  def test_shape_and_dtype(self, case):
     dist = _dist(case)
     x, labels = dist.sample_with_labels(KEY, N)
     self.assertEqual(x.shape, (N, dist.dim))
     self.assertEqual(x.dtype, jnp.float32)
     self.assertEqual(labels.shape, (N,))
     self.assertEqual(labels.dtype, jnp.int32)
-    jitted = jax.jit(dist.sample, static_argnums=1)(KEY, N)
-    np.testing.assert_allclose(jitted, x, rtol=1e-6, atol=1e-6)
     # A different key gives different points.
     self.assertFalse(np.allclose(dist.sample(jax.random.key(1), N), x))
 
-  def test_vmap_over_keys(self):
-    dist = _dist("cube_frames")
-    keys = jax.random.split(KEY, 3)
-    batched = jax.vmap(lambda k: dist.sample(k, 8))(keys)
-    self.assertEqual(batched.shape, (3, 8, dist.dim))
-    np.testing.assert_allclose(batched[1], dist.sample(keys[1], 8), rtol=1e-6, atol=1e-6)
+  # All samplers share two code paths (mixture with or without a noise basis,
+  # segments); compiling each costs ~1 s, so jit and vmap are checked on one
+  # distribution per path.
+  @parameterized.parameters("mixture_3d_5", "roth_submanifold", "cube_frames")
+  def test_jit_and_vmap(self, case):
+    dist = _dist(case)
+    x = dist.sample(KEY, N)
+    jitted = jax.jit(dist.sample, static_argnums=1)(KEY, N)
+    np.testing.assert_allclose(jitted, x, rtol=1e-6, atol=1e-6)
+    keys = jax.random.split(KEY, 2)
+    batched = jax.vmap(lambda k: dist.sample(k, N))(keys)
+    self.assertEqual(batched.shape, (2, N, dist.dim))
+    np.testing.assert_allclose(batched[1], dist.sample(keys[1], N), rtol=1e-6, atol=1e-6)
 
   @parameterized.named_parameters(*CASES)
   def test_component_frequencies(self, case):

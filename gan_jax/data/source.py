@@ -80,10 +80,14 @@ def from_arrays(name: str, images: jax.Array, labels: jax.Array | None = None, *
 def make_source(spec) -> DataSource:
   """The data source a ``config.data`` mapping names.
 
-  ``spec['name']`` is a toy distribution (``gan_jax.data.toy``); every other key
-  is passed to its factory.
+  ``spec['name']`` is a toy distribution (``gan_jax.data.toy``) or an image set
+  (``gan_jax.data.images.IMAGE_DATASETS``, including ``stacked_mnist`` and
+  ``compositional_mnist``); every other key is passed to its factory.
   """
-  from gan_jax.data import toy  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import images
+  from gan_jax.data import toy
+  # pylint: enable=g-import-not-at-top
 
   spec = dict(spec)
   name = spec.pop("name", None)
@@ -92,5 +96,11 @@ def make_source(spec) -> DataSource:
       return from_toy(toy.make_toy(name, **spec))
     except (TypeError, ValueError) as e:
       raise ValueError(f"config.data: {e}") from e
+  if name in images.IMAGE_DATASETS:
+    try:
+      return images.make_image_source(name, **spec)
+    except (TypeError, ValueError) as e:
+      raise ValueError(f"config.data: {e}") from e
   raise ValueError(f"config.data.name: unknown data set {name!r}; valid: "
-                   f"{', '.join(sorted(toy.TOY_DATASETS))}")
+                   f"{', '.join(sorted(toy.TOY_DATASETS))} (toy); "
+                   f"{', '.join(images.IMAGE_DATASETS)} (images)")

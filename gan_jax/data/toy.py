@@ -211,9 +211,9 @@ class ToyDistribution:
       raise ValueError(
           "a ToyDistribution needs exactly one of centers (a mixture) or "
           "segments (a segment distribution)")
-    m = self.weights.shape[0]
     if self.weights.ndim != 1 or not np.isclose(self.weights.sum(), 1.0):
       raise ValueError(f"weights must be a vector summing to 1; got {self.weights}")
+    m = self.weights.shape[0]
     if self.centers is not None:
       set_("std", _positive("std", self.std))
       if self.centers.shape != (m, self.dim):
@@ -238,6 +238,8 @@ class ToyDistribution:
         raise ValueError(
             f"segment_component must give, for each of the {s.shape[0]} "
             f"segments, a component index in [0, {m})")
+      if np.any(np.linalg.norm(s[:, 1] - s[:, 0], axis=-1) <= 0):
+        raise ValueError("segments must have positive length")
       if self.noise_basis is not None:
         raise ValueError("noise_basis applies to mixtures only")
 
@@ -247,6 +249,13 @@ class ToyDistribution:
     state.pop("_compiled_sampler", None)
     state.pop("_compiled_geometry", None)
     return state
+
+  def __setstate__(self, state):
+    for k, v in state.items():
+      if isinstance(v, np.ndarray):
+        v = v.copy()
+        v.setflags(write=False)
+      object.__setattr__(self, k, v)
 
   # ---- derived quantities -------------------------------------------------
 
