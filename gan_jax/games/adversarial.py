@@ -115,6 +115,14 @@ class AdversarialGame:
       if not isinstance(spec.every, int) or spec.every < 1:
         raise ValueError(f"game.penalty.every must be a positive integer, got {spec.every!r}")
     self.perturb = Perturbation(self.perturbation, dict(self.perturbation_kwargs))
+    self.conditional = bool(getattr(self.generator, "num_classes", 0))
+    if self.conditional:
+      if not self.data.has_labels:
+        raise ValueError(f"model.generator.num_classes > 0 makes a conditional game, but data "
+                         f"{self.data.name!r} has no labels; set num_classes to 0")
+      if getattr(self.discriminator, "num_classes", 0) != self.generator.num_classes:
+        raise ValueError("a conditional game needs model.discriminator.num_classes equal to "
+                         f"model.generator.num_classes ({self.generator.num_classes})")
     self.perturb.check_data(tuple(self.data.shape), self.data.name)
     for field, value in (("game.n_critic", self.n_critic), ("game.n_gen", self.n_gen),
                          ("train.batch_size", self.batch_size)):
@@ -138,8 +146,9 @@ class AdversarialGame:
     g_key, d_key, run_key = jax.random.split(rng, 3)
     z = jnp.zeros((2, *self.latent_shape), jnp.float32)
     x = jnp.zeros((2, *self.data.shape), jnp.float32)
-    g_params, g_state = init_module(self.generator, g_key, z)
-    d_params, d_state = init_module(self.discriminator, d_key, x)
+    lab = _label_kwargs(jnp.zeros((2,), jnp.int32) if self.conditional else None)
+    g_params, g_state = init_module(self.generator, g_key, z, **lab)
+    d_params, d_state = init_module(self.discriminator, d_key, x, **lab)
     extra = {}
     if self.ema_decay:
       extra["ema_generator"] = g_params
@@ -155,24 +164,23 @@ class AdversarialGame:
         extra=extra)
 
   # ---------------------------------------------------------- model calls
-  def generate(self, params, model_state, z, *, train: bool):
+  def generate(self, params, model_state, z, *, train: bool, labels=None):
     """Generator output, and its updated collections when training."""
-    return apply_model(self.generator, params, model_state, z, train=train)
+    return apply_model(self.generator, params, model_state, z, train=train,
+                       **_label_kwargs(labels))
 
-  def _critic(self, params, model_state, key, *, features=False):
+  def _critic(self, params, model_state, key, *, features=False, labels=None):
     """The discriminator as a function of its input, as penalties expect it.
 
     Batch statistics are used in training mode but their updates are dropped
-    here; the discriminator's own loss pass keeps them.
+    here; the discriminator's own loss pass keeps them. A conditional
+    discriminator closes over the batch's labels.
     """
-    variables = {"params": params, **model_state}
-    mutable = list(model_state)
 
     def fn(x, dropout_key=key):
-      kw = {"mutable": mutable} if mutable else {}
-      out = self.discriminator.apply(variables, x, train=True, return_features=features,
-                                     rngs={"dropout": dropout_key}, **kw)
-      return out[0] if mutable else out
+      return apply_model(self.discriminator, params, model_state, x, train=True,
+                         rngs={"dropout": dropout_key}, keep_updates=False,
+                         return_features=features, **_label_kwargs(labels))[0]
 
     return fn
 
@@ -206,18 +214,25 @@ class AdversarialGame:
 
   # ------------------------------------------------------------- updates
   def _draw(self, key, arrays, n):
+    """(examples, labels or None): labels only in a conditional game."""
     out = self.data.draw(key, arrays, n)
-    return out[0] if self.data.has_labels else out
+    if not self.data.has_labels:
+      return out, None
+    return out if self.conditional else (out[0], None)
 
   def _d_update(self, state, arrays, index, level, shard):
     key = step_key(state, 1, index)
     real_key, z_key, p_key, pen_key, drop_key = jax.random.split(key, 5)
     g_params = state.params["generator"]
     d_params = state.params["discriminator"]
-    real = shard(self._draw(real_key, arrays, self.batch_size))
+    real, labels = self._draw(real_key, arrays, self.batch_size)
+    real = shard(real)
     z = shard(sample_latent(z_key, self.batch_size, self.latent_shape, prior=self.latent_prior,
                                 **self.latent_kwargs))
-    fake, _ = self.generate(g_params, state.model_state["generator"], z, train=True)
+    # A conditional game generates the real batch's classes: both sides of the
+    # discriminator see the same labels, so penalties can close over them.
+    fake, _ = self.generate(g_params, state.model_state["generator"], z, train=True,
+                            labels=labels)
     fake = jax.lax.stop_gradient(fake)
     real_in, fake_in = self.perturb.pair(p_key, real, fake, level)
     d_state = state.model_state["discriminator"]
@@ -225,16 +240,17 @@ class AdversarialGame:
 
     def loss_fn(params):
       rngs = {"dropout": drop_key}
+      lab = _label_kwargs(labels)
       real_logits, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
-                                     rngs=rngs)
+                                     rngs=rngs, **lab)
       fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
-                                     rngs=rngs)
+                                     rngs=rngs, **lab)
       loss = self.objective.discriminator(real_logits, fake_logits)
       aux = {"logit_real": jnp.mean(real_logits), "logit_fake": jnp.mean(fake_logits),
              "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
              "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_loss": loss}
-      critic = self._critic(params, d_state, drop_key)
-      critic_features = self._critic(params, d_state, drop_key, features=True)
+      critic = self._critic(params, d_state, drop_key, labels=labels)
+      critic_features = self._critic(params, d_state, drop_key, features=True, labels=labels)
       for i, (spec, schedule) in enumerate(zip(self.penalties, self.weight_schedules)):
         weighted, raw, diag = self._penalty(spec, schedule, critic, critic_features, real_in,
                                             fake_in, jax.random.fold_in(pen_key, i), d_step)
@@ -259,9 +275,11 @@ class AdversarialGame:
         opt_state={**state.opt_state, "discriminator": opt_state}, extra=extra)
     return state, aux
 
-  def _g_update(self, state, index, level, shard):
+  def _g_update(self, state, arrays, index, level, shard):
     key = step_key(state, 2, index)
-    z_key, p_key, drop_key = jax.random.split(key, 3)
+    z_key, p_key, drop_key, label_key = jax.random.split(key, 4)
+    # Classes to generate follow the data's class frequencies.
+    labels = self._draw(label_key, arrays, self.batch_size)[1] if self.conditional else None
     z = shard(sample_latent(z_key, self.batch_size, self.latent_shape, prior=self.latent_prior,
                                 **self.latent_kwargs))
     g_state = state.model_state["generator"]
@@ -272,11 +290,11 @@ class AdversarialGame:
       d_members = jax.tree.map(lambda p: p[None], state.params["discriminator"])
 
     def loss_fn(params):
-      fake, new_g_state = self.generate(params, g_state, z, train=True)
+      fake, new_g_state = self.generate(params, g_state, z, train=True, labels=labels)
       fake = self.perturb.fake(p_key, fake, level)
 
       def member_loss(d_params):
-        logits = self._critic(d_params, d_state, drop_key)(fake)
+        logits = self._critic(d_params, d_state, drop_key, labels=labels)(fake)
         return self.objective.generator(logits), logits
 
       member_losses, logits = jax.vmap(member_loss)(d_members)
@@ -317,7 +335,7 @@ class AdversarialGame:
       d_metrics.append(aux)
     g_metrics = []
     for i in range(self.n_gen):
-      state, aux = self._g_update(state, i, level, shard)
+      state, aux = self._g_update(state, arrays, i, level, shard)
       g_metrics.append(aux)
     metrics = {k: v for k, v in d_metrics[-1].items()}
     metrics.update(g_metrics[-1])
@@ -334,17 +352,31 @@ class AdversarialGame:
     return state, metrics
 
   # ---------------------------------------------------------- evaluation
-  def sample(self, state: TrainState, key: jax.Array, n: int, *, ema: bool = True):
-    """``n`` generator samples in inference mode (EMA weights if kept)."""
+  def sample(self, state: TrainState, key: jax.Array, n: int, *, ema: bool = True,
+             labels: jax.Array | None = None):
+    """``n`` generator samples in inference mode (EMA weights if kept).
+
+    A conditional generator draws classes uniformly unless ``labels`` are given.
+    """
     params = state.extra.get("ema_generator") if ema else None
     if params is None:
       params = state.params["generator"]
-    z = sample_latent(key, n, self.latent_shape, prior=self.latent_prior, **self.latent_kwargs)
-    out, _ = self.generate(params, state.model_state["generator"], z, train=False)
+    z_key, label_key = jax.random.split(key)
+    z = sample_latent(z_key, n, self.latent_shape, prior=self.latent_prior,
+                      **self.latent_kwargs)
+    if self.conditional and labels is None:
+      labels = jax.random.randint(label_key, (n,), 0, self.data.num_classes)
+    out, _ = self.generate(params, state.model_state["generator"], z, train=False,
+                           labels=labels)
     return out
 
-  def discriminate(self, state: TrainState, x: jax.Array):
+  def discriminate(self, state: TrainState, x: jax.Array, labels: jax.Array | None = None):
     """Discriminator logits in inference mode."""
-    variables = {"params": state.params["discriminator"],
-                 **state.model_state["discriminator"]}
-    return self.discriminator.apply(variables, x, train=False)
+    return apply_model(self.discriminator, state.params["discriminator"],
+                       state.model_state["discriminator"], x, train=False,
+                       **_label_kwargs(labels))[0]
+
+
+def _label_kwargs(labels) -> dict[str, Any]:
+  """Labels are passed only to conditional models, so unconditional ones need no argument."""
+  return {} if labels is None else {"labels": labels}
