@@ -15,6 +15,11 @@ in one process and interleaved so that machine load hits all alike:
 * the step-time ratio of Roth's JS regularizer (every step and lazily every 4th
   step), WGAN-GP and CT-GAN (GP + consistency term) to the plain step.
 
+With ``--suite=conv`` (or ``all``) it measures DCGAN-28 and DCGAN-64 training
+steps (batch 64, random images) with the generator's stride-2 upsampling as
+``nn.ConvTranspose`` vs the exact sub-pixel form, and with ``steps_per_call``
+steps as a rolled ``lax.scan``, a fully unrolled scan, or one step per call.
+
 Only ratios measured in the same run are meaningful; absolute numbers depend
 on the machine.
 """
@@ -34,13 +39,16 @@ import optax
 from configs import betagan_mixture_3d
 from configs import common
 from gan_jax import games
-from gan_jax.data.source import make_source
+from gan_jax.data.source import from_arrays, make_source
 from gan_jax.train import step as step_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Fewer repetitions (noisier numbers).")
 flags.DEFINE_list("batch_sizes", ["64", "512"], "Batch sizes to measure.")
 flags.DEFINE_integer("scan_steps", 100, "Steps fused per call with lax.scan.")
+flags.DEFINE_enum("suite", "toy", ["toy", "conv", "all"], "Which measurements to run.")
+flags.DEFINE_integer("conv_scan_steps", 4, "Steps per call for the convolutional runs.")
+flags.DEFINE_list("conv_sizes", ["28", "64"], "DCGAN image sizes to measure.")
 
 
 # --------------------------------------------------------------- reference
@@ -129,15 +137,16 @@ def _reference_runner(step, state, n):
   return call
 
 
-def _framework_runner(config, n):
-  source = make_source(config.data)
+def _framework_runner(config, n, source=None, unroll=1):
+  source = source or make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
-  run = step_lib.compile_steps(game.step, mesh, steps_per_call=n)
+  run = step_lib.compile_steps(game.step, mesh, steps_per_call=n, unroll=unroll)
   holder = {"s": step_lib.put_replicated(game.init(jax.random.PRNGKey(0)), mesh)}
+  arrays = step_lib.put_replicated(source.arrays, mesh)
 
   def call():
-    holder["s"], _ = run(holder["s"], {})
+    holder["s"], _ = run(holder["s"], arrays)
     return holder["s"]
   return call
 
@@ -179,12 +188,56 @@ def variant_config(batch: int, variant: str):
   return c
 
 
+def dcgan_config(size: int, upsample: str):
+  """DCGAN on random images of ``size`` pixels (speed does not depend on content)."""
+  c = common.toy_config()
+  c.model.generator = {"name": "dcgan", "base_features": 64, "upsample": upsample}
+  c.model.discriminator = {"name": "dcgan", "base_features": 64}
+  c.model.latent_shape = (100,)
+  c.model.latent_prior = "normal"
+  c.optim.generator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
+  c.optim.discriminator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
+  c.train.batch_size = 64
+  channels = 1 if size == 28 else 3
+  images = np.random.default_rng(0).integers(0, 256, (512, size, size, channels), np.uint8)
+  source = from_arrays(f"random_{size}px", jnp.asarray(images),
+                       scale=lambda x: x.astype(jnp.float32) / 127.5 - 1.0)
+  return c, source
+
+
+def conv_suite(rounds: int, min_time: float):
+  n = FLAGS.conv_scan_steps
+  for size in map(int, FLAGS.conv_sizes):
+    runners = {}
+    for upsample in ("transpose", "subpixel"):
+      c, source = dcgan_config(size, upsample)
+      runners[f"{upsample}, 1 step/call"] = (_framework_runner(c, 1, source), 1)
+    c, source = dcgan_config(size, "subpixel")
+    runners[f"subpixel, rolled scan {n}"] = (_framework_runner(c, n, source, unroll=1), n)
+    runners[f"subpixel, unrolled scan {n}"] = (_framework_runner(c, n, source, unroll=n), n)
+    rate = measure(runners, rounds=rounds, min_time=min_time)
+    print(f"\nDCGAN-{size}, batch 64")
+    for name, r in rate.items():
+      print(f"  {name:30s} {r:8.2f} steps/s")
+    print(f"  sub-pixel / ConvTranspose (1 step/call): "
+          f"{rate['subpixel, 1 step/call'] / rate['transpose, 1 step/call']:.2f}x")
+    best = max(rate, key=rate.get)
+    print(f"  fastest: {best}")
+
+
 def main(argv):
   del argv
   rounds, min_time = (2, 0.5) if FLAGS.quick else (5, 1.5)
-  n = FLAGS.scan_steps
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, "
         f"{len(jax.devices())} device(s); best of {rounds} interleaved rounds")
+  if FLAGS.suite in ("conv", "all"):
+    conv_suite(rounds=max(1, rounds // 2), min_time=min_time)
+  if FLAGS.suite in ("toy", "all"):
+    toy_suite(rounds, min_time)
+
+
+def toy_suite(rounds: int, min_time: float):
+  n = FLAGS.scan_steps
   for batch in map(int, FLAGS.batch_sizes):
     base = variant_config(batch, "plain")
     ref_step, ref_state = reference_step_fn(batch, base)

@@ -207,8 +207,8 @@ class LoopTest(parameterized.TestCase):
     self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["4", "6", "8"])
     self.assertTrue(os.listdir(os.path.join(workdir, "best")))
     record = json.loads(open(os.path.join(workdir, "eval.jsonl")).readlines()[-1])
-    for key in ("modes_captured", "high_quality_share", "energy_distance", "occupancy",
-                "occupancy_uniform"):
+    for key in ("modes_captured", "high_quality_share", "kl_mode_histogram", "energy_distance",
+                "grid_occupancy", "grid_occupancy_uniform_reference"):
       self.assertIn(key, record)
     # Metrics computed standalone on the checkpoint equal those of the run.
     game, state, source = loop.load_checkpoint(workdir)

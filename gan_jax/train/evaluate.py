@@ -48,12 +48,9 @@ class Evaluator:
                                                    self.n))
     perturbation = config.game.get("perturbation", None)
     self.level_spec = None
-    self.box = None
     if perturbation is not None and perturbation.get("name") == "heat":
       level = perturbation.get("level")
       self.level_spec = level.to_dict() if hasattr(level, "to_dict") else level
-      kw = perturbation.get("kwargs", {}) or {}
-      self.box = (float(kw.get("low", -1.0)), float(kw.get("high", 1.0)))
     self.sample_dir = os.path.join(workdir, "samples")
     self.figure_dir = os.path.join(workdir, "figures")
 
@@ -69,14 +66,9 @@ class Evaluator:
                         samples=x[:1000].astype(np.float32))
     out: dict[str, float] = {}
     if self.dist is not None:
-      out.update({k: float(v) for k, v in modes.toy_metrics(x, self.dist).items()})
-      out["energy_distance"] = float(modes.energy_distance(x, self.reference))
-      if self.box is not None:
-        d = x.shape[-1]
-        bins = _OCCUPANCY_BINS.get(d, 4)
-        out["occupancy"] = float(modes.grid_occupancy(x, low=self.box[0], high=self.box[1],
-                                                      bins=bins))
-        out["occupancy_uniform"] = float(modes.uniform_occupancy_reference(len(x), d, bins))
+      bins = _OCCUPANCY_BINS.get(self.dist.dim, 4)
+      out.update(modes.toy_metrics(x, self.dist, reference=self.reference,
+                                   occupancy_bins=bins))
     return out
 
   def _snapshots(self) -> list[tuple[int, np.ndarray]]:
@@ -120,11 +112,13 @@ class Evaluator:
         save(plotting.schedules_figure(steps, sched), "schedules.png")
     if eval_records:
       steps = [r["step"] for r in eval_records]
-      if "occupancy" in eval_records[-1]:
-        save(plotting.occupancy_figure(steps, [r["occupancy"] for r in eval_records],
-                                       eval_records[-1]["occupancy_uniform"],
-                                       title="grid occupancy of samples (uniform stage check)"),
-             "occupancy.png")
+      if "grid_occupancy" in eval_records[-1]:
+        boundaries = beta_boundaries(self.level_spec)
+        save(plotting.occupancy_figure(
+            steps, [r["grid_occupancy"] for r in eval_records],
+            eval_records[-1]["grid_occupancy_uniform_reference"],
+            boundaries=boundaries or None,
+            title="grid occupancy of samples vs true uniform samples"), "occupancy.png")
     if snaps and self.dist is not None and getattr(self.dist, "centers", None) is not None:
       stats = modes.mode_statistics(snaps[-1][1], self.dist.centers, self.dist.std,
                                     self.dist.weights)
