@@ -348,7 +348,8 @@ class ModeSetsTest(parameterized.TestCase):
     np.testing.assert_array_equal(pixels[:, :2], 0)  # zero padding
     np.testing.assert_array_equal(pixels[:, :, -2:], 0)
     centre = pixels[:, 2:30, 2:30]
-    np.testing.assert_array_equal(centre, centre[:, :1, :1])  # constant digit images
+    # Constant digit images stay constant.
+    np.testing.assert_array_equal(centre, np.broadcast_to(centre[:, :1, :1], centre.shape))
     digits, _ = _decode(centre[:, 0, 0])
     np.testing.assert_array_equal(modes, 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2])
     np.testing.assert_array_equal(images.mode_to_digits(modes), digits)
@@ -372,7 +373,7 @@ class ModeSetsTest(parameterized.TestCase):
 
   def test_compositional_layout_and_labels(self):
     x, y = _digit_images([2] * 10)
-    source = images.compositional_mnist_source(x, y, probability_set=0)
+    source = images.compositional_mnist_source(x, y, digit_set=0)
     self.assertEqual(source.shape, (64, 64, 1))
     batch, modes = jax.jit(source.draw, static_argnums=2)(jax.random.key(2), source.arrays, 256)
     pixels = np.asarray(images.to_uint8(batch))[..., 0]
@@ -382,21 +383,22 @@ class ModeSetsTest(parameterized.TestCase):
     np.testing.assert_array_equal(canvas, 0)  # margins are background
     digits = []
     for slot in slots:
-      np.testing.assert_array_equal(slot, slot[:, :1, :1])  # one whole digit per slot
+      # One whole digit per slot.
+      np.testing.assert_array_equal(slot, np.broadcast_to(slot[:, :1, :1], slot.shape))
       digits.append(_decode(slot[:, 0, 0])[0])
     digits = np.stack(digits, -1)
     np.testing.assert_array_equal(modes, 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2])
 
   @parameterized.parameters(1, 2, 3, 4)
-  def test_compositional_digit_frequencies(self, probability_set):
+  def test_compositional_digit_frequencies(self, digit_set):
     counts = [3, 1, 2, 4, 2, 3, 1, 2, 3, 2]
     x, y = _digit_images(counts)
-    source = images.compositional_mnist_source(x, y, probability_set=probability_set)
+    source = images.compositional_mnist_source(x, y, digit_set=digit_set)
     n = 20000
-    batch, _ = jax.jit(source.draw, static_argnums=2)(jax.random.key(probability_set),
+    batch, _ = jax.jit(source.draw, static_argnums=2)(jax.random.key(digit_set),
                                                      source.arrays, n)
     pixels = np.asarray(images.to_uint8(batch))[:, 30, :, 0]
-    probs = images.compositional_digit_probs(probability_set)
+    probs = images.compositional_digit_probs(digit_set)
     np.testing.assert_allclose(source.info.digit_probs, probs)
     for j, column in enumerate((10, 30, 50)):
       digits, instances = _decode(pixels[:, column])
@@ -410,7 +412,7 @@ class ModeSetsTest(parameterized.TestCase):
         q = 1.0 / counts[d]
         np.testing.assert_array_less(np.abs(g - q), 5 * np.sqrt(q * (1 - q) / m) + 1e-12)
 
-  def test_compositional_probability_sets(self):
+  def test_compositional_digit_sets(self):
     for k in range(5):
       p = images.compositional_digit_probs(k)
       np.testing.assert_allclose(p.sum(axis=1), 1.0)
@@ -423,7 +425,7 @@ class ModeSetsTest(parameterized.TestCase):
 
   def test_compositional_modes_follow_mode_weights(self):
     x, y = _digit_images([1] * 10)
-    source = images.compositional_mnist_source(x, y, probability_set=1)
+    source = images.compositional_mnist_source(x, y, digit_set=1)
     w = source.info.mode_weights
     self.assertAlmostEqual(w.sum(), 1.0)
     p = source.info.digit_probs
@@ -451,10 +453,10 @@ class ModeSetsTest(parameterized.TestCase):
 
   def test_mode_set_errors(self):
     x, y = _digit_images([1] * 10)
-    with self.assertRaisesRegex(ValueError, r"probability_set must be an integer in \[0, 4\]"):
-      images.compositional_mnist_source(x, y, probability_set=5)
+    with self.assertRaisesRegex(ValueError, r"digit_set must be an integer in \[0, 4\]"):
+      images.compositional_mnist_source(x, y, digit_set=5)
     with self.assertRaisesRegex(ValueError, "not both"):
-      images.compositional_mnist_source(x, y, probability_set=1, digit_probs=np.ones(10))
+      images.compositional_mnist_source(x, y, digit_set=1, digit_probs=np.ones(10))
     with self.assertRaisesRegex(ValueError, r"shape \(10,\).*or \(3, 10\)"):
       images.compositional_mnist_source(x, y, digit_probs=np.ones(9))
     with self.assertRaisesRegex(ValueError, r"digit\(s\) \[9\]"):
@@ -472,11 +474,11 @@ class MakeSourceTest(parameterized.TestCase):
     super().setUp()
     x, y = _digit_images([7] * 10)  # 70 images
     self.path = _write_npz(os.path.join(self.create_tempdir().full_path, "m.npz"),
-                           x_train=x, y_train=y, x_test=x[:20], y_test=y[:20])
+                           x_train=x, y_train=y, x_test=x[::3], y_test=y[::3])
 
   def test_mnist_through_make_source(self):
     source = source_lib.make_source({"name": "mnist", "npz_path": self.path,
-                                     "probability_set": None})
+                                     "digit_set": None})
     self.assertEqual(source.shape, (28, 28, 1))
     self.assertTrue(source.has_labels)
     self.assertEqual(source.num_classes, 10)
@@ -493,11 +495,22 @@ class MakeSourceTest(parameterized.TestCase):
   def test_mode_sets_through_make_source(self, name):
     source = source_lib.make_source({"name": name, "npz_path": self.path, "split": "test"})
     self.assertEqual(source.num_classes, 1000)
-    self.assertEqual(source.size, 20)
+    self.assertEqual(source.size, 24)
     self.assertEqual(source.info.num_modes, 1000)
     self.assertAlmostEqual(source.info.mode_weights.sum(), 1.0)
     _, modes = jax.jit(source.draw, static_argnums=2)(jax.random.key(0), source.arrays, 8)
     self.assertTrue(bool(jnp.all((modes >= 0) & (modes < 1000))))
+
+  def test_config_style_options(self):
+    # Configs write "not set" as "" and may list options of other sets as None.
+    with _mock(3):
+      source = source_lib.make_source({"name": "cifar10", "source": "auto", "npz_path": "",
+                                       "data_dir": "", "digit_set": None})
+    self.assertEqual(source.info.origin, "tfds:cifar10")
+    self.assertEqual(source.arrays["x"].shape, (3, 32, 32, 3))
+    source = source_lib.make_source({"name": "compositional_mnist", "npz_path": self.path,
+                                     "data_dir": "", "digit_set": 3})
+    np.testing.assert_allclose(source.info.digit_probs, images.compositional_digit_probs(3))
 
   def test_host_parts(self):
     parts = [images.make_image_source("stacked_mnist", npz_path=self.path, process_index=i,

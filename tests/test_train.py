@@ -291,3 +291,16 @@ def test_cli_runs_tiny_config(tmp_path):
   assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
   assert (workdir / "figures" / "samples.png").exists()
   assert sorted(os.listdir(workdir / "checkpoints")) == ["20", "40"]
+
+
+def test_check_finite_names_step_and_quantity():
+  ok = {"d_loss": np.array([1.0, 2.0, 3.0]), "level": np.array([0.0, np.inf, np.inf])}
+  loop.check_finite(ok, 10)  # beta = inf is the data stage, not an error
+  with pytest.raises(loop.NonFiniteError, match=r"'g_loss' became NaN or inf at step 12 "
+                     r"\(also: d_loss\)"):
+    loop.check_finite({**ok, "g_loss": np.array([0.0, np.nan, 1.0]),
+                       "d_loss": np.array([0.0, 1.0, np.inf])}, 10)
+  with pytest.raises(loop.NonFiniteError, match="'level'"):
+    loop.check_finite({"level": np.array([np.nan])}, 0)
+  with pytest.raises(loop.NonFiniteError, match="parameters became NaN or inf during steps 11-13"):
+    loop.check_finite(ok, 10, params_finite=False)

@@ -47,6 +47,18 @@ LSUN bedroom (3 million images) needs ``max_examples``. Reading decodes every
 JPEG/PNG once, which takes minutes for CelebA; :func:`export_npz` keeps the
 prepared arrays for later runs.
 
+Several hosts: :func:`make_image_source` keeps ``N // P`` contiguous examples
+on each of ``P`` hosts (:func:`host_shard`), so each host draws its part of a
+batch from its own images.
+
+References:
+  Radford, Metz, Chintala. Unsupervised Representation Learning with Deep
+  Convolutional Generative Adversarial Networks. ICLR 2016 (arXiv 2015).
+  Che, Li, Jacob, Bengio, Li. Mode Regularized Generative Adversarial
+  Networks. ICLR 2017.
+  Srivastava, Valkov, Russell, Gutmann, Sutton. VEEGAN. NeurIPS 2017.
+  Lin, Khetan, Fanti, Oh. PacGAN. NeurIPS 2018.
+
 Example:
 
 >>> import jax, numpy as np
@@ -117,7 +129,7 @@ _TILE = 20
 _CANVAS = 64
 _TOP = (_CANVAS - _TILE) // 2  # 22
 _LEFT = (_CANVAS - 3 * _TILE) // 2  # 2
-_NUM_PROBABILITY_SETS = 4
+_NUM_DIGIT_SETS = 4
 # Records decoded per batch: bounds the raw (undecoded-size) images in memory.
 _READ_CHUNK = 1024
 
@@ -460,8 +472,8 @@ def load_arrays(name: str, *, split: str = "train", source: str = "auto",
       ``'train[:10%]'``; an npz needs the keys ``x_<split>``, ``y_<split>``).
     source: ``'tfds'``, ``'npz'`` or ``'auto'`` (npz when ``npz_path`` is
       given, else TFDS).
-    npz_path: local ``.npz`` file for ``source='npz'``.
-    data_dir: TFDS data directory (default: TFDS's own).
+    npz_path: local ``.npz`` file for ``source='npz'`` (None or ``''``: none).
+    data_dir: TFDS data directory (None or ``''``: TFDS's default).
     max_examples: read only the first this many images.
     download: let TFDS download and prepare a missing data set.
     crop: celeb_a only: side of the central square cropped before resizing
@@ -487,6 +499,8 @@ def load_arrays(name: str, *, split: str = "train", source: str = "auto",
     raise ValueError(f"split must be a non-empty string such as 'train' or 'test'; got {split!r}")
   max_examples = _positive_int("max_examples", max_examples, allow_none=True)
   crop, resolution = _resize_options(name, crop, resolution)
+  # Configs spell "not set" as "" (a ConfigDict field keeps its type).
+  npz_path, data_dir = npz_path or None, data_dir or None
   if source == "auto":
     source = "npz" if npz_path else "tfds"
   if source == "npz":
@@ -601,8 +615,8 @@ def _mode_weights(digit_probs: np.ndarray) -> np.ndarray:
   return w / w.sum()
 
 
-def compositional_digit_probs(probability_set: int) -> np.ndarray:
-  """Digit probabilities of Compositional MNIST set ``probability_set``.
+def compositional_digit_probs(digit_set: int) -> np.ndarray:
+  """Digit probabilities of Compositional MNIST set ``digit_set``.
 
   Che et al. (2017) train on four sets with unequal digit frequencies but do
   not give them; these are fixed here. Set ``k`` in 1..4 draws the digit of
@@ -615,7 +629,7 @@ def compositional_digit_probs(probability_set: int) -> np.ndarray:
   probability is the product of its three digits' probabilities.
 
   Args:
-    probability_set: 0 (uniform) to 4.
+    digit_set: 0 (uniform) to 4.
 
   Returns:
     ``float64 [3, 10]``, rows summing to 1.
@@ -624,11 +638,11 @@ def compositional_digit_probs(probability_set: int) -> np.ndarray:
     Che, Li, Jacob, Bengio, Li. Mode Regularized Generative Adversarial
     Networks. ICLR 2017, Sec. 4.1.2.
   """
-  if (not isinstance(probability_set, (int, np.integer)) or
-      not 0 <= probability_set <= _NUM_PROBABILITY_SETS):
-    raise ValueError(f"probability_set must be an integer in [0, {_NUM_PROBABILITY_SETS}] "
-                     f"(0 = uniform); got {probability_set!r}")
-  k = int(probability_set)
+  if (not isinstance(digit_set, (int, np.integer)) or
+      not 0 <= digit_set <= _NUM_DIGIT_SETS):
+    raise ValueError(f"digit_set must be an integer in [0, {_NUM_DIGIT_SETS}] "
+                     f"(0 = uniform); got {digit_set!r}")
+  k = int(digit_set)
   if k == 0:
     return np.full((3, 10), 0.1)
   r = 1.0 - 0.05 * k
@@ -637,11 +651,11 @@ def compositional_digit_probs(probability_set: int) -> np.ndarray:
   return p / p.sum(axis=1, keepdims=True)
 
 
-def _digit_probs(probability_set: Optional[int], digit_probs: Any) -> np.ndarray:
+def _digit_probs(digit_set: Optional[int], digit_probs: Any) -> np.ndarray:
   if digit_probs is None:
-    return compositional_digit_probs(1 if probability_set is None else probability_set)
-  if probability_set is not None:
-    raise ValueError("give probability_set or digit_probs, not both")
+    return compositional_digit_probs(1 if digit_set is None else digit_set)
+  if digit_set is not None:
+    raise ValueError("give digit_set or digit_probs, not both")
   p = np.asarray(digit_probs, np.float64)
   if p.shape == (10,):
     p = np.tile(p, (3, 1))
@@ -719,7 +733,7 @@ def stacked_mnist_source(images: Any, labels: Any, *, image_size: int = 28,
 
 
 def compositional_mnist_source(images: Any, labels: Any, *,
-                               probability_set: Optional[int] = None, digit_probs: Any = None,
+                               digit_set: Optional[int] = None, digit_probs: Any = None,
                                num_examples: Optional[int] = None, split: Optional[str] = None,
                                origin: str = "arrays") -> source_lib.DataSource:
   """Compositional MNIST: a three-digit number in one 64 x 64 image.
@@ -733,7 +747,7 @@ def compositional_mnist_source(images: Any, labels: Any, *,
   Args:
     images: ``uint8`` MNIST digits ``[N, 28, 28]`` or ``[N, 28, 28, 1]``.
     labels: their digits ``[N]``.
-    probability_set: 0 (uniform) to 4, see :func:`compositional_digit_probs`
+    digit_set: 0 (uniform) to 4, see :func:`compositional_digit_probs`
       (default 1 unless ``digit_probs`` is given).
     digit_probs: custom probabilities instead, ``[10]`` (every position) or
       ``[3, 10]``, normalised per position.
@@ -747,7 +761,7 @@ def compositional_mnist_source(images: Any, labels: Any, *,
     Che, Li, Jacob, Bengio, Li. Mode Regularized Generative Adversarial
     Networks. ICLR 2017, Sec. 4.1.2.
   """
-  probs = _digit_probs(probability_set, digit_probs)
+  probs = _digit_probs(digit_set, digit_probs)
   x, y = _mnist_base(images, labels, "compositional_mnist")
   counts = np.bincount(y, minlength=10)
   absent = [d for d in range(10) if counts[d] == 0 and probs[:, d].max() > 0]
@@ -758,13 +772,21 @@ def compositional_mnist_source(images: Any, labels: Any, *,
   # Sorted by digit, the images of digit d are rows starts[d] .. starts[d] + counts[d] - 1.
   tiles = resize_images(x[order][..., None], _TILE, _TILE)[..., 0]
   starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-  with np.errstate(divide="ignore"):
-    log_probs = np.log(probs).astype(np.float32)
+  # Inverse-CDF sampling: position j shows digit d when cdf[j, d - 1] <= u <
+  # cdf[j, d]. Where no probability is left the CDF is set to exactly 1, so a
+  # uniform u < 1 can never select a digit of probability 0 through rounding.
+  cdf = np.cumsum(probs, axis=1)
+  mass_after = np.zeros_like(probs)
+  mass_after[:, :-1] = probs[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+  cdf = np.where(mass_after > 0, cdf / cdf[:, -1:], 1.0)
 
   def draw(key, arrays, n):
-    digit_key, index_key = jax.random.split(key)
-    digits = jax.random.categorical(digit_key, arrays["log_probs"], shape=(n, 3))
-    offset = jax.random.randint(index_key, (n, 3), 0, jnp.maximum(arrays["counts"][digits], 1))
+    # One uniform draw for digits and instances: far cheaper to compile on CPU
+    # than jax.random.categorical plus randint.
+    u = jax.random.uniform(key, (n, 3, 2))
+    digits = jnp.sum(u[..., :1] >= arrays["cdf"][None, :, :-1], axis=-1)  # [n, 3]
+    count = arrays["counts"][digits]
+    offset = jnp.minimum(jnp.floor(u[..., 1] * count).astype(jnp.int32), count - 1)
     tiles = jnp.take(arrays["x"], arrays["starts"][digits] + offset, axis=0)  # [n, 3, T, T]
     row = jnp.swapaxes(tiles, 1, 2).reshape(n, _TILE, 3 * _TILE)
     canvas = jnp.pad(row, ((0, 0), (_TOP, _CANVAS - _TOP - _TILE),
@@ -780,7 +802,7 @@ def compositional_mnist_source(images: Any, labels: Any, *,
               f"{_LEFT}, {_LEFT + _TILE}, {_LEFT + 2 * _TILE} and rows {_TOP}-{_TOP + _TILE - 1} "
               f"of a {_CANVAS}x{_CANVAS} canvas"))
   arrays = {"x": tiles, "starts": starts.astype(np.int32), "counts": counts.astype(np.int32),
-            "log_probs": log_probs}
+            "cdf": cdf.astype(np.float32)}
   return source_lib.DataSource(
       name="compositional_mnist", shape=shape, draw=draw, arrays=arrays, has_labels=True,
       num_classes=1000, size=info.num_examples, info=info)
@@ -796,7 +818,7 @@ _SET_OPTIONS = {
     "celeb_a": ("crop", "resolution"),
     "lsun_bedroom": ("resolution",),
     "stacked_mnist": ("image_size",),
-    "compositional_mnist": ("probability_set", "digit_probs"),
+    "compositional_mnist": ("digit_set", "digit_probs"),
 }
 
 
@@ -816,7 +838,7 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
       sets read MNIST with them), ``process_index``, ``process_count`` (see
       :func:`host_shard`), and per set: celeb_a ``crop``, ``resolution``;
       lsun_bedroom ``resolution``; stacked_mnist ``image_size``;
-      compositional_mnist ``probability_set``, ``digit_probs``. An option of
+      compositional_mnist ``digit_set``, ``digit_probs``. An option of
       another set is accepted only as None (a config may list them all).
 
   Returns:

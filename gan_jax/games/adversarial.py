@@ -35,7 +35,7 @@ from gan_jax import transforms
 from gan_jax.games.base import PERTURBATIONS, Perturbation, apply_model, init_module, make_schedule
 from gan_jax.data.source import DataSource
 from gan_jax.models.latent import sample_latent
-from gan_jax.train.state import TrainState, all_finite, step_key
+from gan_jax.train.state import TrainState, step_key
 
 PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
 # Penalties whose published weight gamma enters the loss as gamma / 2.
@@ -347,7 +347,6 @@ class AdversarialGame:
     noise = transforms.injected_noise_std(state.opt_state["discriminator"])
     if noise is not None:
       metrics["d_noise_std"] = noise
-    metrics["params_finite"] = all_finite(state.params).astype(jnp.float32)
     state = state.replace(step=state.step + 1)
     return state, metrics
 

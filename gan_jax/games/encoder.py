@@ -34,7 +34,7 @@ from gan_jax import losses
 from gan_jax.data.source import DataSource
 from gan_jax.games.base import Perturbation, apply_model, init_module, make_schedule
 from gan_jax.models.latent import sample_latent
-from gan_jax.train.state import TrainState, all_finite, step_key
+from gan_jax.train.state import TrainState, step_key
 
 
 def reconstruction_error(x: jax.Array, x_rec: jax.Array) -> jax.Array:
@@ -146,7 +146,6 @@ class _EncoderGameBase:
 
   def _finish(self, state, metrics, level):
     metrics["level"] = jnp.asarray(level, jnp.float32)
-    metrics["params_finite"] = all_finite(state.params).astype(jnp.float32)
     return state.replace(step=state.step + 1), metrics
 
   # ------------------------------------------------------------ evaluation

@@ -4,6 +4,10 @@ A config names an architecture and its fields::
 
   generator = make_generator('dcgan', image_shape=(32, 32, 3), base_features=64)
 
+Generators and discriminators take optional class labels after their input,
+``G.apply(v, z, labels)`` and ``D.apply(v, x, labels)``, required exactly when
+built with ``num_classes > 0``.
+
 A new architecture joins by adding its module class to the registries below.
 """
 from __future__ import annotations
@@ -19,19 +23,26 @@ from gan_jax.models.latent import sample_latent
 from gan_jax.models.mlp import MLPDiscriminator
 from gan_jax.models.mlp import MLPEncoder
 from gan_jax.models.mlp import MLPGenerator
+from gan_jax.models.resnet import ResNetDiscriminator
+from gan_jax.models.resnet import ResNetEncoder
+from gan_jax.models.resnet import ResNetGenerator
+from gan_jax.models.resnet import UpsampleConv
 from gan_jax.models.upsample import ConvTranspose2x
 
 GENERATORS: dict[str, type] = {
     "mlp": MLPGenerator,
     "dcgan": DCGANGenerator,
+    "resnet": ResNetGenerator,
 }
 DISCRIMINATORS: dict[str, type] = {
     "mlp": MLPDiscriminator,
     "dcgan": DCGANDiscriminator,
+    "resnet": ResNetDiscriminator,
 }
 ENCODERS: dict[str, type] = {
     "mlp": MLPEncoder,
     "dcgan": DCGANEncoder,
+    "resnet": ResNetEncoder,
 }
 
 # Fields every flax Module has that are not architecture hyper-parameters.
@@ -82,7 +93,7 @@ def make_generator(name: str, /, **kwargs):
   """Builds the generator registered as ``name`` in ``GENERATORS``.
 
   Args:
-    name: registry key, e.g. ``'mlp'`` or ``'dcgan'``.
+    name: registry key: ``'mlp'``, ``'dcgan'`` or ``'resnet'``.
     **kwargs: fields of that module.
 
   Returns:
@@ -98,7 +109,7 @@ def make_discriminator(name: str, /, **kwargs):
   """Builds the discriminator registered as ``name`` in ``DISCRIMINATORS``.
 
   Args:
-    name: registry key, e.g. ``'mlp'`` or ``'dcgan'``.
+    name: registry key: ``'mlp'``, ``'dcgan'`` or ``'resnet'``.
     **kwargs: fields of that module.
 
   Returns:
@@ -114,7 +125,7 @@ def make_encoder(name: str, /, **kwargs):
   """Builds the encoder registered as ``name`` in ``ENCODERS``.
 
   Args:
-    name: registry key, e.g. ``'mlp'`` or ``'dcgan'``.
+    name: registry key: ``'mlp'``, ``'dcgan'`` or ``'resnet'``.
     **kwargs: fields of that module.
 
   Returns:
@@ -138,6 +149,10 @@ __all__ = [
     "MLPEncoder",
     "MLPGenerator",
     "PRIORS",
+    "ResNetDiscriminator",
+    "ResNetEncoder",
+    "ResNetGenerator",
+    "UpsampleConv",
     "make_discriminator",
     "make_encoder",
     "make_generator",

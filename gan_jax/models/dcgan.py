@@ -15,6 +15,10 @@ the resolution with stride-2 transposed convolutions (BN + ReLU) while halving
 the channels; the last one outputs the image channels. The discriminator
 mirrors it with stride-2 convolutions and leaky ReLU (0.2), no normalisation
 on the first layer, and a dense layer from the flattened last map to a logit.
+
+With ``num_classes > 0`` the generator appends a label code to the flattened
+latent and the discriminator is a projection discriminator, or sees the
+one-hot labels as extra constant input channels (``mlp.CONDITIONINGS``).
 """
 from __future__ import annotations
 
@@ -76,10 +80,15 @@ class DCGANGenerator(nn.Module):
       the original DCGAN code, or 3).
     kernel_init: weight initializer name (see ``mlp.KERNEL_INITS``).
     init_std: scale of the normal initializers (Radford et al.: 0.02).
+    num_classes: number of classes of a class-conditional generator (0:
+      unconditional, and then no label parameters exist).
+    label_features: width of the learned label embedding appended to the
+      flattened latent; 0 appends the one-hot labels instead.
 
   References:
     Radford et al., Unsupervised Representation Learning with Deep
     Convolutional Generative Adversarial Networks, 2016.
+    Mirza & Osindero, Conditional Generative Adversarial Nets, 2014.
   """
 
   image_shape: Sequence[int]
@@ -90,6 +99,8 @@ class DCGANGenerator(nn.Module):
   kernel_size: int = 4
   kernel_init: str = "normal"
   init_std: float = 0.02
+  num_classes: int = 0
+  label_features: int = 0
 
   def __post_init__(self):
     mlp.freeze_sequences(self, ("image_shape",))
@@ -108,6 +119,7 @@ class DCGANGenerator(nn.Module):
       raise ValueError(
           f"unknown upsample {self.upsample!r}; valid: {', '.join(UPSAMPLERS)}")
     mlp.kernel_initializer(self.kernel_init, init_std=self.init_std)
+    mlp.check_conditional(self.num_classes, label_features=self.label_features)
     super().__post_init__()
 
   def _upsampler(self, features: int, use_bias: bool, init, name: str):
@@ -120,11 +132,14 @@ class DCGANGenerator(nn.Module):
                             kernel_init=init, name=name)
 
   @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
+               train: bool = True) -> jax.Array:
     """Maps latents ``[B, zdim]`` or data-shaped ``[B, ...]`` to images.
 
     Args:
       z: latent codes, flattened beyond the batch dimension.
+      labels: int class ids ``[B]``; required iff ``num_classes > 0``. Their
+        code is appended to the flattened latent.
       train: batch statistics (and their update) when True.
 
     Returns:
@@ -136,7 +151,10 @@ class DCGANGenerator(nn.Module):
     start = height >> stages
     features = self.base_features * 2 ** (stages - 1)
 
-    h = z.reshape(z.shape[0], -1)
+    labels = mlp.check_labels(labels, self.num_classes, z.shape[0])
+    h = mlp.with_label_code(z.reshape(z.shape[0], -1), labels,
+                            num_classes=self.num_classes,
+                            label_features=self.label_features)
     h = nn.Dense(start * start * features, use_bias=not self.batch_norm,
                  kernel_init=init, name="project")(h)
     h = h.reshape(z.shape[0], start, start, features)
@@ -210,6 +228,13 @@ class DCGANDiscriminator(nn.Module):
     kernel_size: convolution kernel size.
     kernel_init: weight initializer name (see ``mlp.KERNEL_INITS``).
     init_std: scale of the normal initializers.
+    num_classes: number of classes of a class-conditional discriminator (0:
+      unconditional, and then no label parameters exist).
+    conditioning: how labels enter (one of ``mlp.CONDITIONINGS``):
+      ``'projection'`` adds ``<embed(y), h>`` to the logit, ``h`` the
+      flattened last map (parameter ``label_embed``, spectrally normalised
+      with ``spectral_norm``); ``'concat'`` appends ``num_classes`` constant
+      one-hot maps to the input image's channels.
 
   References:
     Radford et al., Unsupervised Representation Learning with Deep
@@ -217,6 +242,7 @@ class DCGANDiscriminator(nn.Module):
     Gulrajani et al., Improved Training of Wasserstein GANs, 2017.
     Miyato et al., Spectral Normalization for Generative Adversarial
     Networks, 2018.
+    Miyato & Koyama, cGANs with Projection Discriminator, 2018.
   """
 
   base_features: int = 64
@@ -227,6 +253,8 @@ class DCGANDiscriminator(nn.Module):
   kernel_size: int = 4
   kernel_init: str = "normal"
   init_std: float = 0.02
+  num_classes: int = 0
+  conditioning: str = "projection"
 
   def __post_init__(self):
     _check_base(self.base_features)
@@ -234,15 +262,17 @@ class DCGANDiscriminator(nn.Module):
     mlp.check_dropout(self.dropout_rate)
     _check_kernel_size(self.kernel_size)
     mlp.kernel_initializer(self.kernel_init, init_std=self.init_std)
+    mlp.check_conditional(self.num_classes, conditioning=self.conditioning)
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool = True,
-               return_features: bool = False):
+  def __call__(self, x: jax.Array, labels: jax.Array | None = None, *,
+               train: bool = True, return_features: bool = False):
     """Scores a batch of images.
 
     Args:
       x: images ``[B, H, W, C]`` with ``H == W`` in ``IMAGE_SIZES``.
+      labels: int class ids ``[B]``; required iff ``num_classes > 0``.
       train: batch statistics, spectral-norm updates and dropout when True.
       return_features: also return the flattened last feature map.
 
@@ -250,6 +280,11 @@ class DCGANDiscriminator(nn.Module):
       Logits ``[B]``, or ``(logits, features)`` with features
       ``[B, h * w * c]`` of the smallest map (what the last layer sees).
     """
+    if x.ndim != 4:
+      raise ValueError(f"images must be [B, H, W, C]; got shape {x.shape}")
+    labels = mlp.check_labels(labels, self.num_classes, x.shape[0])
+    if self.conditioning == "concat":
+      x = mlp.with_label_maps(x, labels, num_classes=self.num_classes)
     h = _ConvTrunk(self.base_features, self.batch_norm, self.layer_norm,
                    self.spectral_norm, self.dropout_rate, self.kernel_size,
                    self.kernel_init, self.init_std, name="trunk")(x, train=train)
@@ -259,7 +294,10 @@ class DCGANDiscriminator(nn.Module):
       logits = nn.SpectralNorm(dense, name="sn_out")(h, update_stats=train)
     else:
       logits = dense(h)
-    logits = logits[:, 0]
+    logits = mlp.conditional_logits(
+        logits[:, 0], h, labels, num_classes=self.num_classes,
+        conditioning=self.conditioning, kernel_init=init,
+        spectral_norm=self.spectral_norm, train=train)
     if return_features:
       return logits, h
     return logits

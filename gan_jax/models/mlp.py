@@ -4,6 +4,9 @@ The toy and MNIST architectures of the seed papers are all MLPs: Roth et al.'s
 3-D toy (tanh 128 x2, truncated-normal std 0.1 weights, zero biases), beta-GAN's
 toys and MNIST nets (ReLU or BN-ReLU, linear output) and Che et al.'s toy
 (ReLU 128 x2, uniform latents, so a sigmoid-output encoder).
+
+Every generator and discriminator of the package can be class-conditional
+(``num_classes > 0``); the shared pieces are at the end of this module.
 """
 from __future__ import annotations
 
@@ -175,9 +178,14 @@ class MLPGenerator(nn.Module):
     output_activation: ``'linear'``, ``'tanh'`` or ``'sigmoid'``.
     kernel_init: weight initializer name (see ``KERNEL_INITS``); biases are 0.
     init_std: scale of the (truncated) normal initializer.
+    num_classes: number of classes of a class-conditional generator (0:
+      unconditional, and then no label parameters exist).
+    label_features: width of the learned label embedding appended to the
+      latent; 0 appends the one-hot labels instead.
 
   References:
     Goodfellow et al., Generative Adversarial Nets, 2014.
+    Mirza & Osindero, Conditional Generative Adversarial Nets, 2014.
     Roth et al., Stabilizing Training of Generative Adversarial Networks
     through Regularization, 2017.
   """
@@ -189,6 +197,8 @@ class MLPGenerator(nn.Module):
   output_activation: str = "linear"
   kernel_init: str = "lecun_normal"
   init_std: float = 0.1
+  num_classes: int = 0
+  label_features: int = 0
 
   def __post_init__(self):
     freeze_sequences(self, ("widths", "out_shape", "activation"))
@@ -196,14 +206,18 @@ class MLPGenerator(nn.Module):
     hidden_activations(self.activation, len(tuple(self.widths)))
     output_activation_fn(self.output_activation)
     kernel_initializer(self.kernel_init, init_std=self.init_std)
+    check_conditional(self.num_classes, label_features=self.label_features)
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
+               train: bool = True) -> jax.Array:
     """Maps latents ``[B, ...]`` (flattened beyond the batch) to ``[B, *out_shape]``.
 
     Args:
       z: latent codes.
+      labels: int class ids ``[B]``; required iff ``num_classes > 0``. Their
+        code is appended to the flattened latent.
       train: batch statistics (and their update) when True, running averages
         otherwise.
 
@@ -212,7 +226,10 @@ class MLPGenerator(nn.Module):
     """
     out_shape = as_shape(self.out_shape)
     init = kernel_initializer(self.kernel_init, init_std=self.init_std)
-    h = z.reshape(z.shape[0], -1)
+    labels = check_labels(labels, self.num_classes, z.shape[0])
+    h = with_label_code(z.reshape(z.shape[0], -1), labels,
+                        num_classes=self.num_classes,
+                        label_features=self.label_features)
     h = _MLPTrunk(tuple(self.widths),
                   hidden_activations(self.activation, len(self.widths)),
                   self.batch_norm, False, 0.0, init, name="trunk")(h, train=train)
@@ -235,9 +252,16 @@ class MLPDiscriminator(nn.Module):
       perturbed passes come from two dropout keys).
     kernel_init: weight initializer name; biases are 0.
     init_std: scale of the (truncated) normal initializer.
+    num_classes: number of classes of a class-conditional discriminator (0:
+      unconditional, and then no label parameters exist).
+    conditioning: how labels enter (one of ``CONDITIONINGS``):
+      ``'projection'`` adds ``<embed(y), h>`` to the logit, ``h`` the
+      penultimate features (parameter ``label_embed``); ``'concat'`` appends
+      the one-hot labels to the flattened input.
 
   References:
     Goodfellow et al., Generative Adversarial Nets, 2014.
+    Miyato & Koyama, cGANs with Projection Discriminator, 2018.
     Wei et al., Improving the Improved Training of Wasserstein GANs: A
     Consistency Term and Its Dual Effect, 2018.
   """
@@ -249,6 +273,8 @@ class MLPDiscriminator(nn.Module):
   dropout_rate: float = 0.0
   kernel_init: str = "lecun_normal"
   init_std: float = 0.1
+  num_classes: int = 0
+  conditioning: str = "projection"
 
   def __post_init__(self):
     freeze_sequences(self, ("widths", "activation"))
@@ -257,15 +283,17 @@ class MLPDiscriminator(nn.Module):
     check_norms(self.batch_norm, self.layer_norm)
     check_dropout(self.dropout_rate)
     kernel_initializer(self.kernel_init, init_std=self.init_std)
+    check_conditional(self.num_classes, conditioning=self.conditioning)
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool = True,
-               return_features: bool = False):
+  def __call__(self, x: jax.Array, labels: jax.Array | None = None, *,
+               train: bool = True, return_features: bool = False):
     """Scores a batch.
 
     Args:
       x: inputs ``[B, ...]``, flattened beyond the batch dimension.
+      labels: int class ids ``[B]``; required iff ``num_classes > 0``.
       train: batch statistics and dropout when True.
       return_features: also return the penultimate features.
 
@@ -274,12 +302,19 @@ class MLPDiscriminator(nn.Module):
       ``[B, widths[-1]]`` (after dropout: what the last layer sees).
     """
     init = kernel_initializer(self.kernel_init, init_std=self.init_std)
+    labels = check_labels(labels, self.num_classes, x.shape[0])
     h = x.reshape(x.shape[0], -1)
+    if self.conditioning == "concat":
+      h = with_label_maps(h, labels, num_classes=self.num_classes)
     h = _MLPTrunk(tuple(self.widths),
                   hidden_activations(self.activation, len(self.widths)),
                   self.batch_norm, self.layer_norm, self.dropout_rate, init,
                   name="trunk")(h, train=train)
     logits = nn.Dense(1, kernel_init=init, name="out")(h)[:, 0]
+    logits = conditional_logits(logits, h, labels,
+                                num_classes=self.num_classes,
+                                conditioning=self.conditioning,
+                                kernel_init=init, train=train)
     if return_features:
       return logits, h
     return logits
@@ -351,3 +386,186 @@ def check_dropout(rate: float) -> None:
   """Raises ValueError unless ``0 <= rate < 1``."""
   if not 0.0 <= float(rate) < 1.0:
     raise ValueError(f"dropout_rate must be in [0, 1); got {rate}")
+
+
+# --- Class conditioning -------------------------------------------------------
+
+CONDITIONINGS = ("projection", "concat")
+
+
+def _check_count(name: str, value, what: str) -> None:
+  if (isinstance(value, bool) or not isinstance(value, int)
+      or value < 0):
+    raise ValueError(f"{name} must be a non-negative int ({what}); got {value!r}")
+
+
+def check_conditional(num_classes: int, *, label_features: int | None = None,
+                      conditioning: str | None = None) -> None:
+  """Validates the conditioning fields of a generator or discriminator.
+
+  Args:
+    num_classes: number of classes; 0 makes the module unconditional.
+    label_features: a generator's label embedding width (0: one-hot), or None
+      for a discriminator.
+    conditioning: a discriminator's conditioning (one of ``CONDITIONINGS``), or
+      None for a generator.
+
+  Raises:
+    ValueError: a negative or non-integer count, or an unknown conditioning.
+  """
+  _check_count("num_classes", num_classes, "0 = unconditional")
+  if label_features is not None:
+    _check_count("label_features", label_features,
+                 "0 = one-hot labels, else a learned embedding of that width")
+  if conditioning is not None:
+    _choice("conditioning", conditioning, CONDITIONINGS)
+
+
+def check_labels(labels, num_classes: int, batch: int) -> jax.Array | None:
+  """The labels a module was called with, checked against its ``num_classes``.
+
+  Only shapes and dtypes are checked, so traced labels pass; ids outside
+  ``[0, num_classes)`` cannot be detected under ``jit`` and give a zero
+  one-hot code (or an undefined embedding row).
+
+  Args:
+    labels: int class ids ``[B]``, or None.
+    num_classes: the module's number of classes (0: unconditional).
+    batch: the batch size ``B`` of the input.
+
+  Returns:
+    The labels as an array, or None for an unconditional module.
+
+  Raises:
+    ValueError: labels missing for a conditional module, given to an
+      unconditional one, or not int ``[B]``.
+  """
+  if num_classes == 0:
+    if labels is not None:
+      raise ValueError(
+          "labels given to an unconditional model (num_classes=0); build it "
+          "with num_classes > 0 to condition on class labels, or pass "
+          "labels=None")
+    return None
+  if labels is None:
+    raise ValueError(
+        f"this model is class-conditional (num_classes={num_classes}) and needs "
+        f"labels: int class ids [B] in [0, {num_classes})")
+  labels = jnp.asarray(labels)
+  if labels.shape != (batch,):
+    raise ValueError(
+        f"labels must have shape [B] = ({batch},) to match the input batch; "
+        f"got {labels.shape}")
+  if not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise ValueError(
+        f"labels must be int class ids in [0, {num_classes}); got dtype "
+        f"{labels.dtype}")
+  return labels
+
+
+def with_label_code(h: jax.Array, labels: jax.Array | None, *,
+                    num_classes: int, label_features: int) -> jax.Array:
+  """Appends a code of ``labels`` to flat latents ``h`` ``[B, D]``.
+
+  Call inside a compact method: a learned code is the parameter
+  ``label_embed`` of the calling module.
+
+  Args:
+    h: flattened latents.
+    labels: int class ids ``[B]``, or None (then ``h`` is returned).
+    num_classes: number of classes.
+    label_features: 0 for a one-hot code of width ``num_classes``, else the
+      width of a learned ``nn.Embed`` code (flax's default initializer: entries
+      of unit scale, like a normal latent's).
+
+  Returns:
+    ``[B, D + code width]``.
+  """
+  if labels is None:
+    return h
+  if label_features == 0:
+    code = jax.nn.one_hot(labels, num_classes, dtype=h.dtype)
+  else:
+    code = nn.Embed(num_classes, label_features,
+                    name="label_embed")(labels).astype(h.dtype)
+  return jnp.concatenate([h, code], axis=-1)
+
+
+def with_label_maps(x: jax.Array, labels: jax.Array | None, *,
+                    num_classes: int) -> jax.Array:
+  """Appends the one-hot labels to the last axis of ``x``, constant elsewhere.
+
+  For flat inputs ``[B, D]`` this is ``[B, D + K]``; for images
+  ``[B, H, W, C]`` it adds ``K`` constant feature maps, ``[B, H, W, C + K]``.
+
+  Args:
+    x: inputs with the batch first and features last.
+    labels: int class ids ``[B]``, or None (then ``x`` is returned).
+    num_classes: ``K``.
+
+  Returns:
+    ``x`` with the label channels appended.
+  """
+  if labels is None:
+    return x
+  code = jax.nn.one_hot(labels, num_classes, dtype=x.dtype)
+  code = code.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (num_classes,))
+  code = jnp.broadcast_to(code, x.shape[:-1] + (num_classes,))
+  return jnp.concatenate([x, code], axis=-1)
+
+
+def _transposed_init(init):
+  """An embedding ``[K, F]`` initialised as a dense kernel ``[F, K]`` would be.
+
+  The projection ``<embed(y), h>`` is a class-specific output layer on the
+  features ``h``, so its weights get the output layer's fan-in scaling.
+  """
+  def embedding_init(key, shape, dtype=jnp.float32):
+    return init(key, shape[::-1], dtype).T
+  return embedding_init
+
+
+def projection_term(h: jax.Array, labels: jax.Array, *, num_classes: int,
+                    kernel_init, spectral_norm: bool = False,
+                    train: bool = True) -> jax.Array:
+  """The class term ``<embed(y), h>`` of a projection discriminator.
+
+  Call inside a compact method: the embedding ``[num_classes, F]`` is the
+  parameter ``label_embed`` of the calling module.
+
+  Args:
+    h: penultimate features ``[B, F]`` (what the output layer sees).
+    labels: int class ids ``[B]``.
+    num_classes: number of classes.
+    kernel_init: the discriminator's flax kernel initializer.
+    spectral_norm: spectrally normalise the embedding matrix too, as Miyato &
+      Koyama do (state ``sn_label_embed`` in ``'batch_stats'``, updated when
+      ``train``).
+    train: update the spectral-norm estimate.
+
+  Returns:
+    ``[B]``, added to the unconditional logit ``psi(h)``.
+
+  References:
+    Miyato & Koyama, cGANs with Projection Discriminator, 2018.
+  """
+  embed = nn.Embed(num_classes, h.shape[-1],
+                   embedding_init=_transposed_init(kernel_init),
+                   name="label_embed")
+  if spectral_norm:
+    v = nn.SpectralNorm(embed, name="sn_label_embed")(labels, update_stats=train)
+  else:
+    v = embed(labels)
+  return jnp.sum(v.astype(h.dtype) * h, axis=-1)
+
+
+def conditional_logits(logits: jax.Array, h: jax.Array, labels, *,
+                       num_classes: int, conditioning: str, kernel_init,
+                       spectral_norm: bool = False,
+                       train: bool = True) -> jax.Array:
+  """Adds the projection term to ``logits`` when that is the conditioning."""
+  if labels is None or conditioning != "projection":
+    return logits
+  return logits + projection_term(
+      h, labels, num_classes=num_classes, kernel_init=kernel_init,
+      spectral_norm=spectral_norm, train=train)

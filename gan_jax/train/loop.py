@@ -31,7 +31,7 @@ import orbax.checkpoint as ocp
 from gan_jax import games
 from gan_jax.data.source import make_source
 from gan_jax.train import step as step_lib
-from gan_jax.train.state import TrainState
+from gan_jax.train.state import TrainState, all_finite
 
 # Fields a resumed run may change without being a different run.
 RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
@@ -264,28 +264,34 @@ class MetricLog:
       return [json.loads(line) for line in f if line.strip()]
 
 
-def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
-  """Raises ``NonFiniteError`` naming the first step and quantity that is not finite."""
+def check_finite(metrics: dict[str, np.ndarray], first_step: int,
+                 params_finite: bool = True) -> None:
+  """Raises ``NonFiniteError`` naming the first step and quantity that is not finite.
+
+  Args:
+    metrics: a compiled call's metrics, stacked over its steps.
+    first_step: the step count before the call.
+    params_finite: whether the parameters after the call are all finite (checked
+      once per call rather than every step: it is a pass over every parameter).
+  """
   bad = []
   for name, values in metrics.items():
     values = np.asarray(values)
-    if name == "params_finite":
-      ok = values > 0.5
-    elif name in INFINITE_ALLOWED:
-      ok = ~np.isnan(values)
-    else:
-      ok = np.isfinite(values)
+    ok = ~np.isnan(values) if name in INFINITE_ALLOWED else np.isfinite(values)
     if not ok.all():
       bad.append((int(np.argmin(ok)), name))
+  advice = (". Training stopped; the last good checkpoint is kept. Lower the learning "
+            "rate or check the penalty/perturbation settings.")
   if bad:
     index, name = min(bad)
-    what = ("the parameters" if name == "params_finite" else f"{name!r}")
     others = sorted({n for _, n in bad} - {name})
     raise NonFiniteError(
-        f"non-finite value: {what} became NaN or inf at step {first_step + index + 1}"
-        + (f" (also: {', '.join(others)})" if others else "")
-        + ". Training stopped; the last good checkpoint is kept. Lower the learning "
-        "rate or check the penalty/perturbation settings.")
+        f"non-finite value: {name!r} became NaN or inf at step {first_step + index + 1}"
+        + (f" (also: {', '.join(others)})" if others else "") + advice)
+  if not params_finite:
+    n = len(next(iter(metrics.values()))) if metrics else 1
+    raise NonFiniteError(f"non-finite value: the parameters became NaN or inf during steps "
+                         f"{first_step + 1}-{first_step + n}" + advice)
 
 
 def _fmt_time(seconds: float) -> str:
@@ -379,6 +385,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   evaluator = evaluate.Evaluator(game, source, config, workdir)
 
   spc = t.steps_per_call
+  params_finite = jax.jit(all_finite)
   run = step_lib.compile_steps(game.step, mesh, steps_per_call=spc,
                                unroll=t.get("unroll", 1))
   end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
@@ -391,7 +398,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     while step < end:
       state, chunk = run(state, arrays)
       chunk = jax.device_get(chunk)
-      check_finite(chunk, step)
+      check_finite(chunk, step, bool(params_finite(state.params)))
       step += spc
       for k, v in chunk.items():
         window.setdefault(k, []).append(float(np.mean(v)))

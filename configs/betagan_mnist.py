@@ -1,0 +1,36 @@
+r"""beta-GAN on MNIST with fully connected networks (Mehrjou et al. 2017, Fig. 5).
+
+G [z(784) | BN-ReLU 256 x3 | Linear 784], z ~ U[-1,1]^784;
+D [x(784) | BN-ReLU 256 | BN-ReLU 512 | BN-ReLU 512 | sigmoid];
+annealing beta_1 = 0.1, beta_K = 10, K = 20 from Uniform[-1,1]^784 to the data;
+saturating generator loss.
+"""
+
+from configs import common
+from configs import images
+from configs.betagan_mixture_3d import betagan_level
+
+
+def get_config():
+  c = images.image_config("mnist")
+  c.model.generator = {"name": "mlp", "widths": (256, 256, 256), "activation": "relu",
+                       "batch_norm": True, "output_activation": "linear"}
+  c.model.discriminator = {"name": "mlp", "widths": (256, 512, 512), "activation": "relu",
+                           "batch_norm": True}
+  c.model.latent_shape = (28, 28, 1)
+  c.model.latent_prior = "uniform"
+  c.game.loss = "minimax"
+  uniform_steps, steps_per_level, data_steps = 1000, 500, 4000
+  c.game.perturbation = common.perturbation(
+      "heat", betagan_level(steps_per_level=steps_per_level, uniform_steps=uniform_steps),
+      low=-1.0, high=1.0)
+  c.optim.generator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
+  c.optim.discriminator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
+  c.train.num_steps = uniform_steps + 20 * steps_per_level + data_steps
+  # Fully connected: scan fusion pays off as for the toys.
+  c.train.steps_per_call = 100
+  c.train.log_every = 500
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.train.plot_every = 1000
+  return c

@@ -1,0 +1,42 @@
+"""Shared defaults of the image experiments; each config file overrides them."""
+
+import ml_collections
+
+from configs import common
+
+
+def image_config(data: str = "mnist") -> ml_collections.ConfigDict:
+  """A complete image-experiment config (DCGAN on ``data``)."""
+  c = common.toy_config()
+  # Data: TFDS by default; offline, point npz_path at a local .npz with
+  # x_train, y_train, x_test, y_test (e.g. --config.data.npz_path=mnist.npz).
+  c.data = ml_collections.ConfigDict(
+      {"name": data, "source": "auto", "npz_path": "", "data_dir": ""})
+  c.model.generator = ml_collections.ConfigDict(
+      {"name": "dcgan", "base_features": 64, "batch_norm": True,
+       "output_activation": "tanh"})
+  c.model.discriminator = ml_collections.ConfigDict(
+      {"name": "dcgan", "base_features": 64, "batch_norm": True})
+  c.model.encoder = ml_collections.ConfigDict(
+      {"name": "dcgan", "base_features": 64, "batch_norm": True,
+       "output_activation": "linear"})
+  c.model.latent_shape = (100,)
+  c.model.latent_prior = "normal"
+  c.game.loss = "non_saturating"
+  adam = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
+  c.optim.generator = ml_collections.ConfigDict(adam)
+  c.optim.discriminator = ml_collections.ConfigDict(adam)
+  c.optim.encoder = ml_collections.ConfigDict(adam)
+  c.train.batch_size = 64
+  c.train.num_steps = 20_000
+  # Convolutions on XLA:CPU are slow inside a rolled scan: one step per call
+  # (see experiments/benchmark.py --suite=conv for the measurement).
+  c.train.steps_per_call = 1
+  c.train.unroll = 1
+  c.train.log_every = 100
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.train.plot_every = 1000
+  c.train.eval_samples = 256
+  c.train.best_metric = ""
+  return c
