@@ -22,6 +22,8 @@ setuptools.setup(
         "absl-py>=2.5.1",
         "matplotlib>=3.11.2",
         "numpy>=2.0",
+        # tensorflow-datasets' download path imports it without declaring it.
+        "importlib_resources>=7.1",
     ],
     extras_require={
         "test": ["pytest>=9.0", "scipy>=1.17"],

@@ -10,8 +10,9 @@ def image_config(data: str = "mnist") -> ml_collections.ConfigDict:
   c = common.toy_config()
   # Data: TFDS by default; offline, point npz_path at a local .npz with
   # x_train, y_train, x_test, y_test (e.g. --config.data.npz_path=mnist.npz).
+  # max_examples: read only the first this many images (0: all).
   c.data = ml_collections.ConfigDict(
-      {"name": data, "source": "auto", "npz_path": "", "data_dir": ""})
+      {"name": data, "source": "auto", "npz_path": "", "data_dir": "", "max_examples": 0})
   c.model.generator = ml_collections.ConfigDict(
       {"name": "dcgan", "base_features": 64, "batch_norm": True,
        "output_activation": "tanh"})

@@ -113,6 +113,22 @@ class GamesTest(parameterized.TestCase):
     np.testing.assert_allclose(levels[:3], [0.0, 0.1, 1.0], rtol=1e-6)
     self.assertTrue(np.all(np.isinf(levels[3:])))
 
+  def test_ema_generator_is_the_running_average(self):
+    c = shrink(instance_noise_2d.get_config(), steps=1, spc=1)
+    c.game.ema_decay = 0.5
+    game, init, _ = run_steps(c, n_calls=0)
+    init_params = jax.tree.map(np.asarray, init.params["generator"])
+    _, state, _ = run_steps(c, n_calls=1)
+    expected = jax.tree.map(lambda a, b: 0.5 * a + 0.5 * np.asarray(b), init_params,
+                            state.params["generator"])
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(state.extra["ema_generator"])):
+      np.testing.assert_allclose(np.asarray(b), a, rtol=1e-6, atol=1e-7)
+    # Sampling uses the EMA weights unless told otherwise.
+    key = jax.random.PRNGKey(3)
+    ema_samples = game.sample(state, key, 8)
+    raw_samples = game.sample(state, key, 8, ema=False)
+    self.assertFalse(np.allclose(ema_samples, raw_samples))
+
   def test_clipping_keeps_critic_in_box(self):
     c = shrink(wgan_2d.get_config("clip"))
     _, state, _ = run_steps(c)
@@ -264,6 +280,10 @@ class LoopTest(parameterized.TestCase):
        r"model\.generator.*relux"),
       ("perturbation", lambda c: c.game.perturbation.update({"name": "heat2"}),
        r"perturbation.*valid"),
+      ("penalty_kwargs", lambda c: c.game.update({"penalty": common.penalty(
+          "wgan_gp", 10.0, divergence="kl")}), r"penalty\.kwargs.*divergence.*valid"),
+      ("penalty_missing", lambda c: c.game.update({"penalty": common.penalty(
+          "roth_fgan", 1.0)}), r"roth_fgan.*needs.*divergence"),
   )
   def test_bad_config_fails_before_compiling(self, mutate, pattern):
     workdir = os.path.join(self.create_tempdir().full_path, "run")

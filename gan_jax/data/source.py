@@ -97,6 +97,8 @@ def make_source(spec) -> DataSource:
     except (TypeError, ValueError) as e:
       raise ValueError(f"config.data: {e}") from e
   if name in images.IMAGE_DATASETS:
+    if spec.get("max_examples", None) == 0:
+      spec["max_examples"] = None  # 0 in a config: the whole split
     try:
       return images.make_image_source(name, **spec)
     except (TypeError, ValueError) as e:

@@ -22,6 +22,7 @@ One call of ``step`` is one iteration: ``n_critic`` discriminator updates then
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -38,6 +39,34 @@ from gan_jax.models.latent import sample_latent
 from gan_jax.train.state import TrainState, step_key
 
 PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
+# How each penalty is called from (critic, critic with features, real, fake, key).
+_PENALTY_CALLS = {
+    "roth_js": lambda f, ff, real, fake, key, **kw: penalties.roth_js_penalty(f, real, fake, **kw),
+    "roth_fgan": lambda f, ff, real, fake, key, **kw: penalties.roth_fgan_penalty(f, fake, **kw),
+    "wgan_gp": lambda f, ff, real, fake, key, **kw: penalties.wgan_gp_penalty(
+        f, real, fake, key, **kw),
+    "ct": lambda f, ff, real, fake, key, **kw: penalties.ct_penalty(ff, real, key, **kw),
+    "r1": lambda f, ff, real, fake, key, **kw: penalties.r1_penalty(f, real, **kw),
+    "r2": lambda f, ff, real, fake, key, **kw: penalties.r2_penalty(f, fake, **kw),
+    "dragan": lambda f, ff, real, fake, key, **kw: penalties.dragan_penalty(f, real, key, **kw),
+}
+
+
+def _check_penalty_kwargs(spec) -> None:
+  """Unknown or missing penalty arguments fail at configuration, not at compile time."""
+  params = inspect.signature(penalties.PENALTIES[spec.name]).parameters
+  options = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+             and n != "has_aux"}
+  unknown = sorted(set(spec.kwargs) - options)
+  if unknown:
+    raise ValueError(f"game.penalty.kwargs: unknown argument(s) {unknown} for penalty "
+                     f"{spec.name!r}; valid: {', '.join(sorted(options)) or 'none'}")
+  missing = sorted(n for n in options if params[n].default is inspect.Parameter.empty
+                   and n not in spec.kwargs)
+  if missing:
+    raise ValueError(f"game.penalty.kwargs: penalty {spec.name!r} needs {missing}")
+
+
 # Penalties whose published weight gamma enters the loss as gamma / 2.
 _HALF_WEIGHTED = ("roth_js", "roth_fgan", "r1", "r2")
 
@@ -114,6 +143,7 @@ class AdversarialGame:
                          f"valid: {', '.join(PENALTY_NAMES)}")
       if not isinstance(spec.every, int) or spec.every < 1:
         raise ValueError(f"game.penalty.every must be a positive integer, got {spec.every!r}")
+      _check_penalty_kwargs(spec)
     self.perturb = Perturbation(self.perturbation, dict(self.perturbation_kwargs))
     self.conditional = bool(getattr(self.generator, "num_classes", 0))
     if self.conditional:
@@ -151,7 +181,8 @@ class AdversarialGame:
     d_params, d_state = init_module(self.discriminator, d_key, x, **lab)
     extra = {}
     if self.ema_decay:
-      extra["ema_generator"] = g_params
+      # A separate copy: state buffers are donated, and a buffer may appear only once.
+      extra["ema_generator"] = jax.tree.map(jnp.copy, g_params)
     if self.ensemble > 1:
       extra["d_history"] = jax.tree.map(
           lambda p: jnp.broadcast_to(p, (self.ensemble, *p.shape)), d_params)
@@ -187,21 +218,9 @@ class AdversarialGame:
   def _penalty(self, spec, weight_schedule, critic, critic_features, real, fake, key,
                d_step):
     """(weighted value, unweighted value, diagnostics) of one penalty."""
-    name, kw = spec.name, dict(spec.kwargs)
-    if name == "roth_js":
-      fn = lambda: penalties.roth_js_penalty(critic, real, fake, **kw)
-    elif name == "roth_fgan":
-      fn = lambda: penalties.roth_fgan_penalty(critic, fake, **kw)
-    elif name == "wgan_gp":
-      fn = lambda: penalties.wgan_gp_penalty(critic, real, fake, key, **kw)
-    elif name == "ct":
-      fn = lambda: penalties.ct_penalty(critic_features, real, key, **kw)
-    elif name == "r1":
-      fn = lambda: penalties.r1_penalty(critic, real, **kw)
-    elif name == "r2":
-      fn = lambda: penalties.r2_penalty(critic, fake, **kw)
-    else:  # dragan
-      fn = lambda: penalties.dragan_penalty(critic, real, key, **kw)
+    name = spec.name
+    fn = lambda: _PENALTY_CALLS[name](critic, critic_features, real, fake, key,
+                                      **dict(spec.kwargs))
     weight = weight_schedule(d_step // self.n_critic)
     if name in _HALF_WEIGHTED:
       weight = weight / 2

@@ -81,7 +81,8 @@ class _EncoderGameBase:
     x = jnp.zeros((2, *self.data.shape), jnp.float32)
     params, model_state, opt_state = {}, {}, {}
     params["generator"], model_state["generator"] = init_module(self.generator, keys[0], z)
-    model_state["generator_recon"] = model_state["generator"]
+    # A separate copy: state buffers are donated, and a buffer may appear only once.
+    model_state["generator_recon"] = jax.tree.map(jnp.copy, model_state["generator"])
     params["encoder"], model_state["encoder"] = init_module(self.encoder, keys[1], x)
     for name, key in zip(self._discriminators, keys[3:]):
       params[name], model_state[name] = init_module(self.discriminator, key, x)
