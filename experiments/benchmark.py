@@ -142,7 +142,7 @@ def _framework_runner(config, n, source=None, unroll=1):
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
   run = step_lib.compile_steps(game.step, mesh, steps_per_call=n, unroll=unroll)
-  holder = {"s": step_lib.put_replicated(game.init(jax.random.PRNGKey(0)), mesh)}
+  holder = {"s": step_lib.init_state(game, 0, mesh)}
   arrays = step_lib.put_replicated(source.arrays, mesh)
 
   def call():

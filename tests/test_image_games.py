@@ -73,7 +73,7 @@ class ImageGamesTest(parameterized.TestCase):
     source = make_source(c.data)
     game = games.make_game(c, source)
     mesh = step_lib.make_mesh(1)
-    state = step_lib.put_replicated(game.init(jax.random.PRNGKey(0)), mesh)
+    state = step_lib.init_state(game, 0, mesh)
     init_params = jax.tree.map(np.asarray, state.params)
     run = step_lib.compile_steps(game.step, mesh, steps_per_call=1)
     arrays = step_lib.put_replicated(source.arrays, mesh)
@@ -84,7 +84,7 @@ class ImageGamesTest(parameterized.TestCase):
       moved = max(float(np.max(np.abs(np.asarray(a) - b))) for a, b in zip(
           jax.tree.leaves(params), jax.tree.leaves(init_params[player])))
       self.assertGreater(moved, 0.0, player)
-    samples = game.sample(state, jax.random.PRNGKey(1), 4)
+    samples = jax.jit(lambda s, k: game.sample(s, k, 4))(state, jax.random.PRNGKey(1))
     self.assertEqual(samples.shape, (4, *source.shape))
 
   def test_compositional_mnist_has_1000_modes(self):

@@ -71,7 +71,7 @@ def run_steps(config, n_calls=2, num_devices=1):
   source = make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(num_devices)
-  state = step_lib.put_replicated(game.init(jax.random.PRNGKey(config.seed)), mesh)
+  state = step_lib.init_state(game, config.seed, mesh)
   run = step_lib.compile_steps(game.step, mesh, steps_per_call=config.train.steps_per_call)
   history = []
   for _ in range(n_calls):

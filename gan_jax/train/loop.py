@@ -220,7 +220,7 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
   source = make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
-  like = game.init(jax.random.PRNGKey(config.seed))
+  like = step_lib.init_state(game, config.seed, mesh)
   folder = os.path.join(os.path.abspath(workdir), "best" if best else "checkpoints")
   manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(read_only=True))
   try:
@@ -369,7 +369,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   step_lib.check_batch_divisible(t.batch_size, mesh)
   resumed = claim_workdir(workdir, config_dict)
 
-  state = step_lib.put_replicated(game.init(jax.random.PRNGKey(config.seed)), mesh)
+  state = step_lib.init_state(game, config.seed, mesh)
   arrays = step_lib.put_replicated(source.arrays, mesh)
   ckpt = Checkpoints(workdir, keep=t.get("keep_checkpoints", 3),
                      best_metric=t.get("best_metric", None), best_mode=t.get("best_mode", "min"))
