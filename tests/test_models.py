@@ -371,7 +371,7 @@ class DCGANTest(parameterized.TestCase):
     top = np.linalg.svd(np.asarray(kernel).reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
     sigma = v["batch_stats"]["trunk"]["sn_conv_1"]["conv_1/kernel/sigma"]
     self.assertAlmostEqual(float(sigma), float(top), delta=1e-3 * top)
-    # Evaluation uses the stored estimate and needs no mutable collection.
+    # Evaluation reuses the stored power-iteration vector and needs no mutable collection.
     self.assertEqual(_apply(disc, train=False)(v, x).shape, (2,))
 
   def test_dropout_train_only(self):
