@@ -1,6 +1,7 @@
 r"""A Langevin-trained discriminator with blur coarse-graining on conditional MNIST
 (the Langevin-discriminator paper: SGLD and covariance-controlled noise, images
 blurred before D with the blur annealed to 0).
+The samplers' posterior uses N = the size of the training set actually loaded.
 
 Conditional DCGAN-28 (label embedding in G, projection in D); D sampled by
 cc-SGLD over a posterior with N = the data set size; the generator trains
@@ -24,11 +25,11 @@ def get_config(variant: str = "cc_sgld"):
   c.train.num_steps = 20_000
   c.game.perturbation = common.perturbation(
       "blur", {"name": "linear", "init_value": 2.0, "end_value": 0.0,
-               "transition_steps": c.train.num_steps // 2}, radius=6)
+               "transition_steps": c.train.get_ref("num_steps") // 2}, radius=6)
   if variant != "adam":
     c.optim.discriminator = {
         "name": "cc_sgld" if variant.startswith("cc") else "sgld", "learning_rate": 2e-4,
-        "data_size": 60_000, "weight_decay": 1e-5}
+        "data_size": "auto", "weight_decay": 1e-5}  # N = the training set's size
     if variant == "cc_sgld_complement":
       c.optim.discriminator.mode = "complement"
     c.game.ensemble = 5

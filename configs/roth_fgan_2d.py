@@ -17,5 +17,6 @@ def get_config(divergence: str = "kl"):
   c.train.num_steps = 20_000
   c.game.penalty = common.penalty(
       "roth_fgan", {"name": "gamma_decay", "gamma_0": 2.0, "decay": 0.01,
-                    "total_steps": c.train.num_steps}, divergence=divergence)
+                    "total_steps": c.train.get_ref("num_steps")},  # follows overrides
+      divergence=divergence)
   return c

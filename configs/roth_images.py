@@ -31,5 +31,5 @@ def get_config(variant: str = "dcgan,cifar10"):
   if len(parts) == 2:
     c.game.penalty = common.penalty(
         "roth_js", {"name": "gamma_decay", "gamma_0": 2.0, "decay": 0.01,
-                    "total_steps": c.train.num_steps})
+                    "total_steps": c.train.get_ref("num_steps")})  # follows overrides
   return c

@@ -17,6 +17,7 @@ three cross-cutting keys are understood:
 from __future__ import annotations
 
 import inspect
+import numbers
 from typing import Any, Callable, Mapping
 
 import optax
@@ -27,8 +28,8 @@ from gan_jax import transforms
 # Each entry builds the core transformation from its keyword arguments.
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": optax.sgd,
-    "momentum": lambda learning_rate, momentum=0.9, **kw: optax.sgd(
-        learning_rate, momentum=momentum, **kw),
+    "momentum": lambda learning_rate, momentum=0.9, nesterov=False: optax.sgd(
+        learning_rate, momentum=momentum, nesterov=nesterov),
     "adam": optax.adam,
     "adamw": optax.adamw,
     "rmsprop": optax.rmsprop,
@@ -44,20 +45,18 @@ _COMMON_KEYS = ("name", "weight_decay", "clip")
 
 
 def _learning_rate(value: Any, field: str):
-  if isinstance(value, Mapping):
-    spec = dict(value)
-    name = spec.pop("name", None)
-    try:
-      return schedules.make_schedule(name, **spec)
-    except (ValueError, TypeError) as e:
-      raise ValueError(f"{field}.learning_rate: {e}") from e
-  if isinstance(value, (int, float)) and value <= 0:
-    raise ValueError(f"{field}.learning_rate must be positive, got {value}")
-  return value
+  if isinstance(value, numbers.Real):
+    if value <= 0:
+      raise ValueError(f"{field}.learning_rate must be positive, got {value}")
+    return value
+  try:
+    return schedules.get_schedule(value)
+  except (ValueError, TypeError) as e:
+    raise ValueError(f"{field}.learning_rate: {e}") from e
 
 
 def make_optimizer(spec: Mapping[str, Any], *, field: str = "optimizer",
-                   seed: int = 0) -> optax.GradientTransformation:
+                   seed: int = 0, data_size: int | None = None) -> optax.GradientTransformation:
   """Builds the optax transformation a config mapping describes.
 
   Args:
@@ -66,6 +65,8 @@ def make_optimizer(spec: Mapping[str, Any], *, field: str = "optimizer",
     field: the config path of ``spec``, used in error messages.
     seed: the RNG seed for samplers (SGLD and relatives) unless ``spec`` sets
       ``key`` itself.
+    data_size: the training set's size ``N``, used by samplers whose
+      ``data_size`` is ``'auto'`` (their posterior is ``exp(-N * mean loss)``).
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -84,6 +85,11 @@ def make_optimizer(spec: Mapping[str, Any], *, field: str = "optimizer",
   kwargs["learning_rate"] = _learning_rate(kwargs["learning_rate"], field)
   if name in SAMPLERS:
     kwargs.setdefault("key", seed)
+    if kwargs.get("data_size") == "auto":
+      if data_size is None:
+        raise ValueError(f"{field}.data_size='auto' needs a data set of known size; this "
+                         "data is a distribution: give the number of examples N explicitly")
+      kwargs["data_size"] = data_size
   factory = OPTIMIZERS[name]
   accepted = _accepted_keywords(factory)
   if accepted is not None:
@@ -96,7 +102,10 @@ def make_optimizer(spec: Mapping[str, Any], *, field: str = "optimizer",
   weight_decay = spec.get("weight_decay", 0.0) or 0.0
   if weight_decay:
     chain.append(optax.add_decayed_weights(weight_decay))
-  chain.append(factory(**kwargs))
+  try:
+    chain.append(factory(**kwargs))
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{field}: {e}") from e
   clip = spec.get("clip", 0.0) or 0.0
   if clip:
     chain.append(transforms.clip_params(clip))

@@ -30,7 +30,7 @@ def write_npz(path, shape, num_classes=10, n=64, seed=0):
   return path
 
 
-def shrink_images(c, npz_path, *, steps=2, batch=8):
+def shrink_images(c, npz_path, *, steps=4, batch=8):
   for name in ("generator", "discriminator", "encoder"):
     spec = c.model.get(name, None)
     if spec is None:

@@ -197,6 +197,10 @@ def tiny_run_config(steps=8, spc=2):
 
 class LoopTest(parameterized.TestCase):
 
+  def test_stop_after_must_align_with_calls(self):
+    with self.assertRaisesRegex(ValueError, r"stop_after \(3\).*steps_per_call \(2\)"):
+      loop.train_and_evaluate(tiny_run_config(), self.create_tempdir().full_path, stop_after=3)
+
   def test_resume_equals_uninterrupted(self):
     tmp = self.create_tempdir().full_path
     c = tiny_run_config()
@@ -238,10 +242,10 @@ class LoopTest(parameterized.TestCase):
 
   def test_refuses_workdir_of_another_run(self):
     workdir = self.create_tempdir().full_path
-    c = tiny_run_config(steps=2)
+    c = tiny_run_config(steps=4)
     loop.train_and_evaluate(c, workdir)
     before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
-    other = tiny_run_config(steps=2)
+    other = tiny_run_config(steps=4)
     other.game.loss = "non_saturating"
     with self.assertRaisesRegex(loop.WorkdirConflictError, r"game\.loss.*minimax"):
       loop.train_and_evaluate(other, workdir)
@@ -284,6 +288,17 @@ class LoopTest(parameterized.TestCase):
           "wgan_gp", 10.0, divergence="kl")}), r"penalty\.kwargs.*divergence.*valid"),
       ("penalty_missing", lambda c: c.game.update({"penalty": common.penalty(
           "roth_fgan", 1.0)}), r"roth_fgan.*needs.*divergence"),
+      ("unsupported_in_encoder_game", lambda c: c.game.update(
+          {"name": "reg_gan", "penalty": common.penalty("roth_js", 0.1)}),
+       r"game\.penalty\.name='roth_js' is not supported by game 'reg_gan'"),
+      ("divergence_mismatch", lambda c: c.game.update(
+          {"loss": "fgan_kl", "penalty": common.penalty("roth_fgan", 1.0, divergence="js")}),
+       r"divergence \('js'\) must match.*fgan_kl"),
+      ("schedule_too_long", lambda c: c.game.perturbation.level.update({"steps_per_level": 50}),
+       r"num_steps \(8\) ends before the beta schedule reaches the data"),
+      ("sampler_size", lambda c: c.optim.update({"discriminator": {
+          "name": "sgld", "learning_rate": 1e-3, "data_size": "auto"}}),
+       r"optim\.discriminator\.data_size='auto' needs a data set of known size"),
   )
   def test_bad_config_fails_before_compiling(self, mutate, pattern):
     workdir = os.path.join(self.create_tempdir().full_path, "run")

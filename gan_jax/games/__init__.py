@@ -2,59 +2,35 @@
 
 ``make_game(config, source)`` builds the game a config names; each game exposes
 ``init(rng) -> TrainState``, ``step(state, arrays, shard) -> (state, metrics)``,
-``sample(state, key, n)`` and ``discriminate(state, x)``.
+``sample(state, key, n)`` and ``discriminate(state, x)``. Building a game
+validates the whole config, so mistakes surface before anything compiles.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import jax
+
 from gan_jax import models
 from gan_jax import optim
+from gan_jax import schedules
 from gan_jax.data.source import DataSource
 from gan_jax.games.adversarial import AdversarialGame, PenaltySpec
 from gan_jax.games.encoder import MDGANGame, RegGANGame
 
+_REGISTRIES = {models.make_generator: models.GENERATORS,
+               models.make_discriminator: models.DISCRIMINATORS,
+               models.make_encoder: models.ENCODERS}
 
-def _build_adversarial(config, source: DataSource) -> AdversarialGame:
-  game = config.game
-  model = config.model
-  g = _module(models.make_generator, model.generator, "model.generator",
-              out_shape=tuple(source.shape), image_shape=tuple(source.shape))
-  d = _module(models.make_discriminator, model.discriminator, "model.discriminator")
-  g_tx = optim.make_optimizer(config.optim.generator, field="optim.generator",
-                              seed=config.seed)
-  d_tx = optim.make_optimizer(config.optim.discriminator, field="optim.discriminator",
-                              seed=config.seed + 1)
-  specs = []
-  for field in ("penalty", "penalty_2"):
-    spec = dict(_plain(game.get(field, {}) or {}))
-    if spec.get("name", "none") != "none":
-      specs.append(PenaltySpec(name=spec["name"], weight=_plain(spec.get("weight", 0.0)),
-                               every=spec.get("every", 1),
-                               kwargs=dict(_plain(spec.get("kwargs", {}) or {}))))
-  perturbation = dict(game.get("perturbation", {}) or {})
-  return AdversarialGame(
-      generator=g, discriminator=d, data=source, g_tx=g_tx, d_tx=d_tx,
-      latent_shape=tuple(model.latent_shape), latent_prior=model.latent_prior,
-      batch_size=config.train.batch_size, loss=game.loss,
-      loss_kwargs=dict(game.get("loss_kwargs", {}) or {}),
-      n_critic=game.get("n_critic", 1), n_gen=game.get("n_gen", 1),
-      latent_kwargs=dict(_plain(model.get("latent_kwargs", {}) or {})),
-      penalties=tuple(specs),
-      perturbation=perturbation.get("name", "none"),
-      perturbation_level=_plain(perturbation.get("level", 0.0)),
-      perturbation_kwargs=dict(_plain(perturbation.get("kwargs", {}) or {})),
-      ema_decay=game.get("ema_decay", 0.0), ensemble=game.get("ensemble", 0))
+# Each player's sampler noise comes from the run seed folded with its own tag,
+# so no two players (and no two seeds of a sweep) share a random stream.
+_PLAYER_TAGS = {"generator": 101, "discriminator": 102, "encoder": 103, "d_manifold": 104,
+                "d_diffusion": 105}
 
 
 def _plain(value):
   return value.to_dict() if hasattr(value, "to_dict") else value
-
-
-_REGISTRIES = {models.make_generator: models.GENERATORS,
-               models.make_discriminator: models.DISCRIMINATORS,
-               models.make_encoder: models.ENCODERS}
 
 
 def _module(factory, spec, field, **defaults):
@@ -73,38 +49,123 @@ def _module(factory, spec, field, **defaults):
     raise ValueError(f"config.{field}: {e}") from e
 
 
-def _build_encoder_game(cls, config, source: DataSource, **extra):
-  game, model = config.game, config.model
+def _optimizer(config, player: str, source: DataSource, spec_field: str | None = None):
+  field = spec_field or player
+  spec = config.optim.get(field, None)
+  if spec is None:
+    raise ValueError(f"config.optim.{field} is required")
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), _PLAYER_TAGS[player])
+  return optim.make_optimizer(spec, field=f"optim.{field}", seed=jax.random.key_data(key),
+                              data_size=source.size)
+
+
+def _perturbation_args(game) -> dict[str, Any]:
+  spec = dict(_plain(game.get("perturbation", {}) or {}))
+  return {"perturbation": spec.get("name", "none"),
+          "perturbation_level": _plain(spec.get("level", 0.0)),
+          "perturbation_kwargs": dict(_plain(spec.get("kwargs", {}) or {}))}
+
+
+def _latent_args(config) -> dict[str, Any]:
+  model = config.model
+  return {"latent_shape": tuple(model.latent_shape), "latent_prior": model.latent_prior,
+          "latent_kwargs": dict(_plain(model.get("latent_kwargs", {}) or {})),
+          "batch_size": config.train.batch_size}
+
+
+def _check_schedule_fits(config, level) -> None:
+  """A beta schedule must reach its data stage within the run."""
+  if isinstance(level, dict) and level.get("name") == "beta":
+    start = schedules.beta_schedule_length(
+        K=level.get("K", 20), steps_per_level=level["steps_per_level"],
+        uniform_steps=level["uniform_steps"])
+    if config.train.num_steps <= start:
+      raise ValueError(
+          f"config.train.num_steps ({config.train.num_steps}) ends before the beta schedule "
+          f"reaches the data (step {start}); raise num_steps or shorten "
+          "game.perturbation.level")
+
+
+def _build_adversarial(config, source: DataSource) -> AdversarialGame:
+  game = config.game
+  g = _module(models.make_generator, config.model.generator, "model.generator",
+              out_shape=tuple(source.shape), image_shape=tuple(source.shape))
+  d = _module(models.make_discriminator, config.model.discriminator, "model.discriminator")
+  specs = []
+  for field in ("penalty", "penalty_2"):
+    spec = dict(_plain(game.get(field, {}) or {}))
+    if spec.get("name", "none") != "none":
+      specs.append(PenaltySpec(name=spec["name"], weight=_plain(spec.get("weight", 0.0)),
+                               every=spec.get("every", 1),
+                               kwargs=dict(_plain(spec.get("kwargs", {}) or {})),
+                               field=f"game.{field}"))
+      divergence = specs[-1].kwargs.get("divergence")
+      if (spec["name"] == "roth_fgan" and game.loss.startswith("fgan_")
+          and divergence != game.loss[len("fgan_"):]):
+        raise ValueError(f"game.{field}.kwargs.divergence ({divergence!r}) must match the "
+                         f"f-GAN of game.loss ({game.loss!r})")
+  perturbation = _perturbation_args(game)
+  _check_schedule_fits(config, perturbation["perturbation_level"])
+  return AdversarialGame(
+      generator=g, discriminator=d, data=source,
+      g_tx=_optimizer(config, "generator", source),
+      d_tx=_optimizer(config, "discriminator", source),
+      loss=game.loss, loss_kwargs=dict(_plain(game.get("loss_kwargs", {}) or {})),
+      n_critic=game.get("n_critic", 1), n_gen=game.get("n_gen", 1),
+      penalties=tuple(specs), ema_decay=game.get("ema_decay", 0.0),
+      ensemble=game.get("ensemble", 0), **_latent_args(config), **perturbation)
+
+
+# Settings of the adversarial game the encoder games do not implement.
+_ADVERSARIAL_ONLY = {"penalty.name": "none", "penalty_2.name": "none", "ensemble": 0,
+                     "ema_decay": 0.0, "n_gen": 1}
+
+
+def _reject_unsupported(config, supported_extra=()):
+  game = config.game
+  for path, default in _ADVERSARIAL_ONLY.items():
+    value = game
+    for part in path.split("."):
+      value = value.get(part, default) if value is not None else default
+    if value != default and path not in supported_extra:
+      raise ValueError(f"config.game.{path}={value!r} is not supported by game "
+                       f"{game.name!r}; it is a setting of game 'adversarial'")
+  if _plain(game.get("loss_kwargs", {}) or {}):
+    raise ValueError(f"config.game.loss_kwargs is not supported by game {game.name!r}")
+
+
+def _build_encoder_game(cls, config, source: DataSource, discriminators, **extra):
+  _reject_unsupported(config)
+  model = config.model
   g = _module(models.make_generator, model.generator, "model.generator",
               out_shape=tuple(source.shape), image_shape=tuple(source.shape))
   e = _module(models.make_encoder, model.get("encoder", None) or {}, "model.encoder",
               latent_shape=tuple(model.latent_shape))
   d = _module(models.make_discriminator, model.discriminator, "model.discriminator")
-  seed = config.seed
-  e_spec = config.optim.get("encoder", None) or config.optim.generator
-  perturbation = dict(_plain(game.get("perturbation", {}) or {}))
+  e_field = "encoder" if config.optim.get("encoder", None) is not None else "generator"
+  perturbation = _perturbation_args(config.game)
+  _check_schedule_fits(config, perturbation["perturbation_level"])
   return cls(
       generator=g, encoder=e, discriminator=d, data=source,
-      g_tx=optim.make_optimizer(config.optim.generator, field="optim.generator", seed=seed),
-      e_tx=optim.make_optimizer(e_spec, field="optim.encoder", seed=seed + 2),
-      d_tx=optim.make_optimizer(config.optim.discriminator, field="optim.discriminator",
-                                seed=seed + 1),
-      latent_shape=tuple(model.latent_shape), latent_prior=model.latent_prior,
-      latent_kwargs=dict(_plain(model.get("latent_kwargs", {}) or {})),
-      batch_size=config.train.batch_size, loss=game.loss,
-      perturbation=perturbation.get("name", "none"),
-      perturbation_level=_plain(perturbation.get("level", 0.0)),
-      perturbation_kwargs=dict(_plain(perturbation.get("kwargs", {}) or {})), **extra)
+      g_tx=_optimizer(config, "generator", source),
+      e_tx=_optimizer(config, "encoder", source, spec_field=e_field),
+      d_txs=tuple(_optimizer(config, name, source, spec_field="discriminator")
+                  for name in discriminators),
+      loss=config.game.loss, **_latent_args(config), **perturbation, **extra)
 
 
 def _build_reg_gan(config, source):
   g = config.game
-  return _build_encoder_game(RegGANGame, config, source, lambda1=g.get("lambda1", 0.2),
-                             lambda2=g.get("lambda2", 0.4), n_critic=g.get("n_critic", 1))
+  return _build_encoder_game(RegGANGame, config, source, ("discriminator",),
+                             lambda1=g.get("lambda1", 0.2), lambda2=g.get("lambda2", 0.4),
+                             n_critic=g.get("n_critic", 1))
 
 
 def _build_mdgan(config, source):
-  return _build_encoder_game(MDGANGame, config, source,
+  if config.game.get("n_critic", 1) != 1:
+    raise ValueError("config.game.n_critic is not supported by game 'mdgan' (one update "
+                     "of each discriminator per step)")
+  return _build_encoder_game(MDGANGame, config, source, ("d_manifold", "d_diffusion"),
                              lambda_manifold=config.game.get("lambda_manifold", 1.0))
 
 

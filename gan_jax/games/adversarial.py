@@ -59,12 +59,12 @@ def _check_penalty_kwargs(spec) -> None:
              and n != "has_aux"}
   unknown = sorted(set(spec.kwargs) - options)
   if unknown:
-    raise ValueError(f"game.penalty.kwargs: unknown argument(s) {unknown} for penalty "
+    raise ValueError(f"{spec.field}.kwargs: unknown argument(s) {unknown} for penalty "
                      f"{spec.name!r}; valid: {', '.join(sorted(options)) or 'none'}")
   missing = sorted(n for n in options if params[n].default is inspect.Parameter.empty
                    and n not in spec.kwargs)
   if missing:
-    raise ValueError(f"game.penalty.kwargs: penalty {spec.name!r} needs {missing}")
+    raise ValueError(f"{spec.field}.kwargs: penalty {spec.name!r} needs {missing}")
 
 
 # Penalties whose published weight gamma enters the loss as gamma / 2.
@@ -89,6 +89,7 @@ class PenaltySpec:
   weight: Any = 0.0
   every: int = 1
   kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  field: str = "game.penalty"  # where it came from in the config, for messages
 
 
 @dataclasses.dataclass
@@ -139,10 +140,10 @@ class AdversarialGame:
   def __post_init__(self):
     for spec in self.penalties:
       if spec.name not in PENALTY_NAMES[1:]:
-        raise ValueError(f"game.penalty.name: unknown penalty {spec.name!r}; "
+        raise ValueError(f"{spec.field}.name: unknown penalty {spec.name!r}; "
                          f"valid: {', '.join(PENALTY_NAMES)}")
       if not isinstance(spec.every, int) or spec.every < 1:
-        raise ValueError(f"game.penalty.every must be a positive integer, got {spec.every!r}")
+        raise ValueError(f"{spec.field}.every must be a positive integer, got {spec.every!r}")
       _check_penalty_kwargs(spec)
     self.perturb = Perturbation(self.perturbation, dict(self.perturbation_kwargs))
     self.conditional = bool(getattr(self.generator, "num_classes", 0))
@@ -166,7 +167,7 @@ class AdversarialGame:
       self.objective = losses.get_objective(self.loss, **dict(self.loss_kwargs))
     except (TypeError, ValueError) as e:
       raise ValueError(f"game.loss: {e}") from e
-    self.weight_schedules = tuple(make_schedule(p.weight, f"game.penalty.weight ({p.name})")
+    self.weight_schedules = tuple(make_schedule(p.weight, f"{p.field}.weight")
                                   for p in self.penalties)
     self.level_schedule = make_schedule(self.perturbation_level, "game.perturbation.level")
 
@@ -260,24 +261,30 @@ class AdversarialGame:
     def loss_fn(params):
       rngs = {"dropout": drop_key}
       lab = _label_kwargs(labels)
+      # Independent dropout masks for each pass (and for the penalties' passes).
       real_logits, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
-                                     rngs=rngs, **lab)
+                                     rngs={"dropout": jax.random.fold_in(drop_key, 0)}, **lab)
       fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
-                                     rngs=rngs, **lab)
+                                     rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
       loss = self.objective.discriminator(real_logits, fake_logits)
       aux = {"logit_real": jnp.mean(real_logits), "logit_fake": jnp.mean(fake_logits),
              "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
              "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_loss": loss}
-      critic = self._critic(params, d_state, drop_key, labels=labels)
-      critic_features = self._critic(params, d_state, drop_key, features=True, labels=labels)
+      critic = self._critic(params, d_state, jax.random.fold_in(drop_key, 2), labels=labels)
+      critic_features = self._critic(params, d_state, jax.random.fold_in(drop_key, 3),
+                                     features=True, labels=labels)
+      total_raw = total_weighted = 0.0
       for i, (spec, schedule) in enumerate(zip(self.penalties, self.weight_schedules)):
         weighted, raw, diag = self._penalty(spec, schedule, critic, critic_features, real_in,
                                             fake_in, jax.random.fold_in(pen_key, i), d_step)
         loss = loss + weighted
+        total_raw, total_weighted = total_raw + raw, total_weighted + weighted
         aux[f"{spec.name}"] = raw
         for k, v in diag.items():
           if k != "d_aux" and jnp.ndim(v) == 0:
             aux[f"{spec.name}_{k}"] = v
+      if self.penalties:
+        aux["penalty"], aux["penalty_weighted"] = total_raw, total_weighted
       return loss, (aux, upd)
 
     grads, (aux, new_d_state) = jax.grad(loss_fn, has_aux=True)(d_params)
@@ -361,8 +368,11 @@ class AdversarialGame:
     metrics["d_loss"] = jnp.mean(jnp.stack([m["d_loss"] for m in d_metrics]))
     metrics["g_loss"] = jnp.mean(jnp.stack([m["g_loss"] for m in g_metrics]))
     metrics["level"] = jnp.asarray(level, jnp.float32)
-    for spec, schedule in zip(self.penalties, self.weight_schedules):
-      metrics[f"{spec.name}_weight"] = jnp.asarray(schedule(state.step), jnp.float32)
+    for i, (spec, schedule) in enumerate(zip(self.penalties, self.weight_schedules)):
+      weight = jnp.asarray(schedule(state.step), jnp.float32)
+      metrics[f"{spec.name}_weight"] = weight
+      if i == 0:
+        metrics["penalty_weight"] = weight  # the main penalty's (e.g. Roth's gamma)
     noise = transforms.injected_noise_std(state.opt_state["discriminator"])
     if noise is not None:
       metrics["d_noise_std"] = noise

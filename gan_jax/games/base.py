@@ -17,14 +17,12 @@ PERTURBATIONS = ("none", "heat", "instance_noise", "blur")
 
 
 def make_schedule(spec: Any, field: str) -> Callable[[jax.Array], jax.Array]:
-  """A number is a constant schedule; a mapping names a ``schedules`` factory."""
-  if isinstance(spec, (int, float)):
-    value = float(spec)
-    return lambda step: jnp.asarray(value, jnp.float32)
-  spec = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
-  name = spec.pop("name", None)
+  """A number is a constant schedule; a mapping names a ``schedules`` factory.
+
+  Errors name the config ``field``.
+  """
   try:
-    return schedules.make_schedule(name, **spec)
+    return schedules.get_schedule(spec)
   except (TypeError, ValueError) as e:
     raise ValueError(f"{field}: {e}") from e
 

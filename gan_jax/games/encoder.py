@@ -52,7 +52,7 @@ class _EncoderGameBase:
   data: DataSource
   g_tx: optax.GradientTransformation
   e_tx: optax.GradientTransformation
-  d_tx: optax.GradientTransformation
+  d_txs: tuple[optax.GradientTransformation, ...]
   latent_shape: tuple[int, ...]
   latent_prior: str = "uniform"
   latent_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -65,6 +65,11 @@ class _EncoderGameBase:
   _discriminators: tuple[str, ...] = ("discriminator",)
 
   def __post_init__(self):
+    if len(self.d_txs) != len(self._discriminators):
+      raise ValueError(f"{type(self).__name__} needs one optimizer per discriminator "
+                       f"{self._discriminators}, got {len(self.d_txs)}")
+    # Each discriminator its own transformation (and so its own sampler noise).
+    self.d_tx = dict(zip(self._discriminators, self.d_txs))
     try:
       self.objective = losses.get_objective(self.loss)
     except (TypeError, ValueError) as e:
@@ -89,7 +94,7 @@ class _EncoderGameBase:
     opt_state["generator"] = self.g_tx.init(params["generator"])
     opt_state["encoder"] = self.e_tx.init(params["encoder"])
     for name in self._discriminators:
-      opt_state[name] = self.d_tx.init(params[name])
+      opt_state[name] = self.d_tx[name].init(params[name])
     return TrainState(step=jnp.zeros((), jnp.int32), rng=keys[2], params=params,
                       model_state=model_state, opt_state=opt_state, extra={})
 
@@ -121,15 +126,16 @@ class _EncoderGameBase:
     d_state = state.model_state[name]
 
     def loss_fn(params):
+      # Independent dropout masks for the two passes.
       rl, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
-                            rngs={"dropout": drop_key})
+                            rngs={"dropout": jax.random.fold_in(drop_key, 0)})
       fl, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
-                            rngs={"dropout": drop_key})
+                            rngs={"dropout": jax.random.fold_in(drop_key, 1)})
       return self.objective.discriminator(rl, fl), (upd, rl, fl)
 
     (loss, (upd, rl, fl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params[name])
-    updates, opt = self.d_tx.update(grads, state.opt_state[name], state.params[name])
+    updates, opt = self.d_tx[name].update(grads, state.opt_state[name], state.params[name])
     state = state.replace(
         params={**state.params, name: optax.apply_updates(state.params[name], updates)},
         model_state={**state.model_state, name: upd},
@@ -182,6 +188,11 @@ class RegGANGame(_EncoderGameBase):
   lambda2: float = 0.4
   n_critic: int = 1
 
+  def __post_init__(self):
+    super().__post_init__()
+    if not isinstance(self.n_critic, int) or self.n_critic < 1:
+      raise ValueError(f"game.n_critic must be a positive integer, got {self.n_critic!r}")
+
   def step(self, state: TrainState, arrays: Any, shard: Callable = lambda x: x):
     level = self.level_schedule(state.step)
     metrics = {}
@@ -205,10 +216,13 @@ class RegGANGame(_EncoderGameBase):
       g_params, e_params = ge
       fake, g_state = apply_model(self.generator, g_params, ms["generator"], z, train=True)
       rec, e_state, g_rec_state = self._reconstruct(g_params, e_params, ms, x)
+      # Distinct keys: the two batches get independent noise and dropout.
       fake_logits = self._d_logits("discriminator", d_params, ms,
-                                   self.perturb.fake(p_key, fake, level), drop_key)
+                                   self.perturb.fake(jax.random.fold_in(p_key, 0), fake, level),
+                                   jax.random.fold_in(drop_key, 0))
       rec_logits = self._d_logits("discriminator", d_params, ms,
-                                  self.perturb.fake(p_key, rec, level), drop_key)
+                                  self.perturb.fake(jax.random.fold_in(p_key, 1), rec, level),
+                                  jax.random.fold_in(drop_key, 1))
       gan = self.objective.generator(fake_logits)
       geometric = reconstruction_error(x, rec)
       mode = losses.non_saturating_generator_loss(rec_logits)

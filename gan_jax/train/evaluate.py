@@ -107,7 +107,12 @@ class Evaluator:
                                   title="discriminator output on real and generated data"),
            "d_curves.png")
       save(plotting.losses_figure(steps, history), "losses.png")
-      sched = {k: history[k] for k in ("level", "penalty_weight", "d_noise_std") if k in history}
+      sched = {k: history[k] for k in history
+               if k in ("level", "d_noise_std") or k.endswith("_weight")}
+      sched.pop("penalty_weight", None)  # the same curve as '<penalty name>_weight'
+      if sched.get("level") is not None and self.level_spec is None and not np.any(
+          np.asarray(sched["level"], dtype=float)):
+        sched.pop("level")  # no perturbation
       if sched:
         if self.level_spec is not None and "level" in sched:
           sched["beta"] = sched.pop("level")

@@ -362,6 +362,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   validate_train_config(config)
   config_dict = config_to_dict(config)
   t = config.train
+  if stop_after is not None and (stop_after < 1 or stop_after % t.steps_per_call):
+    raise ValueError(f"stop_after ({stop_after}) must be a positive multiple of "
+                     f"config.train.steps_per_call ({t.steps_per_call})")
+  if jax.process_count() > 1:
+    # Each process would write the same files and hold its own part of image
+    # data; both need process-aware code that is not written yet.
+    raise NotImplementedError(
+        f"train_and_evaluate runs on one host; this job has {jax.process_count()} "
+        "processes. Multi-host training is planned on jax.distributed.")
   # Build everything (and so validate the whole config) before touching the disk.
   source = make_source(config.data)
   game = games.make_game(config, source)
@@ -398,7 +407,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     while step < end:
       state, chunk = run(state, arrays)
       chunk = jax.device_get(chunk)
-      check_finite(chunk, step, bool(params_finite(state.params)))
+      check_finite(chunk, step, bool(params_finite((state.params, state.model_state))))
       step += spc
       for k, v in chunk.items():
         window.setdefault(k, []).append(float(np.mean(v)))
