@@ -20,6 +20,9 @@ def get_config():
   c.model.latent_shape = (28, 28, 1)
   c.model.latent_prior = "uniform"
   c.game.loss = "minimax"
+  # D has batch norm from its first layer: with all-fake batches it could not see
+  # a brightness shift shared by all samples, so real and fake share batches.
+  c.game.joint_batch = True
   uniform_steps, steps_per_level, data_steps = 1000, 500, 4000
   c.game.perturbation = common.perturbation(
       "heat", betagan_level(steps_per_level=steps_per_level, uniform_steps=uniform_steps),

@@ -38,6 +38,7 @@ def toy_config() -> ml_collections.ConfigDict:
   c.game.perturbation = perturbation()
   c.game.ema_decay = 0.0  # EMA of generator weights for sampling (0: off).
   c.game.ensemble = 0  # Generator trains against the last k D samples (SGLD).
+  c.game.joint_batch = False  # D sees real and fake as one batch (matters with BN in D).
 
   c.optim = ml_collections.ConfigDict()
   c.optim.generator = ml_collections.ConfigDict(

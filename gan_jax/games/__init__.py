@@ -113,12 +113,13 @@ def _build_adversarial(config, source: DataSource) -> AdversarialGame:
       loss=game.loss, loss_kwargs=dict(_plain(game.get("loss_kwargs", {}) or {})),
       n_critic=game.get("n_critic", 1), n_gen=game.get("n_gen", 1),
       penalties=tuple(specs), ema_decay=game.get("ema_decay", 0.0),
-      ensemble=game.get("ensemble", 0), **_latent_args(config), **perturbation)
+      ensemble=game.get("ensemble", 0), joint_batch=game.get("joint_batch", False),
+      **_latent_args(config), **perturbation)
 
 
 # Settings of the adversarial game the encoder games do not implement.
 _ADVERSARIAL_ONLY = {"penalty.name": "none", "penalty_2.name": "none", "ensemble": 0,
-                     "ema_decay": 0.0, "n_gen": 1}
+                     "ema_decay": 0.0, "n_gen": 1, "joint_batch": False}
 
 
 def _reject_unsupported(config, supported_extra=()):

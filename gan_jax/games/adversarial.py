@@ -116,6 +116,11 @@ class AdversarialGame:
     ema_decay: decay of the generator EMA (0 disables it).
     ensemble: number of recent discriminator samples the generator is trained
       against (0 or 1: the current one).
+    joint_batch: pass real and generated examples through the discriminator as
+      one batch (in both players' updates). With batch norm in the
+      discriminator's first layers, separate all-fake batches hide any shift
+      that all generated examples share (batch statistics remove it); a joint
+      batch lets the discriminator see it.
   """
   generator: nn.Module
   discriminator: nn.Module
@@ -136,6 +141,7 @@ class AdversarialGame:
   perturbation_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   ema_decay: float = 0.0
   ensemble: int = 0
+  joint_batch: bool = False
 
   def __post_init__(self):
     for spec in self.penalties:
@@ -261,11 +267,20 @@ class AdversarialGame:
     def loss_fn(params):
       rngs = {"dropout": drop_key}
       lab = _label_kwargs(labels)
-      # Independent dropout masks for each pass (and for the penalties' passes).
-      real_logits, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
-                                     rngs={"dropout": jax.random.fold_in(drop_key, 0)}, **lab)
-      fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
-                                     rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
+      if self.joint_batch:
+        both, upd = apply_model(self.discriminator, params, d_state,
+                                jnp.concatenate([real_in, fake_in]), train=True,
+                                rngs={"dropout": drop_key},
+                                **_label_kwargs(None if labels is None else
+                                                jnp.concatenate([labels, labels])))
+        real_logits, fake_logits = jnp.split(both, 2)
+      else:
+        # Independent dropout masks for each pass (and for the penalties' passes).
+        real_logits, upd = apply_model(self.discriminator, params, d_state, real_in,
+                                       train=True, rngs={"dropout": jax.random.fold_in(drop_key, 0)},
+                                       **lab)
+        fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
+                                       rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
       loss = self.objective.discriminator(real_logits, fake_logits)
       aux = {"logit_real": jnp.mean(real_logits), "logit_fake": jnp.mean(fake_logits),
              "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
@@ -304,8 +319,14 @@ class AdversarialGame:
   def _g_update(self, state, arrays, index, level, shard):
     key = step_key(state, 2, index)
     z_key, p_key, drop_key, label_key = jax.random.split(key, 4)
-    # Classes to generate follow the data's class frequencies.
-    labels = self._draw(label_key, arrays, self.batch_size)[1] if self.conditional else None
+    # Classes to generate follow the data's class frequencies; a joint batch also
+    # needs the real half the discriminator sees beside the generated one.
+    real = labels = None
+    if self.conditional or self.joint_batch:
+      real, labels = self._draw(label_key, arrays, self.batch_size)
+    if self.joint_batch:
+      real = self.perturb.pair(jax.random.fold_in(p_key, 1), shard(real), real, level)[0]
+      lab2 = None if labels is None else jnp.concatenate([labels, labels])
     z = shard(sample_latent(z_key, self.batch_size, self.latent_shape, prior=self.latent_prior,
                                 **self.latent_kwargs))
     g_state = state.model_state["generator"]
@@ -320,7 +341,12 @@ class AdversarialGame:
       fake = self.perturb.fake(p_key, fake, level)
 
       def member_loss(d_params):
-        logits = self._critic(d_params, d_state, drop_key, labels=labels)(fake)
+        if self.joint_batch:
+          both = self._critic(d_params, d_state, drop_key, labels=lab2)(
+              jnp.concatenate([real, fake]))
+          logits = jnp.split(both, 2)[1]
+        else:
+          logits = self._critic(d_params, d_state, drop_key, labels=labels)(fake)
         return self.objective.generator(logits), logits
 
       member_losses, logits = jax.vmap(member_loss)(d_members)

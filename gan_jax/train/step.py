@@ -76,6 +76,11 @@ def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
   def run(state, arrays):
     def body(carry, _):
       return step_fn(carry, arrays, shard)
+    if steps_per_call == 1:
+      # Even a length-1 scan is a loop for XLA, and XLA:CPU runs convolutions
+      # inside loops on a slow path; one step needs no loop.
+      state, metrics = body(state, None)
+      return state, jax.tree.map(lambda m: m[None], metrics)
     return jax.lax.scan(body, state, None, length=steps_per_call, unroll=unroll)
 
   return jax.jit(run, out_shardings=(rep, rep), donate_argnums=(0,) if donate else ())
