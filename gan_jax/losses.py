@@ -324,8 +324,7 @@ def hinge_generator_loss(
   References:
     Lim & Ye, "Geometric GAN", 2017.
   """
-  fake_logits = _as_float(fake_logits)
-  return -_mean(fake_logits, fake_weights)
+  return wasserstein_generator_loss(fake_logits, fake_weights=fake_weights)
 
 
 def least_squares_discriminator_loss(

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 import os
 from typing import Any, Optional, Sequence
 
@@ -82,6 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.data import source as source_lib
+from gan_jax.validation import positive_int as _positive_int
 
 __all__ = [
     "IMAGE_DATASETS",
@@ -179,18 +179,6 @@ def _check_name(name: Any, valid: Sequence[str], what: str = "image data set") -
   if not isinstance(name, str) or name not in valid:
     raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
   return name
-
-
-def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> Optional[int]:
-  if value is None and allow_none:
-    return None
-  try:
-    v = operator.index(value)
-  except TypeError:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}") from None
-  if v < 1:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-  return v
 
 
 def _as_uint8_images(x: Any, what: str) -> np.ndarray:

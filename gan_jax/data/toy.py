@@ -34,12 +34,13 @@ import dataclasses
 import functools
 import inspect
 import math
-import operator
 from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gan_jax.validation import positive_int as _positive_int
 
 __all__ = [
     "TOY_DATASETS",
@@ -96,16 +97,6 @@ def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
   if not ok:
     valid = "a finite number >= 0" if allow_zero else "a finite number > 0"
     raise ValueError(f"{name} must be {valid}; got {value!r}")
-  return v
-
-
-def _positive_int(name: str, value: Any) -> int:
-  try:
-    v = operator.index(value)
-  except TypeError:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}") from None
-  if v < 1:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
   return v
 
 

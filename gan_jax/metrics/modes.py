@@ -20,10 +20,11 @@ any compiled step:
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
+
+from gan_jax.validation import positive_int as _pos_int
 
 __all__ = [
     "energy_distance",
@@ -59,16 +60,6 @@ def _nonneg(name: str, value: Any, *, positive: bool = False) -> float:
   if not math.isfinite(v) or v < 0 or (positive and v == 0):
     raise ValueError(
         f"{name} must be a finite number {'>' if positive else '>='} 0; got {value!r}")
-  return v
-
-
-def _pos_int(name: str, value: Any) -> int:
-  try:
-    v = operator.index(value)
-  except TypeError:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}") from None
-  if v < 1:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
   return v
 
 

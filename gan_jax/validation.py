@@ -1,0 +1,22 @@
+"""Argument checks shared by the data, metrics and model modules.
+
+Each raises ``ValueError`` naming the argument, what it must be and what it got.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Optional
+
+
+def positive_int(name: str, value: Any, *, allow_none: bool = False) -> Optional[int]:
+  """``value`` as an ``int >= 1`` (or None when ``allow_none``)."""
+  if value is None and allow_none:
+    return None
+  try:
+    v = operator.index(value)
+  except TypeError:
+    raise ValueError(f"{name} must be an integer >= 1; got {value!r}") from None
+  if v < 1:
+    raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+  return v
