@@ -26,7 +26,7 @@ setuptools.setup(
         "importlib_resources>=7.1",
     ],
     extras_require={
-        "test": ["pytest>=9.0", "scipy>=1.17"],
+        "test": ["pytest>=9.0", "pytest-xdist>=3.8", "scipy>=1.17"],
         # tfds.load streams through TensorFlow; array-backed tfds.data_source does not need it.
         "tensorflow": ["tensorflow>=2.20"],
     },

@@ -97,7 +97,9 @@ class GamesTest(parameterized.TestCase):
                            state.params[player], init.params[player])
       self.assertGreater(max(jax.tree.leaves(delta)), 0.0, player)
 
-  @parameterized.parameters(*toy.TOY_DATASETS)
+  # The sets the experiment configs above do not already train on.
+  @parameterized.parameters(*sorted(set(toy.TOY_DATASETS) - {
+      "mixture_3d_5", "cube_frames", "roth_submanifold", "che_circle", "ring_8", "grid_25"}))
   def test_every_toy_set_trains(self, name):
     c = shrink(common.toy_config())
     c.data = ml_collections.ConfigDict({"name": name})
