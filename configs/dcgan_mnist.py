@@ -1,7 +1,7 @@
 r"""DCGAN on MNIST (28x28): the baseline of the image experiments.
 
   python -m experiments.main --config=configs/dcgan_mnist.py --workdir=runs/dcgan_mnist \
-      --config.data.npz_path=../shared/data/mnist.npz   # offline
+      --config.data.npz_path=/path/to/mnist.npz   # offline: a local copy
 Variant ':fashion_mnist' trains on Fashion-MNIST instead.
 """
 

@@ -1,4 +1,4 @@
-"""Gradient penalties on the discriminator's input gradients (METHODS.md, section 2).
+"""Gradient penalties on the discriminator's input gradients.
 
 Every penalty is a pure function of a discriminator *function* ``d_fn(x) -> logits``
 (``x`` a batch ``[B, ...]``, logits ``[B]`` or ``[B, 1]``), so it works with any

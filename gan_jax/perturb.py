@@ -1,4 +1,4 @@
-"""Input perturbations for the discriminator (METHODS §3).
+"""Input perturbations for the discriminator.
 
 Three ways to make the discriminator's task smoother, each a pure function of a
 PRNG key and a batch whose strength may be a traced scalar read from a schedule
@@ -94,7 +94,7 @@ def heated_sample(key: jax.Array, x: jax.Array, beta: Any, *,
   """Samples beta-GAN's heated data ``p(x; beta)`` around a data batch.
 
   Each entry becomes ``x + N(0, 1/beta)``, reflected at the walls of the box
-  ``[low, high]^d`` (diffusion in a closed vase, METHODS §3): as ``beta -> 0``
+  ``[low, high]^d`` (diffusion in a closed vase): as ``beta -> 0``
   the law tends to ``Uniform[low, high]^d`` and at ``beta = inf`` it is the
   data. The two ends are handled exactly: ``beta = 0`` draws the uniform
   directly (independent of ``x``) and ``beta = inf`` returns ``x`` unchanged.
@@ -124,7 +124,7 @@ def heated_sample(key: jax.Array, x: jax.Array, beta: Any, *,
     ValueError: for a concrete negative or NaN ``beta``, or ``low >= high``.
 
   References:
-    Chen & Chen, "beta-GAN: annealing the data distribution", 2018.
+    Mehrjou, Schölkopf & Saremi, "Annealed Generative Adversarial Networks", 2017.
   """
   _check_box(low, high)
   _check_nonnegative("beta", beta, allow_inf=True)
@@ -225,7 +225,7 @@ def gaussian_blur(images: jax.Array, sigma: Any, *,
       bad ``radius``, or a traced ``sigma`` without ``radius``.
 
   References:
-    The blur coarse-graining paper (``papers/003_*``, METHODS §3).
+    The Langevin-trained ("Bayesian") discriminator with blur coarse-graining.
   """
   images = jnp.asarray(images)
   if images.ndim != 4:

@@ -266,7 +266,7 @@ def samples_figure(snapshots: Sequence[tuple[int, ArrayLike]] | Mapping[int, Arr
     ValueError: for empty ``snapshots``, mismatched dimensions or bad limits.
 
   References:
-    Chen & Chen, "beta-GAN: annealing the data distribution", 2018 (Figs. 1-2).
+    Mehrjou, Schölkopf & Saremi, "Annealed Generative Adversarial Networks", 2017 (Figs. 1-2).
   """
   items = list(snapshots.items() if isinstance(snapshots, Mapping) else snapshots)
   if not items:
@@ -468,7 +468,7 @@ def curves_figure(steps: Optional[ArrayLike], history: Mapping[str, ArrayLike], 
     ValueError: if a drawn series and ``steps`` differ in length.
 
   References:
-    Chen & Chen, "beta-GAN: annealing the data distribution", 2018 (Fig. 3).
+    Mehrjou, Schölkopf & Saremi, "Annealed Generative Adversarial Networks", 2017 (Fig. 3).
   """
   present = [k for k in keys if k in history]
   x = _steps(steps, _first_length(history, present) or 0)
@@ -559,7 +559,7 @@ def schedules_figure(steps: ArrayLike, schedules: Mapping[str, Any], *,
     ValueError: for no schedules or a series whose length differs from ``steps``.
 
   References:
-    Chen & Chen, "beta-GAN: annealing the data distribution", 2018 (Algorithm 1).
+    Mehrjou, Schölkopf & Saremi, "Annealed Generative Adversarial Networks", 2017 (Algorithm 1).
   """
   if not schedules:
     raise ValueError("schedules is empty; pass at least one name -> values entry")
@@ -644,7 +644,7 @@ def occupancy_figure(steps: Optional[ArrayLike], occupied_share: ArrayLike,
     ValueError: if the series and ``steps`` differ in length.
 
   References:
-    Chen & Chen, "beta-GAN: annealing the data distribution", 2018 (Fig. 4).
+    Mehrjou, Schölkopf & Saremi, "Annealed Generative Adversarial Networks", 2017 (Fig. 4).
   """
   occupied = _series("occupied_share", occupied_share)
   x = _steps(steps, len(occupied))

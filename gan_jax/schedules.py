@@ -1,4 +1,4 @@
-"""Annealing schedules as optax schedules (METHODS §2-3).
+"""Annealing schedules as optax schedules.
 
 Every annealed quantity in gan_jax (the beta-GAN temperature, the Roth et al.
 regularizer weight gamma, the instance-noise sigma, the blur width) is an
@@ -105,7 +105,7 @@ def beta_levels(*, beta_1: float, beta_K: float, K: int) -> np.ndarray:  # pylin
     ValueError: if the arguments are outside the ranges above.
 
   References:
-    Chen & Chen, "beta-GAN: annealing the data distribution", 2018 (Algorithm 1).
+    Mehrjou, Schölkopf & Saremi, "Annealed Generative Adversarial Networks", 2017 (Algorithm 1).
   """
   K = _check_int("K", K, minimum=1)  # pylint: disable=invalid-name
   for name, value in (("beta_1", beta_1), ("beta_K", beta_K)):
@@ -166,7 +166,7 @@ def beta_schedule(*, beta_1: float = 0.1, beta_K: float = 10.0, K: int = 20,  # 
     A schedule returning float32 scalars (for a scalar step).
 
   References:
-    Chen & Chen, "beta-GAN: annealing the data distribution", 2018 (Algorithm 1).
+    Mehrjou, Schölkopf & Saremi, "Annealed Generative Adversarial Networks", 2017 (Algorithm 1).
   """
   levels = beta_levels(beta_1=beta_1, beta_K=beta_K, K=K)
   data_start = beta_schedule_length(

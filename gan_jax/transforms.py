@@ -384,7 +384,7 @@ def cc_sgld(
 
   References:
     The Langevin-trained ("Bayesian") discriminator with blur coarse-graining,
-    eqs. (10)-(11) (``papers/003_*``, METHODS §4).
+    eqs. (10)-(11).
     Leimkuhler & Shang, `Adaptive Thermostats for Noisy Gradient Systems
     <https://arxiv.org/abs/1505.06800>`_, 2016.
     Ahn, Korattikara & Welling, `Bayesian Posterior Sampling via Stochastic

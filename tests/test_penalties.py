@@ -13,7 +13,7 @@ from gan_jax import penalties
 
 DIVERGENCES = ("kl", "reverse_kl", "pearson", "squared_hellinger", "js", "gan")
 
-# Hand tables (Nowozin et al. 2016; METHODS.md section 1) in float64 numpy.
+# Hand tables (Nowozin et al. 2016) in float64 numpy.
 _ACTIVATION = {
     "kl": lambda v: v,
     "reverse_kl": lambda v: -np.exp(-v),

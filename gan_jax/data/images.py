@@ -1,4 +1,4 @@
-"""Image data sets of the papers' experiments (METHODS §5, §6).
+"""Image data sets of the papers' experiments.
 
 Images are loaded once on the host, kept on the device as ``uint8`` and scaled
 to ``[-1, 1]`` inside the compiled step (:func:`scale_to_unit_range`), so a
@@ -31,7 +31,7 @@ Sets (``IMAGE_DATASETS``):
 Both 1000-mode sets are drawn inside the compiled step from the base MNIST
 arrays, so every step sees fresh combinations; labels are the modes, and
 ``info.mode_weights`` is the exact distribution over the 1000 modes (for the
-KL of the generated mode histogram, METHODS §6).
+KL of the generated mode histogram).
 
 Sources: ``source='tfds'`` reads ``tfds.data_source`` (array_record files, no
 TensorFlow needed; a data set prepared in TFRECORD format by ``tfds.load``

@@ -1,4 +1,4 @@
-"""Synthetic distributions of the papers (METHODS §2, §3, §5, §6).
+"""Synthetic distributions of the papers.
 
 Every low-dimensional target of the five papers, plus the standard 2-D sets used
 to count modes, as a :class:`ToyDistribution`: a frozen description (centres,
@@ -61,7 +61,7 @@ __all__ = [
     "roth_submanifold",
 ]
 
-# beta-GAN's 3-D mixture centres (the paper gives none; METHODS §3 decides).
+# beta-GAN's 3-D mixture centres (the paper gives none; decided here).
 # Made once by `random_centers(10, dim=3, low=-0.8, high=0.8, min_distance=0.6,
 # seed=0)`: sequential rejection sampling of uniform points in [-0.8, 0.8]^3
 # from numpy.random.default_rng(0), a point kept if it is at least
@@ -311,8 +311,13 @@ class ToyDistribution:
         log_p = np.log(self.weights)
       else:
         log_p = np.log(self.segment_weights)
-    idx = jax.random.categorical(k_choice, jnp.asarray(log_p, jnp.float32),
-                                 shape=(n,))
+    if np.all(log_p == log_p[0]):
+      # Equal weights: a uniform index is exact and much cheaper than the
+      # Gumbel draw per component that categorical sampling costs.
+      idx = jax.random.randint(k_choice, (n,), 0, len(log_p))
+    else:
+      idx = jax.random.categorical(k_choice, jnp.asarray(log_p, jnp.float32),
+                                   shape=(n,))
     if self.centers is not None:
       labels = idx
       base = jnp.take(jnp.asarray(self.centers, jnp.float32), idx, axis=0)

@@ -331,10 +331,7 @@ class AdversarialGame:
                                 **self.latent_kwargs))
     g_state = state.model_state["generator"]
     d_state = state.model_state["discriminator"]
-    if "d_history" in state.extra:
-      d_members = state.extra["d_history"]
-    else:
-      d_members = jax.tree.map(lambda p: p[None], state.params["discriminator"])
+    d_members = state.extra.get("d_history")
 
     def loss_fn(params):
       fake, new_g_state = self.generate(params, g_state, z, train=True, labels=labels)
@@ -349,6 +346,10 @@ class AdversarialGame:
           logits = self._critic(d_params, d_state, drop_key, labels=labels)(fake)
         return self.objective.generator(logits), logits
 
+      if d_members is None:
+        loss, logits = member_loss(state.params["discriminator"])
+        return loss, (new_g_state, logits)
+      # Ensemble of recent discriminator samples: the mean of their losses.
       member_losses, logits = jax.vmap(member_loss)(d_members)
       return jnp.mean(member_losses), (new_g_state, logits)
 

@@ -1,7 +1,7 @@
 """Encoder-based games of Che et al. (2017): Reg-GAN (G, E, D) and MDGAN (G, E, D1, D2).
 
 Reg-GAN: the discriminator is an ordinary GAN discriminator (data vs ``G(z)``);
-generator and encoder minimize (METHODS §5, with Appendix A's sign)
+generator and encoder minimize (with the sign of the paper's Appendix A)
 
   T_G = -E_z[log D(G(z))] + E_x[lambda1 ||x - G(E(x))||^2 - lambda2 log D(G(E(x)))]
   T_E =                     E_x[lambda1 ||x - G(E(x))||^2 - lambda2 log D(G(E(x)))]

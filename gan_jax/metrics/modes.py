@@ -1,4 +1,4 @@
-"""Mode-coverage and two-sample statistics for toy distributions (METHODS §6).
+"""Mode-coverage and two-sample statistics for toy distributions.
 
 All functions take samples as arrays (NumPy or JAX, e.g. a checkpoint's
 generator output) and compute in float64 NumPy, so they run standalone, outside
