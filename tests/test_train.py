@@ -341,3 +341,17 @@ def test_check_finite_names_step_and_quantity():
     loop.check_finite({"level": np.array([np.nan])}, 0)
   with pytest.raises(loop.NonFiniteError, match="parameters became NaN or inf during steps 11-13"):
     loop.check_finite(ok, 10, params_finite=False)
+
+
+def test_check_finite_maps_last_step_diagnostics_to_their_step():
+  # Essentials cover all 4 steps of the call, diagnostics only its last.
+  metrics = {"d_loss": np.zeros(4), "d_real": np.array([np.nan])}
+  with pytest.raises(loop.NonFiniteError, match="'d_real' became NaN or inf at step 14"):
+    loop.check_finite(metrics, 10)
+
+
+def test_call_returns_every_step_essentials_and_last_step_diagnostics():
+  c = shrink(betagan_mixture_3d.get_config("5"), steps=4, spc=4)
+  _, _, history = run_steps(c, n_calls=1)
+  assert history[0]["d_loss"].shape == (4,) and history[0]["level"].shape == (4,)
+  assert history[0]["d_real"].shape == (1,) and history[0]["d_grad_norm"].shape == (1,)

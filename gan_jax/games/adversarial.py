@@ -38,6 +38,9 @@ from gan_jax.data.source import DataSource
 from gan_jax.models.latent import sample_latent
 from gan_jax.train.state import TrainState, step_key
 
+# What every step reports even without diagnostics: enough to find the step
+# where training broke and to follow the schedule.
+ESSENTIAL_METRICS = ("d_loss", "g_loss", "level")
 PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
 # How each penalty is called from (critic, critic with features, real, fake, key).
 _PENALTY_CALLS = {
@@ -246,8 +249,7 @@ class AdversarialGame:
       return out, None
     return out if self.conditional else (out[0], None)
 
-  def _d_update(self, state, arrays, index, level, shard):
-    key = step_key(state, 1, index)
+  def _d_update(self, state, arrays, index, level, shard, key):
     real_key, z_key, p_key, pen_key, drop_key = jax.random.split(key, 5)
     g_params = state.params["generator"]
     d_params = state.params["discriminator"]
@@ -316,8 +318,7 @@ class AdversarialGame:
         opt_state={**state.opt_state, "discriminator": opt_state}, extra=extra)
     return state, aux
 
-  def _g_update(self, state, arrays, index, level, shard):
-    key = step_key(state, 2, index)
+  def _g_update(self, state, arrays, index, level, shard, key):
     z_key, p_key, drop_key, label_key = jax.random.split(key, 4)
     # Classes to generate follow the data's class frequencies; a joint batch also
     # needs the real half the discriminator sees beside the generated one.
@@ -369,7 +370,8 @@ class AdversarialGame:
     return state, {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads),
                    "d_fake_gen": jnp.mean(jax.nn.sigmoid(logits))}
 
-  def step(self, state: TrainState, arrays: Any, shard: Callable[[Batch], Batch] = lambda x: x):
+  def step(self, state: TrainState, arrays: Any, shard: Callable[[Batch], Batch] = lambda x: x,
+           *, diagnostics: bool = True):
     """One iteration: ``n_critic`` discriminator then ``n_gen`` generator updates.
 
     Args:
@@ -377,18 +379,23 @@ class AdversarialGame:
       arrays: the data source's device arrays (empty for toy data).
       shard: applied to every freshly drawn batch; the compiled step passes a
         sharding constraint that splits the batch over the device mesh.
+      diagnostics: all metrics; otherwise only ``ESSENTIAL_METRICS`` (the rest
+        is then never computed).
 
     Returns:
       ``(new_state, metrics)`` with scalar metrics of this iteration.
     """
     level = self.level_schedule(state.step)
+    # One key per update, all from the step's key: randomness depends on the
+    # step count only, so a resumed run draws what an uninterrupted one would.
+    keys = jax.random.split(step_key(state), self.n_critic + self.n_gen)
     d_metrics = []
     for i in range(self.n_critic):
-      state, aux = self._d_update(state, arrays, i, level, shard)
+      state, aux = self._d_update(state, arrays, i, level, shard, keys[i])
       d_metrics.append(aux)
     g_metrics = []
     for i in range(self.n_gen):
-      state, aux = self._g_update(state, arrays, i, level, shard)
+      state, aux = self._g_update(state, arrays, i, level, shard, keys[self.n_critic + i])
       g_metrics.append(aux)
     metrics = {k: v for k, v in d_metrics[-1].items()}
     metrics.update(g_metrics[-1])
@@ -404,6 +411,8 @@ class AdversarialGame:
     if noise is not None:
       metrics["d_noise_std"] = noise
     state = state.replace(step=state.step + 1)
+    if not diagnostics:
+      metrics = {k: metrics[k] for k in ESSENTIAL_METRICS}
     return state, metrics
 
   # ---------------------------------------------------------- evaluation

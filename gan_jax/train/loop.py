@@ -269,17 +269,19 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int,
   """Raises ``NonFiniteError`` naming the first step and quantity that is not finite.
 
   Args:
-    metrics: a compiled call's metrics, stacked over its steps.
+    metrics: a compiled call's metrics: each an array over the call's last
+      ``len`` steps (the essentials cover every step, the diagnostics the last).
     first_step: the step count before the call.
     params_finite: whether the parameters after the call are all finite (checked
       once per call rather than every step: it is a pass over every parameter).
   """
   bad = []
+  n = max((np.size(v) for v in metrics.values()), default=1)
   for name, values in metrics.items():
-    values = np.asarray(values)
+    values = np.atleast_1d(np.asarray(values))
     ok = ~np.isnan(values) if name in INFINITE_ALLOWED else np.isfinite(values)
     if not ok.all():
-      bad.append((int(np.argmin(ok)), name))
+      bad.append((n - len(values) + int(np.argmin(ok)), name))
   advice = (". Training stopped; the last good checkpoint is kept. Lower the learning "
             "rate or check the penalty/perturbation settings.")
   if bad:
@@ -289,7 +291,6 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int,
         f"non-finite value: {name!r} became NaN or inf at step {first_step + index + 1}"
         + (f" (also: {', '.join(others)})" if others else "") + advice)
   if not params_finite:
-    n = len(next(iter(metrics.values()))) if metrics else 1
     raise NonFiniteError(f"non-finite value: the parameters became NaN or inf during steps "
                          f"{first_step + 1}-{first_step + n}" + advice)
 
@@ -410,7 +411,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       check_finite(chunk, step, bool(params_finite((state.params, state.model_state))))
       step += spc
       for k, v in chunk.items():
-        window.setdefault(k, []).append(float(np.mean(v)))
+        window.setdefault(k, []).append(float(np.mean(v)))  # diagnostics: the call's last step
       summary = {k: float(np.asarray(chunk[k])[-1]) for k in ("d_real", "d_fake", "level")
                  if k in chunk}
       log_now = step % every["log_every"] == 0 or step == end
