@@ -6,6 +6,7 @@ annealed from Uniform[-1,1]^(64x64x3) to the data as in the MNIST experiment.
 from configs import common
 from configs import images
 from configs.betagan_mixture_3d import betagan_level
+from gan_jax import schedules
 
 
 def get_config():
@@ -18,5 +19,6 @@ def get_config():
   c.game.perturbation = common.perturbation(
       "heat", betagan_level(steps_per_level=steps_per_level, uniform_steps=uniform_steps),
       low=-1.0, high=1.0)
-  c.train.num_steps = uniform_steps + 20 * steps_per_level + data_steps
+  c.train.num_steps = schedules.beta_schedule_length(
+      steps_per_level=steps_per_level, uniform_steps=uniform_steps) + data_steps
   return c

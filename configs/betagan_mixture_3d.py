@@ -10,6 +10,7 @@ Variants: ':5' (default) and ':10' mixture components.
 """
 
 from configs import common
+from gan_jax import schedules
 
 
 def betagan_level(*, steps_per_level: int, uniform_steps: int) -> dict:
@@ -36,7 +37,8 @@ def get_config(variant: str = "5"):
       "heat", betagan_level(steps_per_level=steps_per_level, uniform_steps=uniform_steps),
       low=-1.0, high=1.0)
   c.train.batch_size = 256
-  c.train.num_steps = uniform_steps + 20 * steps_per_level + data_steps
+  c.train.num_steps = schedules.beta_schedule_length(
+      steps_per_level=steps_per_level, uniform_steps=uniform_steps) + data_steps
   c.train.steps_per_call = 200
   c.train.log_every = 400
   c.train.eval_every = 800

@@ -9,6 +9,7 @@ saturating generator loss.
 from configs import common
 from configs import images
 from configs.betagan_mixture_3d import betagan_level
+from gan_jax import schedules
 
 
 def get_config():
@@ -29,7 +30,8 @@ def get_config():
       low=-1.0, high=1.0)
   c.optim.generator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
   c.optim.discriminator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
-  c.train.num_steps = uniform_steps + 20 * steps_per_level + data_steps
+  c.train.num_steps = schedules.beta_schedule_length(
+      steps_per_level=steps_per_level, uniform_steps=uniform_steps) + data_steps
   # Fully connected: scan fusion pays off as for the toys.
   c.train.steps_per_call = 100
   c.train.log_every = 500

@@ -289,15 +289,9 @@ class DCGANDiscriminator(nn.Module):
                    self.spectral_norm, self.dropout_rate, self.kernel_size,
                    self.kernel_init, self.init_std, name="trunk")(x, train=train)
     init = mlp.kernel_initializer(self.kernel_init, init_std=self.init_std)
-    dense = nn.Dense(1, kernel_init=init, name="out")
-    if self.spectral_norm:
-      logits = nn.SpectralNorm(dense, name="sn_out")(h, update_stats=train)
-    else:
-      logits = dense(h)
-    logits = mlp.conditional_logits(
-        logits[:, 0], h, labels, num_classes=self.num_classes,
-        conditioning=self.conditioning, kernel_init=init,
-        spectral_norm=self.spectral_norm, train=train)
+    logits = mlp.logit_head(h, labels, num_classes=self.num_classes,
+                            conditioning=self.conditioning, kernel_init=init,
+                            spectral_norm=self.spectral_norm, train=train)
     if return_features:
       return logits, h
     return logits

@@ -559,6 +559,24 @@ def projection_term(h: jax.Array, labels: jax.Array, *, num_classes: int,
   return jnp.sum(v.astype(h.dtype) * h, axis=-1)
 
 
+def logit_head(h: jax.Array, labels, *, num_classes: int, conditioning: str, kernel_init,
+               spectral_norm: bool = False, train: bool = True) -> jax.Array:
+  """A discriminator's output layer on features ``h``: logits ``[B]``.
+
+  Called inside a module's compact ``__call__``: the dense layer is that
+  module's ``'out'`` (wrapped as ``'sn_out'`` with spectral normalisation),
+  plus the projection term of a conditional discriminator.
+  """
+  dense = nn.Dense(1, kernel_init=kernel_init, name="out")
+  if spectral_norm:
+    logits = nn.SpectralNorm(dense, name="sn_out")(h, update_stats=train)
+  else:
+    logits = dense(h)
+  return conditional_logits(logits[:, 0], h, labels, num_classes=num_classes,
+                            conditioning=conditioning, kernel_init=kernel_init,
+                            spectral_norm=spectral_norm, train=train)
+
+
 def conditional_logits(logits: jax.Array, h: jax.Array, labels, *,
                        num_classes: int, conditioning: str, kernel_init,
                        spectral_norm: bool = False,

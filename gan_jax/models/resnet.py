@@ -455,15 +455,9 @@ class ResNetDiscriminator(nn.Module):
     h = _ResNetTrunk(self.base_features, self.batch_norm, self.layer_norm,
                      self.spectral_norm, self.dropout_rate, init,
                      name="trunk")(x, train=train)
-    dense = nn.Dense(1, kernel_init=init, name="out")
-    if self.spectral_norm:
-      logits = nn.SpectralNorm(dense, name="sn_out")(h, update_stats=train)
-    else:
-      logits = dense(h)
-    logits = mlp.conditional_logits(
-        logits[:, 0], h, labels, num_classes=self.num_classes,
-        conditioning=self.conditioning, kernel_init=init,
-        spectral_norm=self.spectral_norm, train=train)
+    logits = mlp.logit_head(h, labels, num_classes=self.num_classes,
+                            conditioning=self.conditioning, kernel_init=init,
+                            spectral_norm=self.spectral_norm, train=train)
     if return_features:
       return logits, h
     return logits

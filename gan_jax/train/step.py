@@ -6,8 +6,8 @@ split along the batch dimension (``P('data')``). XLA's partitioner then turns
 the mean over the batch in each loss, and the batch statistics of batch norm,
 into cross-device collectives, so gradients are averaged over all devices and
 the result is the one of the global batch on one device. The same program runs
-on one CPU, eight fake CPU devices, a GPU box or a TPU slice; ``jax.pmap``, in
-maintenance mode, is not used.
+on one CPU, eight fake CPU devices, a GPU box or a TPU slice; the older
+per-device mapping API, now in maintenance mode, is not used.
 """
 
 from __future__ import annotations
