@@ -153,10 +153,22 @@ def _framework_runner(config, n, source=None, unroll=1):
 
 # ------------------------------------------------------------------ timing
 def measure(runners: dict[str, tuple[Callable, int]], *, rounds: int, min_time: float):
-  """Steps/s of each runner: best of ``rounds`` interleaved timed rounds."""
-  for call, _ in runners.values():  # compile and warm up
+  """Steps/s of each runner: best of ``rounds`` interleaved timed rounds.
+
+  Fast calls are timed in groups of four between synchronisations, so that
+  dispatch overlaps execution as in training. A call that takes longer than
+  ``min_time`` on its own (a 64-px DCGAN step on a CPU can take tens of seconds)
+  is warmed up once and then timed one call at a time.
+  """
+  slow, minutes = {}, {}
+  for name, (call, _) in runners.items():  # compile, then time one warm call
     jax.block_until_ready(call())
+    t0 = time.perf_counter()
     jax.block_until_ready(call())
+    seconds = time.perf_counter() - t0
+    slow[name], minutes[name] = seconds > min_time, seconds > 10
+    if minutes[name]:  # progress for runs that take minutes
+      print(f"  ... {name}: warm call {seconds:.1f} s", flush=True)
   best = {name: 0.0 for name in runners}
   for _ in range(rounds):
     for name, (call, steps) in runners.items():
@@ -164,11 +176,13 @@ def measure(runners: dict[str, tuple[Callable, int]], *, rounds: int, min_time: 
       while True:
         out = call()
         calls += 1
-        if calls % 4 == 0:
+        if slow[name] or calls % 4 == 0:
           jax.block_until_ready(out)
           if time.perf_counter() - t0 >= min_time:
             break
       best[name] = max(best[name], calls * steps / (time.perf_counter() - t0))
+      if minutes[name]:
+        print(f"  ... {name}: {best[name]:.4g} steps/s", flush=True)
   return best
 
 

@@ -81,11 +81,11 @@ class Perturbation:
 
   def pair(self, key, real, fake, level):
     """Perturbed (real, fake) for a discriminator update."""
-    real_key, fake_key = jax.random.split(key)
     kw = dict(self.kwargs)
     if self.name == "heat":
-      return perturb.heated_sample(real_key, real, level, **kw), fake
+      return perturb.heated_sample(key, real, level, **kw), fake
     if self.name == "instance_noise":
+      real_key, fake_key = jax.random.split(key)
       return (perturb.instance_noise(real_key, real, level),
               perturb.instance_noise(fake_key, fake, level))
     if self.name == "blur":
