@@ -11,8 +11,13 @@ def image_config(data: str = "mnist") -> ml_collections.ConfigDict:
   # Data: TFDS by default; offline, point npz_path at a local .npz with
   # x_train, y_train, x_test, y_test (e.g. --config.data.npz_path=mnist.npz).
   # max_examples: read only the first this many images (0: all).
+  # stream_buffer: 0 keeps the split on the device; N > 0 streams it, the
+  # device holding N examples refilled from the host before every call
+  # (gan_jax.data.stream; about steps_per_call * batch_size reads each example
+  # about once). stream_seed: seed of the streaming order.
   c.data = ml_collections.ConfigDict(
-      {"name": data, "source": "auto", "npz_path": "", "data_dir": "", "max_examples": 0})
+      {"name": data, "source": "auto", "npz_path": "", "data_dir": "", "max_examples": 0,
+       "stream_buffer": 0, "stream_seed": 0})
   c.model.generator = ml_collections.ConfigDict(
       {"name": "dcgan", "base_features": 64, "batch_norm": True,
        "output_activation": "tanh"})

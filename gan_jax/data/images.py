@@ -40,12 +40,14 @@ reads a local ``.npz`` with keys ``x_train, y_train, x_test, y_test``
 (:func:`export_npz` writes one from TFDS); ``'auto'`` takes the npz when
 ``npz_path`` is given.
 
-Limitation: a split is read whole (or its first ``max_examples`` records)
-into host memory and then onto every device; nothing is streamed. CelebA
-(162,770 train images, 2.0 GB at 64 x 64 x 3) fits a modern accelerator;
-LSUN bedroom (3 million images) needs ``max_examples``. Reading decodes every
-JPEG/PNG once, which takes minutes for CelebA; :func:`export_npz` keeps the
-prepared arrays for later runs.
+Memory: by default a split is read whole (or its first ``max_examples``
+records) into host memory and then onto every device. CelebA (162,770 train
+images, 2.0 GB at 64 x 64 x 3) fits a modern accelerator. LSUN bedroom (3
+million images, 37 GB) is streamed instead (``stream_buffer``, see
+:mod:`gan_jax.data.stream`): the device keeps a buffer of that many examples,
+refilled from TFDS's random-access reader before every compiled call.
+Reading decodes every JPEG/PNG once, which takes minutes for CelebA;
+:func:`export_npz` keeps the prepared arrays for later runs.
 
 Several hosts: :func:`make_image_source` keeps ``N // P`` contiguous examples
 on each of ``P`` hosts (:func:`host_shard`), so each host draws its part of a
@@ -81,6 +83,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.data import source as source_lib
+from gan_jax.data import stream as stream_lib
 from gan_jax.validation import positive_int as _positive_int
 
 __all__ = [
@@ -358,8 +361,9 @@ def _import_tfds():
   return tfds
 
 
-def _read_records(ds, keys: range) -> list:
+def _read_records(ds, keys) -> list:
   """Records ``keys`` of a TFDS data source, batched where it can."""
+  keys = [int(k) for k in keys]
   try:
     # Batched reads are about twice as fast as one record at a time.
     return list(ds.__getitems__(list(keys)))
@@ -369,8 +373,8 @@ def _read_records(ds, keys: range) -> list:
     return [ds[i] for i in keys]
 
 
-def _read_tfds(name: str, *, split: str, data_dir: Optional[str], max_examples: Optional[int],
-               download: bool, crop: int, resolution: int):
+def _open_tfds(name: str, *, split: str, data_dir: Optional[str], download: bool):
+  """The TFDS random-access source of a split and its usable length."""
   spec = _BASE_SETS[name]
   tfds = _import_tfds()
   try:
@@ -382,27 +386,45 @@ def _read_tfds(name: str, *, split: str, data_dir: Optional[str], max_examples: 
         f"TFDS data set {spec.tfds_name!r} (split {split!r}, data_dir "
         f"{data_dir or 'default'!s}) could not be opened: {type(e).__name__}: {e}."
         + _offline_help(name)) from e
-  n = len(ds) if max_examples is None else min(len(ds), max_examples)
-  if n == 0:
+  if len(ds) == 0:
     raise DatasetUnavailableError(f"TFDS data set {spec.tfds_name!r} split {split!r} is empty")
+  return ds
+
+
+def _decode_records(ds, keys, name: str, *, crop: int, resolution: int):
+  """(uint8 images, int32 labels or None) of TFDS records ``keys``, prepared."""
+  spec = _BASE_SETS[name]
+  what = f"TFDS {spec.tfds_name} images"
+  records = _read_records(ds, keys)
+  raw = [np.asarray(r["image"]) for r in records]
+  if len({r.shape for r in raw}) == 1:
+    images = _prepare(np.stack(raw), spec, name, what, crop=crop, resolution=resolution)
+  else:  # LSUN images differ in size
+    images = np.concatenate([_prepare(r[None], spec, name, what, crop=crop,
+                                      resolution=resolution) for r in raw])
+  labels = None
+  if spec.num_classes:
+    labels = _as_labels([r["label"] for r in records], len(records), spec.num_classes,
+                        f"TFDS {spec.tfds_name} labels")
+  return images, labels
+
+
+def _read_tfds(name: str, *, split: str, data_dir: Optional[str], max_examples: Optional[int],
+               download: bool, crop: int, resolution: int):
+  spec = _BASE_SETS[name]
+  ds = _open_tfds(name, split=split, data_dir=data_dir, download=download)
+  n = len(ds) if max_examples is None else min(len(ds), max_examples)
   images = None
   labels = np.empty(n, np.int32) if spec.num_classes else None
-  what = f"TFDS {spec.tfds_name} images"
   for start in range(0, n, _READ_CHUNK):
     stop = min(n, start + _READ_CHUNK)
-    records = _read_records(ds, range(start, stop))
-    raw = [np.asarray(r["image"]) for r in records]
-    if len({r.shape for r in raw}) == 1:
-      batch = _prepare(np.stack(raw), spec, name, what, crop=crop, resolution=resolution)
-    else:  # LSUN images differ in size
-      batch = np.concatenate([_prepare(r[None], spec, name, what, crop=crop,
-                                       resolution=resolution) for r in raw])
+    batch, batch_labels = _decode_records(ds, range(start, stop), name, crop=crop,
+                                          resolution=resolution)
     if images is None:
       images = np.empty((n,) + batch.shape[1:], np.uint8)
     images[start:stop] = batch
     if labels is not None:
-      labels[start:stop] = _as_labels([r["label"] for r in records], stop - start,
-                                      spec.num_classes, f"TFDS {spec.tfds_name} labels")
+      labels[start:stop] = batch_labels
   return images, labels
 
 
@@ -478,6 +500,17 @@ def load_arrays(name: str, *, split: str = "train", source: str = "auto",
     DatasetUnavailableError: the data set could not be found or opened (the
       message says how to provide it offline).
   """
+  o = _load_options(name, split=split, source=source, npz_path=npz_path, data_dir=data_dir,
+                    max_examples=max_examples, crop=crop, resolution=resolution)
+  if o["source"] == "npz":
+    return _read_npz(name, o["npz_path"], split=split, max_examples=o["max_examples"],
+                     crop=o["crop"], resolution=o["resolution"])
+  return _read_tfds(name, split=split, data_dir=o["data_dir"], max_examples=o["max_examples"],
+                    download=download, crop=o["crop"], resolution=o["resolution"])
+
+
+def _load_options(name, *, split, source, npz_path, data_dir, max_examples, crop, resolution):
+  """Checks and normalises the reading options of :func:`load_arrays`."""
   if name in _MODE_SETS:
     raise ValueError(f"{name} is drawn from MNIST inside the step; load its base with "
                      f"load_arrays('mnist') or build it with make_image_source({name!r})")
@@ -491,13 +524,10 @@ def load_arrays(name: str, *, split: str = "train", source: str = "auto",
   npz_path, data_dir = npz_path or None, data_dir or None
   if source == "auto":
     source = "npz" if npz_path else "tfds"
-  if source == "npz":
-    if not npz_path:
-      raise ValueError("source='npz' needs npz_path (--config.data.npz_path=/path/file.npz)")
-    return _read_npz(name, os.fspath(npz_path), split=split, max_examples=max_examples,
-                     crop=crop, resolution=resolution)
-  return _read_tfds(name, split=split, data_dir=data_dir, max_examples=max_examples,
-                    download=download, crop=crop, resolution=resolution)
+  if source == "npz" and not npz_path:
+    raise ValueError("source='npz' needs npz_path (--config.data.npz_path=/path/file.npz)")
+  return {"source": source, "npz_path": npz_path and os.fspath(npz_path), "data_dir": data_dir,
+          "max_examples": max_examples, "crop": crop, "resolution": resolution}
 
 
 def export_npz(name: str, path: str, *, splits: Sequence[str] = ("train", "test"),
@@ -801,7 +831,7 @@ def compositional_mnist_source(images: Any, labels: Any, *,
 # --------------------------------------------------------------------------
 
 _LOAD_OPTIONS = ("split", "source", "npz_path", "data_dir", "max_examples", "download",
-                 "process_index", "process_count")
+                 "process_index", "process_count", "stream_buffer", "stream_seed")
 _SET_OPTIONS = {
     "celeb_a": ("crop", "resolution"),
     "lsun_bedroom": ("resolution",),
@@ -824,7 +854,10 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
     **options: ``split``, ``source``, ``npz_path``, ``data_dir``,
       ``max_examples``, ``download`` (see :func:`load_arrays`; the 1000-mode
       sets read MNIST with them), ``process_index``, ``process_count`` (see
-      :func:`host_shard`), and per set: celeb_a ``crop``, ``resolution``;
+      :func:`host_shard`), ``stream_buffer`` (examples per streamed buffer;
+      0 or None keeps the split in memory, see :mod:`gan_jax.data.stream`),
+      ``stream_seed`` (seed of the streaming order), and per set: celeb_a
+      ``crop``, ``resolution``;
       lsun_bedroom ``resolution``; stacked_mnist ``image_size``;
       compositional_mnist ``digit_set``, ``digit_probs``. An option of
       another set is accepted only as None (a config may list them all).
@@ -844,6 +877,14 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
   process_index = options.pop("process_index", None)
   process_count = options.pop("process_count", None)
   set_options = {k: options.pop(k) for k in _SET_OPTIONS.get(name, ()) if k in options}
+  stream_buffer = options.pop("stream_buffer", None) or 0
+  stream_seed = options.pop("stream_seed", None) or 0
+  if stream_buffer:
+    if name in _MODE_SETS:
+      raise ValueError(f"stream_buffer: {name} is composed from MNIST, which is kept in "
+                       "memory; set stream_buffer to 0")
+    return _streaming_source(name, stream_buffer, stream_seed, options, set_options,
+                             process_index=process_index, process_count=process_count)
   if name in _MODE_SETS:
     base = "mnist"
     images, labels = load_arrays(base, **options)
@@ -879,3 +920,43 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
   src = source_lib.from_arrays(name, local_images, local_labels, num_classes=spec.num_classes,
                                scale=scale_to_unit_range, info=info)
   return dataclasses.replace(src, size=total)
+
+
+def _streaming_source(name: str, buffer_size: int, seed: int, options: dict,
+                      set_options: dict, *, process_index, process_count):
+  """This host's part of ``name`` streamed in buffers of ``buffer_size`` examples."""
+  spec = _BASE_SETS[name]
+  split = options.get("split", "train")
+  o = _load_options(name, split=split, source=options.get("source", "auto"),
+                    npz_path=options.get("npz_path"), data_dir=options.get("data_dir"),
+                    max_examples=options.get("max_examples"), crop=set_options.get("crop"),
+                    resolution=set_options.get("resolution"))
+  shard = functools.partial(host_shard, process_index=process_index,
+                            process_count=process_count, drop_remainder=True)
+  if o["source"] == "npz":
+    # The npz is read whole into host memory; streaming spares the device's.
+    images, labels = load_arrays(name, **options, **set_options)
+    total = len(images)
+    local_images, local_labels = shard((images, labels))
+
+    def read(idx):
+      return local_images[idx], None if local_labels is None else local_labels[idx]
+    origin = f"npz:{o['npz_path']}"
+  else:
+    ds = _open_tfds(name, split=split, data_dir=o["data_dir"],
+                    download=options.get("download", True))
+    total = len(ds) if o["max_examples"] is None else min(len(ds), o["max_examples"])
+    records = shard(np.arange(total))
+
+    def read(idx):
+      return _decode_records(ds, records[idx], name, crop=o["crop"],
+                             resolution=o["resolution"])
+    origin = f"tfds:{spec.tfds_name}"
+  count = jax.process_count() if process_count is None else process_count
+  buffer = stream_lib.StreamBuffer(read, total // count, buffer_size, seed=seed)
+  src = stream_lib.stream_source(name, buffer, num_classes=spec.num_classes,
+                                 scale=scale_to_unit_range, size=total)
+  info = ImageDataInfo(name=name, shape=src.shape, num_classes=spec.num_classes,
+                       num_examples=total, split=split,
+                       origin=f"{origin} (streamed, {buffer_size} per buffer)")
+  return dataclasses.replace(src, info=info)

@@ -31,6 +31,9 @@ class DataSource:
       the ``N`` a Langevin sampler's posterior needs.
     info: the object describing the data (e.g. a ``ToyDistribution``) for
       metrics and plots.
+    refill: for streaming sources (``gan_jax.data.stream``), ``refill(c)``
+      returns the arrays of compiled call ``c`` (host memory; same shapes as
+      ``arrays``, which hold call 0's); ``None``: the arrays never change.
   """
   name: str
   shape: tuple[int, ...]
@@ -40,6 +43,7 @@ class DataSource:
   num_classes: int = 0
   size: int | None = None
   info: Any = None
+  refill: Callable[[int], Any] | None = None
 
 
 def from_toy(dist) -> DataSource:

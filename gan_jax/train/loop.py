@@ -406,6 +406,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   step = start
   try:
     while step < end:
+      if source.refill is not None:  # streaming: this call's buffer
+        arrays = step_lib.put_replicated(source.refill(step // spc), mesh)
       state, chunk = run(state, arrays)
       chunk = jax.device_get(chunk)
       check_finite(chunk, step, bool(params_finite((state.params, state.model_state))))
@@ -431,5 +433,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         evaluator.plot(train_log.read(), eval_log.read())
   finally:
     ckpt.close()
+    if source.refill is not None and hasattr(source.refill, "close"):
+      source.refill.close()
   return RunResult(state=state, game=game, source=source, final_metrics=eval_metrics,
                    steps_per_second=progress.rate(step) if step > start else 0.0)
