@@ -51,6 +51,9 @@ def toy_config() -> ml_collections.ConfigDict:
   c.train.num_steps = 10_000  # Iterations (generator updates).
   c.train.steps_per_call = 100  # Iterations fused in one compiled call (lax.scan).
   c.train.unroll = 1  # lax.scan unroll factor.
+  # 'every': losses of every step (curves, NaN located to its step); 'last':
+  # only each call's last step (~5% faster on the toy MLPs at batch 64).
+  c.train.step_metrics = "every"
   c.train.log_every = 500
   c.train.eval_every = 1000
   c.train.checkpoint_every = 2000

@@ -35,11 +35,17 @@ def image_config(data: str = "mnist") -> ml_collections.ConfigDict:
   c.optim.encoder = ml_collections.ConfigDict(adam)
   c.train.batch_size = 64
   c.train.num_steps = 20_000
-  # Convolutions on XLA:CPU are ~10x slower inside a rolled scan; a fully
-  # unrolled scan of 4 steps measured fastest for DCGAN-28 (7.9 steps/s vs 6.8
-  # one step per call and 0.65 rolled; experiments/benchmark.py --suite=conv).
+  # Steps per call, measured with experiments/benchmark.py --suite=conv (CPU,
+  # batch 64, sub-pixel upsampling): convolutions on XLA:CPU run on a slow path
+  # inside a rolled scan (DCGAN-64: 0.01 steps/s against 0.50). A fully
+  # unrolled scan of 4 is fastest for DCGAN-28 (8.4 vs 8.0 steps/s one step per
+  # call) and DCGAN-32 (3.7 vs 3.2); for DCGAN-64 one step per call is (0.50 vs
+  # 0.48), so the 64-px sets take that.
   c.train.steps_per_call = 4
   c.train.unroll = 4
+  if data in ("celeb_a", "lsun_bedroom"):
+    c.train.steps_per_call = 1
+    c.train.unroll = 1
   c.train.log_every = 100
   c.train.eval_every = 1000
   c.train.checkpoint_every = 1000

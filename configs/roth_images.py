@@ -29,7 +29,8 @@ def get_config(variant: str = "dcgan,cifar10"):
     c.model.discriminator.base_features = 128
   c.train.num_steps = 100_000
   if data == "lsun_bedroom":  # 3 million images: streamed, not kept on the device
-    c.data.stream_buffer = c.train.steps_per_call * c.train.batch_size
+    # One call's draws per buffer; follows overrides of either factor.
+    c.data.stream_buffer = c.train.get_ref("steps_per_call") * c.train.get_ref("batch_size")
   if len(parts) == 2:
     c.game.penalty = common.penalty(
         "roth_js", {"name": "gamma_decay", "gamma_0": 2.0, "decay": 0.01,

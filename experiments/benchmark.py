@@ -8,10 +8,13 @@ D [3 | Tanh 128 x3 | 1], heated targets, Adam) at batch 64 and 512 it measures,
 in one process and interleaved so that machine load hits all alike:
 
 * steps/s of the framework's compiled step, one step per call and
-  ``steps_per_call`` steps fused with ``lax.scan``;
+  ``steps_per_call`` steps fused with ``lax.scan`` (with the losses of every
+  step, the default, and with ``train.step_metrics='last'``);
 * steps/s of a minimal reference written directly in JAX (parameter dicts,
   ``jnp.dot``, optax Adam, the same losses and heated sampling), with and
-  without the same scan fusion, and the framework/reference ratio;
+  without the same scan fusion, bare (parameter updates only) and returning
+  its losses every step; and the framework/reference ratios of the pairs that
+  compute the same outputs;
 * the step-time ratio of Roth's JS regularizer (every step and lazily every 4th
   step), WGAN-GP and CT-GAN (GP + consistency term) to the plain step.
 
@@ -49,6 +52,8 @@ flags.DEFINE_integer("scan_steps", 100, "Steps fused per call with lax.scan.")
 flags.DEFINE_enum("suite", "toy", ["toy", "conv", "all"], "Which measurements to run.")
 flags.DEFINE_integer("conv_scan_steps", 4, "Steps per call for the convolutional runs.")
 flags.DEFINE_list("conv_sizes", ["28", "64"], "DCGAN image sizes to measure.")
+flags.DEFINE_bool("conv_rolled", True, "Include the rolled scan (minutes per call at 64 px "
+                  "on a CPU).")
 
 
 # --------------------------------------------------------------- reference
@@ -64,8 +69,14 @@ def _mlp(params, x, act):
   return x @ params[-1]["w"] + params[-1]["b"]
 
 
-def reference_step_fn(batch: int, config) -> tuple[Callable, object]:
-  """A minimal beta-GAN step written directly in JAX, for comparison."""
+def reference_step_fn(batch: int, config, *, losses: bool = False
+                      ) -> tuple[Callable, object]:
+  """A minimal beta-GAN step written directly in JAX, for comparison.
+
+  With ``losses`` it also returns the step's discriminator and generator
+  losses and beta (as a training step that logs its losses does); otherwise
+  it only updates the parameters.
+  """
   level = config.game.perturbation.level
   levels = jnp.asarray(level.beta_1 * (level.beta_K / level.beta_1) **
                        (np.arange(level.K) / level.K), jnp.float32)
@@ -107,7 +118,7 @@ def reference_step_fn(batch: int, config) -> tuple[Callable, object]:
       lf = _mlp(dp, fake, jnp.tanh)[:, 0]
       return -jnp.mean(jax.nn.log_sigmoid(lr)) - jnp.mean(jax.nn.log_sigmoid(-lf))
 
-    gd = jax.grad(d_loss)(s["d"])
+    dl, gd = jax.value_and_grad(d_loss)(s["d"])
     ud, od = tx.update(gd, s["od"], s["d"])
     dp = optax.apply_updates(s["d"], ud)
     z = jax.random.uniform(k6, (batch, 3), minval=-1.0, maxval=1.0)
@@ -116,32 +127,34 @@ def reference_step_fn(batch: int, config) -> tuple[Callable, object]:
       lf = _mlp(dp, _mlp(gp, z, jax.nn.relu), jnp.tanh)[:, 0]
       return jnp.mean(jax.nn.log_sigmoid(-lf))  # saturating log(1 - D)
 
-    gg = jax.grad(g_loss)(s["g"])
+    gl, gg = jax.value_and_grad(g_loss)(s["g"])
     ug, og = tx.update(gg, s["og"], s["g"])
     gp = optax.apply_updates(s["g"], ug)
-    return {**s, "g": gp, "d": dp, "og": og, "od": od, "step": s["step"] + 1}, None
+    new = {**s, "g": gp, "d": dp, "og": og, "od": od, "step": s["step"] + 1}
+    return new, (jnp.stack([dl, gl, beta]) if losses else None)
 
   return step, state
 
 
 def _reference_runner(step, state, n):
   if n == 1:
-    fn = jax.jit(lambda s: step(s, None)[0], donate_argnums=0)
+    fn = jax.jit(lambda s: step(s, None), donate_argnums=0)
   else:
-    fn = jax.jit(lambda s: jax.lax.scan(step, s, None, length=n)[0], donate_argnums=0)
+    fn = jax.jit(lambda s: jax.lax.scan(step, s, None, length=n), donate_argnums=0)
   holder = {"s": state}
 
   def call():
-    holder["s"] = fn(holder["s"])
+    holder["s"], _ = fn(holder["s"])
     return holder["s"]
   return call
 
 
-def _framework_runner(config, n, source=None, unroll=1):
+def _framework_runner(config, n, source=None, unroll=1, step_metrics="every"):
   source = source or make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
-  run = step_lib.compile_steps(game.step, mesh, steps_per_call=n, unroll=unroll)
+  run = step_lib.compile_steps(game.step, mesh, steps_per_call=n, unroll=unroll,
+                               step_metrics=step_metrics)
   holder = {"s": step_lib.init_state(game, 0, mesh)}
   arrays = step_lib.put_replicated(source.arrays, mesh)
 
@@ -152,13 +165,16 @@ def _framework_runner(config, n, source=None, unroll=1):
 
 
 # ------------------------------------------------------------------ timing
-def measure(runners: dict[str, tuple[Callable, int]], *, rounds: int, min_time: float):
-  """Steps/s of each runner: best of ``rounds`` interleaved timed rounds.
+def measure(runners: dict[str, tuple[Callable, int]], *, rounds: int, min_time: float
+            ) -> dict[str, list[float]]:
+  """Steps/s of each runner in each of ``rounds`` interleaved timed rounds.
 
-  Fast calls are timed in groups of four between synchronisations, so that
-  dispatch overlaps execution as in training. A call that takes longer than
-  ``min_time`` on its own (a 64-px DCGAN step on a CPU can take tens of seconds)
-  is warmed up once and then timed one call at a time.
+  In every round the runners are timed one after the other, in order, so that
+  neighbours see the same machine load; compare neighbours with
+  :func:`paired_ratio`. Fast calls are timed in groups of four between
+  synchronisations, so that dispatch overlaps execution as in training. A call
+  that takes longer than ``min_time`` on its own (a 64-px DCGAN step on a CPU
+  can take seconds) is warmed up once and then timed one call at a time.
   """
   slow, minutes = {}, {}
   for name, (call, _) in runners.items():  # compile, then time one warm call
@@ -169,7 +185,7 @@ def measure(runners: dict[str, tuple[Callable, int]], *, rounds: int, min_time: 
     slow[name], minutes[name] = seconds > min_time, seconds > 10
     if minutes[name]:  # progress for runs that take minutes
       print(f"  ... {name}: warm call {seconds:.1f} s", flush=True)
-  best = {name: 0.0 for name in runners}
+  rates = {name: [] for name in runners}
   for _ in range(rounds):
     for name, (call, steps) in runners.items():
       calls, t0 = 0, time.perf_counter()
@@ -180,10 +196,27 @@ def measure(runners: dict[str, tuple[Callable, int]], *, rounds: int, min_time: 
           jax.block_until_ready(out)
           if time.perf_counter() - t0 >= min_time:
             break
-      best[name] = max(best[name], calls * steps / (time.perf_counter() - t0))
+      rates[name].append(calls * steps / (time.perf_counter() - t0))
       if minutes[name]:
-        print(f"  ... {name}: {best[name]:.4g} steps/s", flush=True)
-  return best
+        print(f"  ... {name}: {rates[name][-1]:.4g} steps/s", flush=True)
+  return rates
+
+
+def best(rates: dict[str, list[float]]) -> dict[str, float]:
+  """The best round of each runner (steps/s)."""
+  return {name: max(r) for name, r in rates.items()}
+
+
+def paired_ratio(rates: dict[str, list[float]], a: str, b: str) -> str:
+  """Median over rounds of ``a``'s speed over ``b``'s, with its quartiles.
+
+  Machine load on a shared VM drifts by +-15% over seconds; a ratio of runs
+  timed back to back in the same round cancels most of it, where the ratio of
+  best rounds does not.
+  """
+  r = np.asarray(rates[a]) / np.asarray(rates[b])
+  q1, med, q3 = np.percentile(r, [25, 50, 75])
+  return f"{med:.3f} (quartiles {q1:.3f}-{q3:.3f}, {len(r)} rounds)"
 
 
 def variant_config(batch: int, variant: str):
@@ -227,25 +260,29 @@ def conv_suite(rounds: int, min_time: float):
       c, source = dcgan_config(size, upsample)
       runners[f"{upsample}, 1 step/call"] = (_framework_runner(c, 1, source), 1)
     c, source = dcgan_config(size, "subpixel")
-    runners[f"subpixel, rolled scan {n}"] = (_framework_runner(c, n, source, unroll=1), n)
+    if FLAGS.conv_rolled:
+      runners[f"subpixel, rolled scan {n}"] = (_framework_runner(c, n, source, unroll=1), n)
     runners[f"subpixel, unrolled scan {n}"] = (_framework_runner(c, n, source, unroll=n), n)
-    rate = measure(runners, rounds=rounds, min_time=min_time)
-    print(f"\nDCGAN-{size}, batch 64")
+    rates = measure(runners, rounds=rounds, min_time=min_time)
+    rate = best(rates)
+    print(f"\nDCGAN-{size}, batch 64 (best round)")
     for name, r in rate.items():
       print(f"  {name:30s} {r:8.2f} steps/s")
     print(f"  sub-pixel / ConvTranspose (1 step/call): "
-          f"{rate['subpixel, 1 step/call'] / rate['transpose, 1 step/call']:.2f}x")
-    best = max(rate, key=rate.get)
-    print(f"  fastest: {best}")
+          f"{paired_ratio(rates, 'subpixel, 1 step/call', 'transpose, 1 step/call')}")
+    print(f"  unrolled scan {n} / 1 step/call (sub-pixel): "
+          f"{paired_ratio(rates, f'subpixel, unrolled scan {n}', 'subpixel, 1 step/call')}")
+    print(f"  fastest: {max(rate, key=rate.get)}")
 
 
 def main(argv):
   del argv
-  rounds, min_time = (2, 0.5) if FLAGS.quick else (5, 1.5)
+  rounds, min_time = (4, 0.3) if FLAGS.quick else (15, 0.5)
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, "
-        f"{len(jax.devices())} device(s); best of {rounds} interleaved rounds")
+        f"{len(jax.devices())} device(s); interleaved rounds: {rounds} (toy), "
+        f"{1 if FLAGS.quick else 3} (conv)")
   if FLAGS.suite in ("conv", "all"):
-    conv_suite(rounds=max(1, rounds // 2), min_time=min_time)
+    conv_suite(rounds=1 if FLAGS.quick else 3, min_time=min_time)
   if FLAGS.suite in ("toy", "all"):
     toy_suite(rounds, min_time)
 
@@ -255,28 +292,39 @@ def toy_suite(rounds: int, min_time: float):
   for batch in map(int, FLAGS.batch_sizes):
     base = variant_config(batch, "plain")
     ref_step, ref_state = reference_step_fn(batch, base)
+    log_step, log_state = reference_step_fn(batch, base, losses=True)
+    fresh = lambda tree: jax.tree.map(jnp.copy, tree)  # each runner donates its own state
+    # Neighbours in this order are the pairs compared (same outputs).
     runners = {
         "framework, 1 step/call": (_framework_runner(base, 1), 1),
+        "ref. + losses, 1 step/call": (_reference_runner(log_step, fresh(log_state), 1), 1),
+        "reference, 1 step/call": (_reference_runner(ref_step, fresh(ref_state), 1), 1),
         f"framework, scan {n}": (_framework_runner(base, n), n),
-        "reference, 1 step/call": (_reference_runner(ref_step, ref_state, 1), 1),
-        f"reference, scan {n}": (_reference_runner(ref_step, jax.tree.map(jnp.copy, ref_state),
-                                                   n), n),
+        f"ref. + losses, scan {n}": (_reference_runner(log_step, fresh(log_state), n), n),
+        f"framework, scan {n}, last": (_framework_runner(base, n, step_metrics="last"), n),
+        f"reference, scan {n}": (_reference_runner(ref_step, fresh(ref_state), n), n),
     }
     for variant in ("roth_js", "roth_js_lazy4", "wgan_gp", "ct"):
       runners[f"{variant}, scan {n}"] = (_framework_runner(variant_config(batch, variant), n), n)
-    rate = measure(runners, rounds=rounds, min_time=min_time)
-    print(f"\nbatch {batch}")
-    for name, r in rate.items():
+    rates = measure(runners, rounds=rounds, min_time=min_time)
+    top = best(rates)
+    print(f"\nbatch {batch} (best round)")
+    for name, r in top.items():
       print(f"  {name:28s} {r:10.0f} steps/s")
-    print(f"  framework/reference, 1 step/call: "
-          f"{rate['framework, 1 step/call'] / rate['reference, 1 step/call']:.3f}")
-    print(f"  framework/reference, scan {n}:    "
-          f"{rate[f'framework, scan {n}'] / rate[f'reference, scan {n}']:.3f}")
+    print("  framework/reference, same outputs (median of per-round ratios):")
+    print(f"    1 step/call (all metrics / losses): "
+          f"{paired_ratio(rates, 'framework, 1 step/call', 'ref. + losses, 1 step/call')}")
+    print(f"    scan {n} (losses every step):      "
+          f"{paired_ratio(rates, f'framework, scan {n}', f'ref. + losses, scan {n}')}")
+    print(f"    scan {n} (step_metrics='last' / bare): "
+          f"{paired_ratio(rates, f'framework, scan {n}, last', f'reference, scan {n}')}")
+    print(f"  reference + losses / bare, scan {n}: "
+          f"{paired_ratio(rates, f'ref. + losses, scan {n}', f'reference, scan {n}')}")
     print(f"  scan fusion speed-up (framework): "
-          f"{rate[f'framework, scan {n}'] / rate['framework, 1 step/call']:.2f}x")
-    plain = rate[f"framework, scan {n}"]
+          f"{top[f'framework, scan {n}'] / top['framework, 1 step/call']:.2f}x")
     for variant in ("roth_js", "roth_js_lazy4", "wgan_gp", "ct"):
-      print(f"  step time {variant:14s} / plain: {plain / rate[f'{variant}, scan {n}']:.2f}")
+      print(f"  step time {variant:14s} / plain: "
+            f"{paired_ratio(rates, f'framework, scan {n}', f'{variant}, scan {n}')}")
 
 
 if __name__ == "__main__":

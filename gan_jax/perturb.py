@@ -83,9 +83,9 @@ def reflect_into_box(y: jax.Array, *, low: float = -1.0,
   _check_box(low, high)
   width = high - low
   u = jnp.mod(y - low, 2 * width)
-  # u in [0, 2w] (float rounding can give exactly 2w); the tent map below
-  # sends [0, w] to itself and mirrors (w, 2w].
-  folded = low + width - jnp.abs(u - width)
+  # u in [0, 2w] (float rounding can give exactly 2w): [0, w] stays, (w, 2w]
+  # is mirrored.
+  folded = low + jnp.where(u > width, 2 * width - u, u)
   return jnp.clip(folded, low, high)
 
 
@@ -136,10 +136,9 @@ def heated_sample(key: jax.Array, x: jax.Array, beta: Any, *,
   uniform = jax.random.uniform(k_uniform, x.shape, dtype, minval=low, maxval=high)
 
   beta = jnp.asarray(beta, dtype)
-  heated = (beta > 0) & jnp.isfinite(beta)
-  safe_beta = jnp.where(heated, beta, 1.0)
+  safe_beta = jnp.where((beta > 0) & jnp.isfinite(beta), beta, 1.0)
   diffused = reflect_into_box(x + noise * jax.lax.rsqrt(safe_beta), low=low, high=high)
-  out = jnp.where(heated, diffused, jnp.where(beta == 0, uniform, x))
+  out = jnp.where(beta == 0, uniform, jnp.where(jnp.isinf(beta), x, diffused))
   return out.astype(dtype)
 
 

@@ -20,3 +20,14 @@ def positive_int(name: str, value: Any, *, allow_none: bool = False) -> Optional
   if v < 1:
     raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
   return v
+
+
+def nonnegative_int(name: str, value: Any) -> int:
+  """``value`` as an ``int >= 0``."""
+  try:
+    v = operator.index(value)
+  except TypeError:
+    raise ValueError(f"{name} must be an integer >= 0; got {value!r}") from None
+  if v < 0:
+    raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+  return v

@@ -2,6 +2,8 @@
 
 import logging
 import os
+import threading
+import time
 
 from absl.testing import parameterized
 import jax
@@ -33,7 +35,7 @@ class StreamBufferTest(parameterized.TestCase):
 
   @parameterized.parameters((10, 4), (12, 4), (7, 7), (9, 2))
   def test_every_example_once_per_epoch(self, n, size):
-    buf = stream.StreamBuffer(_index_reader(), n, size, seed=3, prefetch=False)
+    buf = stream.StreamBuffer(_index_reader(), n, size, seed=3, prefetch=0)
     epochs = 3
     calls = epochs * n // size  # whole calls inside three epochs
     seen = np.concatenate([buf.indices(c) for c in range(calls)])
@@ -43,9 +45,17 @@ class StreamBufferTest(parameterized.TestCase):
     self.assertLessEqual(counts.max() - counts.min(), 1)
     first_epoch = np.concatenate([buf.indices(c) for c in range(n // size)])
     self.assertEqual(len(set(first_epoch.tolist())), len(first_epoch))  # no repeats
+    # Each epoch has its own order, and a buffer is the next slice of it.
+    self.assertFalse(np.array_equal(buf.permutation(0), buf.permutation(1)))
+    np.testing.assert_array_equal(np.sort(buf.permutation(0)), np.arange(n))
+    call = -(-n // size)  # the first call that starts in epoch 1 or later
+    start = call * size - n
+    if start + size <= n:
+      np.testing.assert_array_equal(buf.indices(call),
+                                    np.sort(buf.permutation(1)[start:start + size]))
 
   def test_buffer_arrays_follow_indices(self):
-    buf = stream.StreamBuffer(_index_reader(), 50, 8, seed=0, prefetch=False)
+    buf = stream.StreamBuffer(_index_reader(), 50, 8, seed=0, prefetch=0)
     arrays = buf(5)
     np.testing.assert_array_equal(arrays["x"][:, 0, 0, 0], buf.indices(5))
     np.testing.assert_array_equal(arrays["y"], buf.indices(5) % 10)
@@ -53,33 +63,58 @@ class StreamBufferTest(parameterized.TestCase):
 
   def test_order_depends_on_call_and_seed_only(self):
     a = stream.StreamBuffer(_index_reader(), 100, 16, seed=1)
-    b = stream.StreamBuffer(_index_reader(), 100, 16, seed=1, prefetch=False)
-    c = stream.StreamBuffer(_index_reader(), 100, 16, seed=2, prefetch=False)
+    b = stream.StreamBuffer(_index_reader(), 100, 16, seed=1, prefetch=0)
+    c = stream.StreamBuffer(_index_reader(), 100, 16, seed=2, prefetch=0)
     for call in (0, 1, 2, 9, 3):  # in order, then a jump (a resume), then back
       np.testing.assert_array_equal(a(call)["x"], b(call)["x"])
     self.assertFalse(np.array_equal(a.indices(0), c.indices(0)))
     a.close()
 
-  def test_prefetch_reads_the_next_call_ahead(self):
-    log = []
-    buf = stream.StreamBuffer(_index_reader(log), 40, 4, seed=0)
+  def test_prefetch_reads_the_next_calls_ahead_on_background_threads(self):
+    threads = {}
+
+    def read(idx):
+      threads.setdefault(tuple(idx), []).append(threading.current_thread().name)
+      return _index_reader()(idx)
+
+    buf = stream.StreamBuffer(read, 40, 4, seed=0, prefetch=2, workers=1)
     buf(0)
     buf(0)  # the same call again: no new read
-    buf.close()  # waits for nothing, but the read of call 1 was submitted
-    reads = [tuple(x) for x in log]
-    self.assertIn(tuple(buf.indices(0)), reads)
-    self.assertEqual(reads.count(tuple(buf.indices(0))), 1)
+    self.assertEqual(threads[tuple(buf.indices(0))], ["stream-read_0"])
+    ahead = [tuple(buf.indices(c)) for c in (1, 2)]
+    deadline = time.monotonic() + 30
+    while not all(a in threads for a in ahead) and time.monotonic() < deadline:
+      time.sleep(0.01)
+    # Calls 1 and 2 were read before anyone asked for them...
+    self.assertTrue(all(a in threads for a in ahead), "no read-ahead of calls 1 and 2")
+    np.testing.assert_array_equal(buf(1)["x"][:, 0, 0, 0], buf.indices(1))
+    buf(2)
+    buf.close()
+    for a in ahead:  # ...and only once.
+      self.assertEqual(threads[a], ["stream-read_0"])
+    # After close, reads happen on the caller's thread.
+    buf(7)
+    self.assertEqual(threads[tuple(buf.indices(7))], [threading.current_thread().name])
+
+  def test_parallel_chunks_assemble_the_buffer_in_order(self):
+    buf = stream.StreamBuffer(_index_reader(), 1000, 103, seed=4, workers=5)
+    for call in (0, 3, 12):
+      np.testing.assert_array_equal(buf(call)["x"][:, 0, 0, 0],
+                                    buf.indices(call).astype(np.uint8))
+    buf.close()
 
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, r"stream_buffer \(11\).*valid: 1 to 10"):
       stream.StreamBuffer(_index_reader(), 10, 11)
     with self.assertRaisesRegex(ValueError, "stream_buffer"):
       stream.StreamBuffer(_index_reader(), 10, 0)
-    buf = stream.StreamBuffer(_index_reader(), 10, 2, prefetch=False)
+    with self.assertRaisesRegex(ValueError, r"stream_seed must be an integer >= 0; got -1"):
+      stream.StreamBuffer(_index_reader(), 10, 2, seed=-1)
+    buf = stream.StreamBuffer(_index_reader(), 10, 2, prefetch=0)
     with self.assertRaisesRegex(ValueError, ">= 0"):
       buf.indices(-1)
     bad = stream.StreamBuffer(lambda idx: (np.zeros((1, 1, 1, 1), np.uint8), None), 10, 2,
-                              prefetch=False)
+                              prefetch=0, workers=1)
     with self.assertRaisesRegex(ValueError, "returned 1 examples, expected 2"):
       bad(0)
 
@@ -154,3 +189,13 @@ class StreamTrainingTest(parameterized.TestCase):
       stream.StreamBuffer.__call__ = original
     for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # The refilled buffers are what the steps drew from: a run held on the
+    # first buffer ends elsewhere.
+    stream.StreamBuffer.__call__ = lambda self, call: original(self, 0)
+    try:
+      held = loop.train_and_evaluate(self._config(path), os.path.join(tmp, "held"))
+    finally:
+      stream.StreamBuffer.__call__ = original
+    g_full = jax.tree.leaves(full.state.params["generator"])
+    g_held = jax.tree.leaves(held.state.params["generator"])
+    self.assertFalse(all(np.array_equal(a, b) for a, b in zip(g_full, g_held)))

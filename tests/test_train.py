@@ -282,6 +282,8 @@ class LoopTest(parameterized.TestCase):
        r"optim\.generator\.name.*valid"),
       ("data", lambda c: c.data.update({"name": "swiss_roll"}), r"data\.name.*valid"),
       ("events", lambda c: setattr(c.train, "log_every", 3), r"train\.log_every.*multiple"),
+      ("step_metrics", lambda c: setattr(c.train, "step_metrics", "all"),
+       r"train\.step_metrics must be one of every, last"),
       ("model", lambda c: c.model.generator.update({"activation": "relux"}),
        r"model\.generator.*relux"),
       ("perturbation", lambda c: c.game.perturbation.update({"name": "heat2"}),
@@ -355,3 +357,26 @@ def test_call_returns_every_step_essentials_and_last_step_diagnostics():
   _, _, history = run_steps(c, n_calls=1)
   assert history[0]["d_loss"].shape == (4,) and history[0]["level"].shape == (4,)
   assert history[0]["d_real"].shape == (1,) and history[0]["d_grad_norm"].shape == (1,)
+
+
+def test_last_step_metrics_only_same_training():
+  c = shrink(betagan_mixture_3d.get_config("5"), steps=4, spc=4)
+  source = make_source(c.data)
+  game = games.make_game(c, source)
+  mesh = step_lib.make_mesh(1)
+  out = {}
+  for mode in ("every", "last"):
+    run = step_lib.compile_steps(game.step, mesh, steps_per_call=4, step_metrics=mode)
+    out[mode] = run(step_lib.init_state(game, 0, mesh), source.arrays)
+  state_every, m_every = out["every"]
+  state_last, m_last = out["last"]
+  assert {v.shape for v in m_last.values()} == {(1,)}
+  assert m_every["d_loss"].shape == (4,)
+  np.testing.assert_allclose(m_last["d_loss"], m_every["d_loss"][-1:], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(state_every), jax.tree.leaves(state_last)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="step_metrics: unknown value 'all'; valid: every, last"):
+    step_lib.compile_steps(game.step, mesh, steps_per_call=4, step_metrics="all")
+  # A call's metrics of its last step only are that step's: NaN located there.
+  with pytest.raises(loop.NonFiniteError, match="'d_loss' became NaN or inf at step 14"):
+    loop.check_finite({"d_loss": np.array([np.nan])}, 10, steps=4)

@@ -374,7 +374,7 @@ def _read_records(ds, keys) -> list:
 
 
 def _open_tfds(name: str, *, split: str, data_dir: Optional[str], download: bool):
-  """The TFDS random-access source of a split and its usable length."""
+  """The TFDS random-access source of a split (not empty)."""
   spec = _BASE_SETS[name]
   tfds = _import_tfds()
   try:

@@ -5,19 +5,26 @@ A data set that does not fit on the device (LSUN bedroom: 3 million images,
 uniform batches from ``source.arrays`` as for any image set. For a streaming
 source those arrays are a buffer of ``buffer_size`` examples, and the training
 loop replaces them before every call with the next part of a shuffled pass
-over this host's examples (``DataSource.refill``). Nothing host-local enters
-the step; the buffer is an argument like the in-memory arrays.
+over this host's examples (``DataSource.refill``). The buffer is an argument
+of the step like the in-memory arrays, so the compiled program is the same on
+every host and only its input differs.
 
 Order: this host's examples are read in a fresh random permutation per epoch,
 ``numpy.random.default_rng([seed, epoch])``, and the buffer of call ``c``
 holds positions ``[c S, (c + 1) S)`` of the concatenated permutations
 (``S = buffer_size``). The buffer of a call depends only on its index, so a
-resumed run reads what an uninterrupted one would. Every example of the host
-appears once per epoch; within a call, batches are drawn from the buffer with
-replacement, like in-memory sets.
+resumed run reads what an uninterrupted one would.
 
-Reading runs one call ahead in a background thread, overlapping the device's
-work on the current call.
+Coverage: every example enters a buffer once per epoch, but the step draws
+its batches from the buffer *with replacement*, as for in-memory sets. If a
+call draws ``m`` examples, each buffered example is used ``m / S`` times on
+average (about Poisson): with ``S = m`` about 37% of a buffer is not drawn and
+as many are drawn twice. A larger ``S`` reads more per call and uses each
+example less; ``S`` near ``m`` reads the data at the rate it is consumed.
+
+Reading runs ``prefetch`` calls ahead on background threads, each buffer read
+as ``workers`` chunks in parallel (image decoding releases the GIL), so that
+reading overlaps the device's work.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from gan_jax.data import source as source_lib
+from gan_jax.validation import nonnegative_int
 from gan_jax.validation import positive_int
 
 # read(indices) -> (uint8 images [k, H, W, C], int32 labels [k] or None)
@@ -41,18 +49,19 @@ class StreamBuffer:
 
   Args:
     read: ``read(indices)`` returns the examples at these local indices
-      (``0 <= i < num_examples``) as ``(images, labels or None)``.
+      (``0 <= i < num_examples``) as ``(images, labels or None)``; it must be
+      safe to call from several threads.
     num_examples: examples this host streams.
     buffer_size: examples per buffer (per call), ``<= num_examples``.
-    seed: seed of the per-epoch permutations.
-    prefetch: read the next call's buffer in the background.
+    seed: seed of the per-epoch permutations (``>= 0``).
+    prefetch: calls read ahead in the background (0: read on demand).
+    workers: threads reading one buffer, each a contiguous chunk of it.
 
-  Calling ``buffer(c)`` returns ``{'x': images}`` (and ``'y': labels``) for
-  call ``c``.
+  ``buffer(c)`` returns ``{'x': images}`` (and ``'y': labels``) for call ``c``.
   """
 
   def __init__(self, read: ReadFn, num_examples: int, buffer_size: int, *, seed: int = 0,
-               prefetch: bool = True):
+               prefetch: int = 2, workers: int = 4):
     self.num_examples = positive_int("num_examples", num_examples)
     self.buffer_size = positive_int("stream_buffer", buffer_size)
     if self.buffer_size > self.num_examples:
@@ -60,16 +69,32 @@ class StreamBuffer:
                        f"streams ({num_examples}); valid: 1 to {num_examples}, or 0 to keep "
                        "the whole split in memory")
     self._read = read
-    self._seed = int(seed)
+    self._seed = nonnegative_int("stream_seed", seed)
+    self._prefetch = nonnegative_int("prefetch", prefetch)
+    self._workers = positive_int("workers", workers)
     self._lock = threading.Lock()
+    self._orders: dict[int, np.ndarray] = {}
     self._pending: dict[int, concurrent.futures.Future] = {}
     self._last: tuple[int, dict[str, np.ndarray]] | None = None
-    self._pool = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stream")
-                  if prefetch else None)
+    self._closed = False
+    # Buffers are assembled on one thread, chunks read on others: a chunk
+    # never waits for a buffer, so the two pools cannot deadlock.
+    self._buffers = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stream")
+    self._chunks = concurrent.futures.ThreadPoolExecutor(self._workers,
+                                                         thread_name_prefix="stream-read")
 
   def permutation(self, epoch: int) -> np.ndarray:
     """The order this host reads its examples in during ``epoch``."""
-    return np.random.default_rng([self._seed, int(epoch)]).permutation(self.num_examples)
+    with self._lock:
+      order = self._orders.get(epoch)
+    if order is None:
+      # A permutation of 3 million indices takes ~0.2 s: kept for reuse.
+      order = np.random.default_rng([self._seed, int(epoch)]).permutation(self.num_examples)
+      with self._lock:
+        self._orders[epoch] = order
+        for old in [e for e in self._orders if e < epoch - 1]:
+          del self._orders[old]
+    return order
 
   def indices(self, call: int) -> np.ndarray:
     """Local indices of the examples in the buffer of ``call`` (sorted)."""
@@ -86,13 +111,19 @@ class StreamBuffer:
     return np.sort(np.concatenate(parts))
 
   def _load(self, call: int) -> dict[str, np.ndarray]:
-    images, labels = self._read(self.indices(call))
+    idx = self.indices(call)
+    chunks = [c for c in np.array_split(idx, self._workers) if len(c)]
+    if self._closed:
+      parts = [self._read(c) for c in chunks]
+    else:
+      parts = [f.result() for f in [self._chunks.submit(self._read, c) for c in chunks]]
+    images = np.concatenate([np.asarray(p[0]) for p in parts])
     if len(images) != self.buffer_size:
       raise ValueError(f"stream reader returned {len(images)} examples, expected "
                        f"{self.buffer_size}")
-    out = {"x": np.asarray(images)}
-    if labels is not None:
-      out["y"] = np.asarray(labels, np.int32)
+    out = {"x": images}
+    if parts[0][1] is not None:
+      out["y"] = np.concatenate([np.asarray(p[1], np.int32) for p in parts])
     return out
 
   def __call__(self, call: int) -> dict[str, np.ndarray]:
@@ -100,19 +131,27 @@ class StreamBuffer:
       return self._last[1]
     with self._lock:
       future = self._pending.pop(call, None)
-      self._pending.clear()  # a different call was asked for: drop stale reads
+      stale = [f for c, f in self._pending.items() if not call < c <= call + self._prefetch]
+      self._pending = {c: f for c, f in self._pending.items() if call < c <= call + self._prefetch}
+    for f in stale:  # another call was asked for (a resume): drop reads not needed
+      f.cancel()
     arrays = future.result() if future is not None else self._load(call)
     self._last = (call, arrays)
-    if self._pool is not None:
-      with self._lock:
-        self._pending[call + 1] = self._pool.submit(self._load, call + 1)
+    with self._lock:
+      for ahead in range(call + 1, call + 1 + self._prefetch):
+        if ahead not in self._pending:
+          self._pending[ahead] = self._buffers.submit(self._load, ahead)
     return arrays
 
   def close(self) -> None:
-    """Stops the background reader (pending reads are discarded)."""
-    if self._pool is not None:
-      self._pool.shutdown(wait=False, cancel_futures=True)
-      self._pool = None
+    """Stops the background readers; later calls read on the caller's thread."""
+    with self._lock:
+      pending, self._pending = list(self._pending.values()), {}
+      self._prefetch, self._closed = 0, True
+    for f in pending:
+      f.cancel()
+    self._buffers.shutdown(wait=False, cancel_futures=True)
+    self._chunks.shutdown(wait=False, cancel_futures=True)
 
 
 def stream_source(name: str, buffer: StreamBuffer, *, num_classes: int = 0,

@@ -93,6 +93,9 @@ def validate_train_config(config) -> None:
       raise ValueError(
           f"config.train.{name} ({value!r}) must be a positive multiple of "
           f"config.train.steps_per_call ({spc}): events happen between compiled calls")
+  if t.get("step_metrics", "every") not in step_lib.STEP_METRICS:
+    raise ValueError(f"config.train.step_metrics must be one of "
+                     f"{', '.join(step_lib.STEP_METRICS)}, got {t.step_metrics!r}")
   if t.get("best_mode", "min") not in ("min", "max"):
     raise ValueError(f"config.train.best_mode must be 'min' or 'max', got {t.best_mode!r}")
 
@@ -265,7 +268,7 @@ class MetricLog:
 
 
 def check_finite(metrics: dict[str, np.ndarray], first_step: int,
-                 params_finite: bool = True) -> None:
+                 params_finite: bool = True, steps: int | None = None) -> None:
   """Raises ``NonFiniteError`` naming the first step and quantity that is not finite.
 
   Args:
@@ -274,9 +277,10 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int,
     first_step: the step count before the call.
     params_finite: whether the parameters after the call are all finite (checked
       once per call rather than every step: it is a pass over every parameter).
+    steps: steps in the call (default: the longest metric's length).
   """
   bad = []
-  n = max((np.size(v) for v in metrics.values()), default=1)
+  n = steps or max((np.size(v) for v in metrics.values()), default=1)
   for name, values in metrics.items():
     values = np.atleast_1d(np.asarray(values))
     ok = ~np.isnan(values) if name in INFINITE_ALLOWED else np.isfinite(values)
@@ -358,8 +362,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Returns:
     A ``RunResult``.
   """
-  from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
-
   validate_train_config(config)
   config_dict = config_to_dict(config)
   t = config.train
@@ -374,6 +376,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         "processes. Multi-host training is planned on jax.distributed.")
   # Build everything (and so validate the whole config) before touching the disk.
   source = make_source(config.data)
+  try:
+    return _train(config, config_dict, workdir, source, stop_after)
+  finally:
+    if source.refill is not None and hasattr(source.refill, "close"):
+      source.refill.close()  # stop a streaming source's reader threads
+
+
+def _train(config, config_dict, workdir, source, stop_after) -> RunResult:
+  """The body of ``train_and_evaluate`` once the data source exists."""
+  from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
+
+  t = config.train
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(t.get("num_devices", 0))
   step_lib.check_batch_divisible(t.batch_size, mesh)
@@ -397,7 +411,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   spc = t.steps_per_call
   params_finite = jax.jit(all_finite)
   run = step_lib.compile_steps(game.step, mesh, steps_per_call=spc,
-                               unroll=t.get("unroll", 1))
+                               unroll=t.get("unroll", 1),
+                               step_metrics=t.get("step_metrics", "every"))
   end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
   progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
   every = {name: t.get(name, spc) for name in _EVENT_FIELDS}
@@ -405,12 +420,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval_metrics: dict[str, float] = {}
   step = start
   try:
+    if source.refill is not None:  # streaming: the first call's buffer
+      arrays = step_lib.put_replicated(source.refill(step // spc), mesh)
     while step < end:
-      if source.refill is not None:  # streaming: this call's buffer
-        arrays = step_lib.put_replicated(source.refill(step // spc), mesh)
       state, chunk = run(state, arrays)
+      if source.refill is not None and step + spc < end:
+        # The next call's buffer goes to the device while this call runs.
+        arrays = step_lib.put_replicated(source.refill(step // spc + 1), mesh)
       chunk = jax.device_get(chunk)
-      check_finite(chunk, step, bool(params_finite((state.params, state.model_state))))
+      check_finite(chunk, step, bool(params_finite((state.params, state.model_state))), spc)
       step += spc
       for k, v in chunk.items():
         window.setdefault(k, []).append(float(np.mean(v)))  # diagnostics: the call's last step
@@ -433,7 +451,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         evaluator.plot(train_log.read(), eval_log.read())
   finally:
     ckpt.close()
-    if source.refill is not None and hasattr(source.refill, "close"):
-      source.refill.close()
   return RunResult(state=state, game=game, source=source, final_metrics=eval_metrics,
                    steps_per_second=progress.rate(step) if step > start else 0.0)
