@@ -303,6 +303,9 @@ def toy_suite(rounds: int, min_time: float):
         f"ref. + losses, scan {n}": (_reference_runner(log_step, fresh(log_state), n), n),
         f"framework, scan {n}, last": (_framework_runner(base, n, step_metrics="last"), n),
         f"reference, scan {n}": (_reference_runner(ref_step, fresh(ref_state), n), n),
+        # Control: the same program compiled and run a second time. Its ratio to
+        # the first shows how far two identical executables differ here.
+        f"framework, scan {n} (again)": (_framework_runner(base, n), n),
     }
     for variant in ("roth_js", "roth_js_lazy4", "wgan_gp", "ct"):
       runners[f"{variant}, scan {n}"] = (_framework_runner(variant_config(batch, variant), n), n)
@@ -318,6 +321,8 @@ def toy_suite(rounds: int, min_time: float):
           f"{paired_ratio(rates, f'framework, scan {n}', f'ref. + losses, scan {n}')}")
     print(f"    scan {n} (step_metrics='last' / bare): "
           f"{paired_ratio(rates, f'framework, scan {n}, last', f'reference, scan {n}')}")
+    print(f"  control, identical program compiled twice: "
+          f"{paired_ratio(rates, f'framework, scan {n} (again)', f'framework, scan {n}')}")
     print(f"  reference + losses / bare, scan {n}: "
           f"{paired_ratio(rates, f'ref. + losses, scan {n}', f'reference, scan {n}')}")
     print(f"  scan fusion speed-up (framework): "
