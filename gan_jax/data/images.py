@@ -93,6 +93,7 @@ __all__ = [
     "center_crop",
     "compositional_digit_probs",
     "compositional_mnist_source",
+    "digit_crops",
     "digits_to_mode",
     "export_npz",
     "host_shard",
@@ -824,6 +825,41 @@ def compositional_mnist_source(images: Any, labels: Any, *,
   return source_lib.DataSource(
       name="compositional_mnist", shape=shape, draw=draw, arrays=arrays, has_labels=True,
       num_classes=1000, size=info.num_examples, info=info)
+
+
+def digit_crops(name: str, images: Any) -> np.ndarray:
+  """The three digits of stacked / compositional MNIST images, as MNIST-sized images.
+
+  Stacked MNIST: the R, G, B channels (the central 28 x 28 of 32 x 32 images).
+  Compositional MNIST: the three 20 x 20 tiles, each padded by 4 pixels to
+  28 x 28 (an MNIST digit fills the central 20 x 20 of its image), padding at
+  the image's background value -1.
+
+  Args:
+    name: ``'stacked_mnist'`` or ``'compositional_mnist'``.
+    images: ``[n, H, W, C]`` samples of that set, in ``[-1, 1]``.
+
+  Returns:
+    float32 ``[n, 3, 28, 28, 1]``, digit ``i`` of each sample in position
+    ``i`` (the order of the mode index ``100 d_0 + 10 d_1 + d_2``).
+  """
+  _check_name(name, _MODE_SETS, "1000-mode data set")
+  x = np.asarray(images, np.float32)
+  if name == "stacked_mnist":
+    if x.ndim != 4 or x.shape[1:] not in ((28, 28, 3), (32, 32, 3)):
+      raise ValueError(f"stacked_mnist images must be [n, 28 or 32, 28 or 32, 3]; got {x.shape}")
+    pad = (x.shape[1] - 28) // 2
+    x = x[:, pad:pad + 28, pad:pad + 28, :]
+    return np.transpose(x, (0, 3, 1, 2))[..., None]
+  if x.ndim != 4 or x.shape[1:] != (_CANVAS, _CANVAS, 1):
+    raise ValueError(f"compositional_mnist images must be [n, {_CANVAS}, {_CANVAS}, 1]; got "
+                     f"{x.shape}")
+  row = x[:, _TOP:_TOP + _TILE, _LEFT:_LEFT + 3 * _TILE, 0]
+  tiles = np.stack([row[:, :, i * _TILE:(i + 1) * _TILE] for i in range(3)], axis=1)
+  margin = (28 - _TILE) // 2
+  tiles = np.pad(tiles, ((0, 0), (0, 0), (margin, margin), (margin, margin)),
+                 constant_values=-1.0)
+  return tiles[..., None]
 
 
 # --------------------------------------------------------------------------
