@@ -9,25 +9,23 @@ import operator
 from typing import Any, Optional
 
 
+def _int_at_least(name: str, value: Any, minimum: int) -> int:
+  try:
+    v = operator.index(value)
+  except TypeError:
+    raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}") from None
+  if v < minimum:
+    raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+  return v
+
+
 def positive_int(name: str, value: Any, *, allow_none: bool = False) -> Optional[int]:
   """``value`` as an ``int >= 1`` (or None when ``allow_none``)."""
   if value is None and allow_none:
     return None
-  try:
-    v = operator.index(value)
-  except TypeError:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}") from None
-  if v < 1:
-    raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-  return v
+  return _int_at_least(name, value, 1)
 
 
 def nonnegative_int(name: str, value: Any) -> int:
   """``value`` as an ``int >= 0``."""
-  try:
-    v = operator.index(value)
-  except TypeError:
-    raise ValueError(f"{name} must be an integer >= 0; got {value!r}") from None
-  if v < 0:
-    raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
-  return v
+  return _int_at_least(name, value, 0)

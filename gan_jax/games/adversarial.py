@@ -38,9 +38,6 @@ from gan_jax.data.source import DataSource
 from gan_jax.models.latent import sample_latent
 from gan_jax.train.state import TrainState, step_key
 
-# What every step reports even without diagnostics: enough to find the step
-# where training broke and to follow the schedule.
-ESSENTIAL_METRICS = ("d_loss", "g_loss", "level")
 PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
 # How each penalty is called from (critic, critic with features, real, fake, key).
 _PENALTY_CALLS = {
@@ -373,8 +370,7 @@ class AdversarialGame:
     return state, {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads),
                    "d_fake_gen": jnp.mean(jax.nn.sigmoid(logits))}
 
-  def step(self, state: TrainState, arrays: Any, shard: Callable[[Batch], Batch] = lambda x: x,
-           *, diagnostics: bool = True):
+  def step(self, state: TrainState, arrays: Any, shard: Callable[[Batch], Batch] = lambda x: x):
     """One iteration: ``n_critic`` discriminator then ``n_gen`` generator updates.
 
     Args:
@@ -382,8 +378,6 @@ class AdversarialGame:
       arrays: the data source's device arrays (empty for toy data).
       shard: applied to every freshly drawn batch; the compiled step passes a
         sharding constraint that splits the batch over the device mesh.
-      diagnostics: all metrics; otherwise only ``ESSENTIAL_METRICS`` (the rest
-        is then never computed).
 
     Returns:
       ``(new_state, metrics)`` with scalar metrics of this iteration.
@@ -416,8 +410,6 @@ class AdversarialGame:
     if noise is not None:
       metrics["d_noise_std"] = noise
     state = state.replace(step=state.step + 1)
-    if not diagnostics:
-      metrics = {k: metrics[k] for k in ESSENTIAL_METRICS}
     return state, metrics
 
   # ---------------------------------------------------------- evaluation

@@ -32,7 +32,6 @@ import optax
 
 from gan_jax import losses
 from gan_jax.data.source import DataSource
-from gan_jax.games.adversarial import ESSENTIAL_METRICS
 from gan_jax.games.base import Perturbation, apply_model, init_module, make_schedule
 from gan_jax.models.latent import sample_latent
 from gan_jax.train.state import TrainState, step_key
@@ -152,10 +151,8 @@ class _EncoderGameBase:
       params[name] = optax.apply_updates(params[name], updates)
     return state.replace(params=params, opt_state=opt_state)
 
-  def _finish(self, state, metrics, level, diagnostics):
+  def _finish(self, state, metrics, level):
     metrics["level"] = jnp.asarray(level, jnp.float32)
-    if not diagnostics:
-      metrics = {k: metrics[k] for k in ESSENTIAL_METRICS}
     return state.replace(step=state.step + 1), metrics
 
   # ------------------------------------------------------------ evaluation
@@ -196,8 +193,7 @@ class RegGANGame(_EncoderGameBase):
     if not isinstance(self.n_critic, int) or self.n_critic < 1:
       raise ValueError(f"game.n_critic must be a positive integer, got {self.n_critic!r}")
 
-  def step(self, state: TrainState, arrays: Any, shard: Callable = lambda x: x, *,
-           diagnostics: bool = True):
+  def step(self, state: TrainState, arrays: Any, shard: Callable = lambda x: x):
     level = self.level_schedule(state.step)
     metrics = {}
     for i in range(self.n_critic):
@@ -244,7 +240,7 @@ class RegGANGame(_EncoderGameBase):
                     "d_fake": metrics.pop("discriminator_fake"),
                     "g_grad_norm": optax.tree.norm(g_grads),
                     "e_grad_norm": optax.tree.norm(e_grads)})
-    return self._finish(state, metrics, level, diagnostics)
+    return self._finish(state, metrics, level)
 
 
 @dataclasses.dataclass
@@ -258,8 +254,7 @@ class MDGANGame(_EncoderGameBase):
   lambda_manifold: float = 1.0
   _discriminators: tuple[str, ...] = ("d_manifold", "d_diffusion")
 
-  def step(self, state: TrainState, arrays: Any, shard: Callable = lambda x: x, *,
-           diagnostics: bool = True):
+  def step(self, state: TrainState, arrays: Any, shard: Callable = lambda x: x):
     level = self.level_schedule(state.step)
     # ---- manifold step: D1 on x vs G(E(x)); G, E towards the data manifold.
     key = step_key(state, 1)
@@ -313,4 +308,4 @@ class MDGANGame(_EncoderGameBase):
                     "g_loss": d_loss_g, "d_loss": metrics["d_diffusion_loss"],
                     "d_real": metrics["d_diffusion_real"], "d_fake": metrics["d_diffusion_fake"],
                     "g_grad_norm": optax.tree.norm(g2_grads)})
-    return self._finish(state, metrics, level, diagnostics)
+    return self._finish(state, metrics, level)

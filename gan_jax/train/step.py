@@ -49,6 +49,9 @@ def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh) -> None:
 
 
 STEP_METRICS = ("every", "last")
+# What every step of a call reports, not only its last: enough to find the
+# step where training broke and to follow the schedule. Every game returns them.
+ESSENTIAL_METRICS = ("d_loss", "g_loss", "level")
 
 
 def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
@@ -58,23 +61,22 @@ def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
   """Compiles ``steps_per_call`` iterations of a game into one call.
 
   Args:
-    step_fn: ``step_fn(state, arrays, shard, diagnostics=True) -> (state,
-      metrics)``, e.g. a game's ``step``; with ``diagnostics=False`` it returns
-      only the per-step essentials (losses, schedule level).
+    step_fn: ``step_fn(state, arrays, shard) -> (state, metrics)``, e.g. a
+      game's ``step``; its metrics include ``ESSENTIAL_METRICS``.
     mesh: the device mesh (``make_mesh``).
     steps_per_call: iterations per call, fused with ``lax.scan``. The essential
       metrics come back for every step (a leading axis of this length), the
       diagnostics (gradient norms, D outputs, ...) for the call's last step only
-      (length 1): computing them every step costs ~10% on small models.
+      (length 1): inside the loop they are unused, so XLA never computes them
+      (computing them every step cost ~10% on small models).
     unroll: ``lax.scan``'s unroll factor (``True`` unrolls fully). Small MLPs
       run fastest rolled; convolutional models on XLA:CPU need it unrolled.
     donate: donate the input state's buffers (the caller must not reuse them).
     step_metrics: ``'every'``: the essentials of every step as above;
-      ``'last'``: all metrics of the call's last step only. Computing and
-      storing the loss values of every step costs ~5% of a step of the small
-      toy MLPs at batch 64 (nothing measurable on larger models); with
-      ``'last'`` a NaN is still caught after the call (the parameters are
-      checked) but is located to the call, not the step.
+      ``'last'``: all metrics of the call's last step only (a NaN is then
+      still caught after the call, the parameters being checked, but located to
+      the call, not the step). The benchmark measures no speed difference
+      between the two on the toy MLPs (within its +-5% resolution).
 
   Returns:
     ``run(state, arrays) -> (state, stacked_metrics)``, jitted.
@@ -93,16 +95,15 @@ def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
   def run(state, arrays):
     # Even a length-1 scan is a loop for XLA, and XLA:CPU runs convolutions
     # inside loops on a slow path: the last step is always outside the loop.
-    names = []
+    # Metrics kept for the loop's steps; the rest is dead code, never computed.
+    names = sorted(ESSENTIAL_METRICS) if step_metrics == "every" and steps_per_call > 1 else []
     if steps_per_call > 1:
 
       def body(carry, _):
-        carry, metrics = step_fn(carry, arrays, shard, diagnostics=False)
-        if step_metrics == "last":
-          return carry, None  # the losses are then dead code, never computed
-        names[:] = sorted(metrics)  # static: filled while the body is traced
+        carry, metrics = step_fn(carry, arrays, shard)
         # One vector per step: one write into the stacked output, not one per metric.
-        return carry, jnp.stack([jnp.asarray(metrics[k], jnp.float32) for k in names])
+        return carry, (jnp.stack([jnp.asarray(metrics[k], jnp.float32) for k in names])
+                       if names else None)
 
       state, stacked = jax.lax.scan(body, state, None, length=steps_per_call - 1,
                                     unroll=unroll)
