@@ -26,7 +26,9 @@ setuptools.setup(
         "importlib_resources>=7.1",
     ],
     extras_require={
-        "test": ["pytest>=9.0", "pytest-xdist>=3.8", "scipy>=1.17"],
+        # prdc: the authors' reference for precision/recall/density/coverage
+        # (tests/test_fidelity.py); it pulls scikit-learn.
+        "test": ["pytest>=9.0", "pytest-xdist>=3.8", "scipy>=1.17", "prdc>=0.2"],
         # tfds.load streams through TensorFlow; array-backed tfds.data_source does not need it.
         "tensorflow": ["tensorflow>=2.20"],
     },

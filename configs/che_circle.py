@@ -28,10 +28,10 @@ def get_config(variant: str = "reg"):
   c.game.lambda1 = 0.005  # geometric regularizer ||x - G(E(x))||^2
   c.game.lambda2 = 0.005  # mode regularizer -log D(G(E(x)))
   c.game.lambda_manifold = 1.0  # MDGAN: weight of -log D1(G(E(x)))
-  adam = {"name": "adam", "learning_rate": 1e-4, "b1": 0.5}
-  c.optim.generator = dict(adam)
-  c.optim.encoder = dict(adam)
-  c.optim.discriminator = dict(adam)
+  # The paper's Adam(1e-4), default betas.
+  c.optim.generator = common.optimizer("adam", learning_rate=1e-4)
+  c.optim.encoder = common.optimizer("adam", learning_rate=1e-4)
+  c.optim.discriminator = common.optimizer("adam", learning_rate=1e-4)
   c.train.batch_size = 256
   c.train.num_steps = 30_000
   return c

@@ -28,12 +28,25 @@ def get_config(variant: str = "cc_sgld"):
   c.model.latent_prior = "normal"
   c.game.loss = "non_saturating"
   # The posterior of D given a data set of N examples: energy N * mean loss,
-  # i.e. the samplers' data_size (temperature T/N); a Gaussian prior as decay.
+  # i.e. the samplers' data_size. For sgld, psgld and the complement mode it
+  # acts as temperature T / N; a Gaussian prior is the weight decay.
   opt = {"name": "cc_sgld" if sampler.startswith("cc_sgld") else sampler,
          "learning_rate": 1e-3, "data_size": 10_000, "weight_decay": 1e-4}
   if sampler == "cc_sgld_complement":
     opt["mode"] = "complement"
-  c.optim.discriminator = opt
+  if sampler == "cc_sgld":
+    # Full mode measures its noise from the gradients' covariance I_t, and
+    # data_size = N makes the injected variance eps N I_t: N times that of
+    # data_size = 1, not 1/N (transforms.cc_sgld). With N = 10^4 the noise
+    # was 200-14000 times the drift (d_noise_to_drift) and D diverged within
+    # 20-300 steps at any step size 1e-3..1e-5 (the stationary spread
+    # N I_t / (2 H), H the curvature, does not depend on the step). The
+    # paper's form, data_size = 1
+    # (noise N(0, eps I_t) for mean-loss gradients), gives a noise level close
+    # to SGLD's here: ratio 9-54 over 3000 steps (sgld: 29-46), injected std
+    # 4e-4 rising to 1.1e-3 (sgld: 4.5e-4).
+    opt["data_size"] = 1
+  c.optim.discriminator = common.optimizer(opt.pop("name"), **opt)
   c.game.ensemble = 5
   c.train.batch_size = 256
   c.train.num_steps = 20_000

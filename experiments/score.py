@@ -1,15 +1,24 @@
-r"""Scores a trained image run with the project's own classifier.
+r"""Scores a trained run: images with the project's own classifier, toy sets directly.
 
   python -m experiments.score --workdir=runs/dcgan_mnist \
       --classifier=runs/classifiers/mnist
   python -m experiments.score --workdir=runs/compositional --best \
       --classifier=runs/classifiers/compositional --num_samples=26000
+  python -m experiments.score --workdir=runs/wgan_gp_grid
 
 Loads the run's checkpoint (the latest, ``--step`` or ``--best``), draws
 ``--num_samples`` generator samples and as many real images, and computes the
 scores of ``gan_jax.metrics.scores.image_scores``: Inception-style, MODE and
 Frechet scores for labelled sets (MNIST, Fashion-MNIST, CIFAR-10), modes
 covered and the KL of the mode histogram for stacked / compositional MNIST.
+For labelled sets also, on the same classifier features as the Frechet
+distance, KID (mean and std over subsets) and precision / recall (k = 3) and
+density / coverage (k = 5) of ``gan_jax.metrics.fidelity``.
+
+A toy run needs no classifier: it gets ``gan_jax.metrics.modes.toy_metrics``
+against ``--num_samples`` fresh draws of the data, KID, precision, recall,
+density and coverage on raw coordinates, and for mixtures the published PacGAN
+protocol on the first 2,500 samples (``pacgan_*``).
 
 The classifier is read from ``--classifier``; if that folder does not exist it
 is trained on the run's data (``--classifier_steps`` Adam steps), saved there,
@@ -28,23 +37,61 @@ import jax
 import numpy as np
 
 from gan_jax.metrics import classifier as classifier_lib
+from gan_jax.metrics import fidelity
+from gan_jax.metrics import modes
 from gan_jax.metrics import scores
 from gan_jax.train import loop
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The run to score.")
-flags.DEFINE_string("classifier", None, "Folder of the classifier (trained there if missing).")
-flags.DEFINE_integer("num_samples", 10_000, "Generated (and real) images scored.")
+flags.DEFINE_string("classifier", None,
+                    "Folder of the classifier (trained there if missing); images only.")
+flags.DEFINE_integer("num_samples", 10_000, "Generated (and real) samples scored.")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 flags.DEFINE_bool("best", False, "Score the best checkpoint instead.")
 flags.DEFINE_integer("classifier_steps", 3000, "Adam steps when training the classifier.")
 flags.DEFINE_integer("classifier_examples", 50_000, "Examples drawn to train the classifier.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
-flags.mark_flags_as_required(["workdir", "classifier"])
+flags.mark_flags_as_required(["workdir"])
+
+# Neighbour ranks of the papers: precision / recall (Kynkaanniemi et al.) and
+# density / coverage (Naeem et al.).
+_K_PRECISION_RECALL, _K_DENSITY_COVERAGE = 3, 5
 
 
 def _draw(fn, n, batch=1000):
   return np.concatenate([np.asarray(fn(i, min(batch, n - i))) for i in range(0, n, batch)])
+
+
+def _fidelity_scores(real, fake):
+  """KID, precision, recall, density and coverage of ``fake`` against ``real``."""
+  return {**fidelity.kid(real, fake),
+          **fidelity.prdc(real, fake, k_precision_recall=_K_PRECISION_RECALL,
+                          k_density_coverage=_K_DENSITY_COVERAGE)}
+
+
+def _toy_scores(game, state, source, sample_key, real_key):
+  dist = source.info
+  sample = jax.jit(game.sample, static_argnums=2)
+  # At least the published protocol's 2,500 samples; the other scores use
+  # the first num_samples.
+  n = max(FLAGS.num_samples, modes.PUBLISHED_PROTOCOL_SAMPLES)
+  drawn = _draw(lambda i, m: sample(state, jax.random.fold_in(sample_key, i), m), n)
+  samples = drawn[:FLAGS.num_samples]
+  real = _draw(lambda i, m: dist.sample(jax.random.fold_in(real_key, i), m), FLAGS.num_samples)
+  result = modes.toy_metrics(samples, dist, reference=real)
+  if np.all(np.isfinite(samples)):
+    result.update(_fidelity_scores(real, samples))
+  else:  # a diverged generator: undefined, and said so in the record
+    result.update(dict.fromkeys(("kid", "kid_std", "precision", "recall", "density",
+                                 "coverage"), float("nan")))
+  if dist.centers is not None:
+    stats = modes.published_mode_statistics(drawn[:modes.PUBLISHED_PROTOCOL_SAMPLES],
+                                            dist.centers, dist.std, dist.weights)
+    result.update(pacgan_modes=float(stats["modes_captured"]),
+                  pacgan_high_quality=stats["high_quality_share"],
+                  pacgan_kl=stats["kl_mode_histogram"])
+  return result
 
 
 def main(argv):
@@ -52,9 +99,14 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
   game, state, source = loop.load_checkpoint(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best)
+  sample_key, real_key = jax.random.split(jax.random.key(FLAGS.seed))
+  if len(source.shape) == 1 and hasattr(source.info, "sample"):
+    _record(state, _toy_scores(game, state, source, sample_key, real_key), classifier=None)
+    return
   if len(source.shape) != 3:
-    raise app.UsageError(f"{source.name} is not an image set; toy runs log their mode "
-                         "metrics during training (eval.jsonl)")
+    raise app.UsageError(f"{source.name} is neither a toy nor an image set")
+  if FLAGS.classifier is None:
+    raise app.UsageError("image runs need --classifier (a folder; trained there if missing)")
   if os.path.isdir(FLAGS.classifier):
     clf = classifier_lib.Classifier.load(FLAGS.classifier)
   else:
@@ -68,7 +120,6 @@ def main(argv):
     print(f"classifier: {FLAGS.classifier_steps} steps in {time.time() - t0:.0f} s, accuracy "
           f"on held-out draws {clf.accuracy(x[:held], y[:held]):.4f}")
     clf.save(FLAGS.classifier)
-  sample_key, real_key = jax.random.split(jax.random.key(FLAGS.seed))
   sample = jax.jit(game.sample, static_argnums=2)
   samples = _draw(lambda i, m: sample(state, jax.random.fold_in(sample_key, i), m),
                   FLAGS.num_samples)
@@ -76,9 +127,17 @@ def main(argv):
   real = _draw(lambda i, m: draw(jax.random.fold_in(real_key, i), source.arrays, m)[0],
                FLAGS.num_samples)
   result = scores.image_scores(clf, source, samples, real)
+  if "frechet_distance" in result:
+    # The same features as the Frechet distance (the classifier's penultimate
+    # layer); the 1000-mode sets are classified per digit and have none.
+    result.update(_fidelity_scores(clf.features(real), clf.features(samples)))
+  _record(state, result, classifier=os.path.abspath(FLAGS.classifier))
+
+
+def _record(state, result, *, classifier):
   step = int(jax.device_get(state.step))
   record = {"step": step, "best": FLAGS.best, "num_samples": FLAGS.num_samples,
-            "classifier": os.path.abspath(FLAGS.classifier), **result}
+            "classifier": classifier, **result}
   with open(os.path.join(FLAGS.workdir, "scores.jsonl"), "a", encoding="utf-8") as f:
     f.write(json.dumps(record) + "\n")
   print(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))

@@ -51,6 +51,7 @@ __all__ = [
     "fgan_conjugate_curvature",
     "fgan_discriminator_loss",
     "fgan_generator_loss",
+    "fgan_penalty_weight",
     "get_objective",
     "hinge_discriminator_loss",
     "hinge_generator_loss",
@@ -421,6 +422,29 @@ _CURVATURES: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+def _twice_exp(v: jax.Array) -> jax.Array:
+  # 2 exp(v) as (2 exp(v/2)) exp(v/2): exp(v + log 2) would round the shifted
+  # exponent, and 2 * exp(v) loses the values just above the smallest normal
+  # float where exp(v) alone is subnormal (flushed to 0 on CPU). Both halves
+  # stay normal, and the product over- or underflows only where 2 exp(v) does.
+  half = jnp.exp(0.5 * v)
+  return (2.0 * half) * half
+
+
+# f*''(g_f(v)) * g_f'(v)^2, the weight of ||grad_x v||^2 in Roth's f-GAN
+# regularizer, simplified by hand: for reverse_kl, squared_hellinger, js and gan
+# one factor grows exponentially in v while the other vanishes, so either alone
+# overflows or underflows long before their product does.
+_PENALTY_WEIGHTS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "kl": lambda v: jnp.exp(v - 1.0),
+    "reverse_kl": jnp.ones_like,
+    "pearson": lambda v: jnp.full_like(v, 0.5),
+    "squared_hellinger": _twice_exp,
+    "js": jax.nn.sigmoid,
+    "gan": jax.nn.sigmoid,
+}
+
+
 def _conjugate_in_domain(
     t: jax.Array,
     inside: jax.Array,
@@ -565,11 +589,15 @@ def fgan_conjugate_activation(v: ArrayLike, *, divergence: str) -> jax.Array:
 def fgan_conjugate_curvature(v: ArrayLike, *, divergence: str) -> jax.Array:
   """Second derivative of the conjugate at the activation, ``f*''(g_f(v))``.
 
-  The weight of the f-GAN gradient-norm regularizer of Roth et al. (2017),
-  ``E_Q[f*''(T) ||grad_x T||^2]``. Closed forms in ``v``: ``kl`` ``exp(v - 1)``,
-  ``reverse_kl`` ``exp(2 v)``, ``pearson`` ``1/2``, ``squared_hellinger``
-  ``2 exp(3 v)``, ``js`` and ``gan`` ``sigmoid(v) / sigmoid(-v)^2``. Values grow
-  exponentially in ``v`` and are ``+inf`` where the true value overflows.
+  The weight of ``||grad_x T||^2`` in the f-GAN gradient-norm regularizer of
+  Roth et al. (2017), ``E_Q[f*''(T) ||grad_x T||^2]``. Closed forms in ``v``:
+  ``kl`` ``exp(v - 1)``, ``reverse_kl`` ``exp(2 v)``, ``pearson`` ``1/2``,
+  ``squared_hellinger`` ``2 exp(3 v)``, ``js`` and ``gan``
+  ``sigmoid(v) / sigmoid(-v)^2``. Values grow exponentially in ``v`` and are
+  ``+inf`` where the true value overflows (from ``v`` of about 44 for
+  ``reverse_kl``, ``js`` and ``gan``), while ``||grad_x T||^2`` vanishes as
+  fast: to evaluate the regularizer use :func:`fgan_penalty_weight`, the
+  weight of ``||grad_x v||^2``, whose value stays moderate.
 
   Args:
     v: raw discriminator outputs, any shape.
@@ -587,6 +615,67 @@ def fgan_conjugate_curvature(v: ArrayLike, *, divergence: str) -> jax.Array:
   """
   _check_divergence(divergence)
   return _CURVATURES[divergence](_as_float(v))
+
+
+def fgan_penalty_weight(v: ArrayLike, *, divergence: str) -> jax.Array:
+  """Weight ``f*''(g_f(v)) g_f'(v)^2`` of ``||grad_x v||^2`` in Roth's f-GAN regularizer.
+
+  Roth et al.'s regularizer is ``E_Q[f*''(T) ||grad_x T||^2]`` with
+  ``T = g_f(v)``. By the chain rule ``grad_x T = g_f'(v) grad_x v``, so it is
+  ``E_Q[w(v) ||grad_x v||^2]`` with the weight returned here. Derived from the
+  table of :func:`fgan_activation` and :func:`fgan_conjugate`:
+
+  ============================  =====================  ===================  ================
+  divergence                    ``f*''(g_f(v))``       ``g_f'(v)^2``        weight ``w(v)``
+  ============================  =====================  ===================  ================
+  ``kl``                        ``exp(v - 1)``         ``1``                ``exp(v - 1)``
+  ``reverse_kl``                ``exp(2 v)``           ``exp(-2 v)``        ``1``
+  ``pearson``                   ``1/2``                ``1``                ``1/2``
+  ``squared_hellinger``         ``2 exp(3 v)``         ``exp(-2 v)``        ``2 exp(v)``
+  ``js``                        ``s(v) / s(-v)^2``     ``s(-v)^2``          ``s(v)``
+  ``gan``                       ``s(v) / s(-v)^2``     ``s(-v)^2``          ``s(v)``
+  ============================  =====================  ===================  ================
+
+  (``s`` the logistic sigmoid; for ``js`` ``exp(g_f(v)) = 2 s(v)``, for ``gan``
+  ``exp(g_f(v)) = s(v)``.) Evaluating the two factors separately fails in
+  float32 although the product is moderate: ``g_f(v)`` rounds onto the edge of
+  the conjugate's domain (``log_sigmoid(20) == 0``), where ``f*''`` is infinite,
+  and ``exp(2 v) * exp(-2 v)`` becomes ``inf * 0`` from ``v`` of about 45 on.
+
+  Args:
+    v: raw discriminator outputs (logits), any shape.
+    divergence: one of :data:`DIVERGENCES`.
+
+  Returns:
+    ``w(v)``, same shape and dtype as ``v``, finite and accurate to a few
+    float ulps wherever the true value is representable. Where it is not, the
+    value is what the true one rounds to: ``+inf`` for ``kl`` above
+    ``v = 1 + log(max float)`` (89.7 in float32) and for ``squared_hellinger``
+    above ``log(max float / 2)`` (88.0), as :func:`fgan_discriminator_loss`
+    is for the same logits (its fake term grows as ``exp(v - 1)`` and
+    ``exp(v) - 1``); a clipped finite weight would silently change the
+    regularizer, an infinite one is caught by the training loop's check of
+    non-finite losses. Below the smallest normal float (``v`` under about -87
+    for ``kl``, ``js``, ``gan``) the weight underflows towards 0.
+
+  Raises:
+    ValueError: if ``divergence`` is unknown.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> v = jnp.array([0.0, 20.0, 100.0])
+    >>> print(fgan_penalty_weight(v, divergence="gan"))
+    [0.5 1.  1. ]
+    >>> print(fgan_penalty_weight(v, divergence="reverse_kl"))
+    [1. 1. 1.]
+
+  References:
+    Roth, Lucchi, Nowozin & Hofmann, "Stabilizing Training of Generative
+    Adversarial Networks through Regularization", 2017.
+    Nowozin, Cseke & Tomioka, "f-GAN", 2016, Table 2.
+  """
+  _check_divergence(divergence)
+  return _PENALTY_WEIGHTS[divergence](_as_float(v))
 
 
 def fgan_discriminator_loss(

@@ -127,33 +127,29 @@ def _logits_and_input_grad(
     *,
     has_aux: bool,
     name: str,
-    activation: Callable[[Array], Array] | None = None,
-) -> tuple[Array, Array, Array, Any]:
-  """One forward pass giving logits, the output and its per-example input gradient.
+) -> tuple[Array, Array, Any]:
+  """One forward pass giving the logits and their per-example input gradient.
 
   Args:
     d_fn: discriminator function ``x -> logits`` (or ``(logits, aux)``).
     x: input batch ``[B, ...]``.
     has_aux: whether ``d_fn`` returns ``(logits, aux)``.
     name: name of ``x`` for error messages.
-    activation: optional elementwise map applied to the logits before
-      differentiation (the f-GAN output activation); identity if None.
 
   Returns:
-    ``(logits [B], output [B], grad [B, ...], aux)`` where ``output`` is
-    ``activation(logits)`` and ``grad`` the gradient of ``sum(output)`` w.r.t. ``x``.
+    ``(logits [B], grad [B, ...], aux)`` where ``grad`` is the gradient of
+    ``sum(logits)`` w.r.t. ``x``.
   """
   batch_size = jnp.shape(x)[0]
 
   def fn(inputs):
     logits, aux = _split_output(d_fn(inputs), has_aux)
     logits = _flat_logits(logits, batch_size, name)
-    out = logits if activation is None else activation(logits)
-    return out, (logits, aux)
+    return logits, aux
 
-  out, vjp_fn, (logits, aux) = jax.vjp(fn, x, has_aux=True)
-  (grad,) = vjp_fn(jnp.ones_like(out))
-  return logits, out, grad, aux
+  logits, vjp_fn, aux = jax.vjp(fn, x, has_aux=True)
+  (grad,) = vjp_fn(jnp.ones_like(logits))
+  return logits, grad, aux
 
 
 def _with_aux(diagnostics: Diagnostics, aux: Any, has_aux: bool) -> Diagnostics:
@@ -206,9 +202,9 @@ def roth_js_penalty(
     Networks through Regularization", NeurIPS 2017.
   """
   _check_same_trailing_shape(real, fake)
-  logits_real, _, grad_real, _ = _logits_and_input_grad(
+  logits_real, grad_real, _ = _logits_and_input_grad(
       d_fn, real, has_aux=has_aux, name="real")
-  logits_fake, _, grad_fake, aux = _logits_and_input_grad(
+  logits_fake, grad_fake, aux = _logits_and_input_grad(
       d_fn, fake, has_aux=has_aux, name="fake")
   sq_real = _squared_norms(grad_real)
   sq_fake = _squared_norms(grad_fake)
@@ -228,7 +224,10 @@ def conjugate_second_derivative(t: Array, *, divergence: str) -> Array:
 
   Obtained by differentiating ``gan_jax.losses.fgan_conjugate`` twice with
   ``jax.grad`` (vectorized with ``jax.vmap``), so it always agrees with the
-  conjugate the losses use.
+  conjugate the losses use. It is a function of ``T``; :func:`roth_fgan_penalty`
+  does not use it, because ``T = g_f(v)`` rounds onto the domain's edge (where
+  ``f*''`` is infinite) for confident logits; it uses the closed form
+  ``gan_jax.losses.fgan_penalty_weight`` in ``v`` instead.
 
   Args:
     t: points in the conjugate's domain (any shape).
@@ -263,17 +262,21 @@ def roth_fgan_penalty(
   """Roth et al.'s gradient-norm regularizer for a general f-GAN.
 
   ``Omega_f = E_Q[f*''(T(x)) ||grad_x T(x)||^2]`` with ``T = g_f(v)`` the f-GAN
-  output activation ``gan_jax.losses.fgan_activation`` applied to the logits ``v``
-  and ``f*''`` the second derivative of ``gan_jax.losses.fgan_conjugate``
-  (see :func:`conjugate_second_derivative`). The discriminator loss is
+  output activation ``gan_jax.losses.fgan_activation`` of the logits ``v`` and
+  ``f*''`` the second derivative of the conjugate
+  ``gan_jax.losses.fgan_conjugate``. The discriminator loss is
   ``loss_D + (gamma / 2) * Omega_f``, ``gamma`` applied by the caller.
 
-  ``f*''`` grows without bound at the edge of the conjugate's domain (e.g. as
-  ``T -> 0`` for ``'gan'``, ``f*''(T) ~ exp(2 v)``) while ``||grad_x T||^2``
-  vanishes as fast; the product is moderate but its factors overflow in float32
-  for logits beyond about 40 (``kl``, ``squared_hellinger``: the true value
-  itself grows like ``exp(v)`` and ``exp(3 v)``). Closed forms in ``v`` are
-  ``gan_jax.losses.fgan_conjugate_curvature``.
+  Computed as ``E_Q[w(v) ||grad_x v||^2]``: since ``grad_x T = g_f'(v) grad_x v``
+  the weight is ``w(v) = f*''(g_f(v)) g_f'(v)^2``, evaluated in closed form in
+  ``v`` by ``gan_jax.losses.fgan_penalty_weight`` (e.g. ``sigmoid(v)`` for
+  ``gan`` and ``js``, 1 for ``reverse_kl``). Through ``T`` the computation would
+  break down for confident fakes in float32: ``T`` rounds onto the edge of the
+  conjugate's domain, where ``f*''`` is infinite, while ``||grad_x T||^2``
+  underflows (from logits of about 20, 0 or NaN instead of a weight near 1).
+  The value is finite for all finite logits except where the exact weight
+  exceeds the float range (``kl`` beyond ``v`` of about 89.7,
+  ``squared_hellinger`` beyond 88.0; see ``fgan_penalty_weight``).
 
   Args:
     d_fn: discriminator ``x -> logits`` (``[B]`` or ``[B, 1]``), or
@@ -287,8 +290,8 @@ def roth_fgan_penalty(
   Returns:
     ``(omega, diagnostics)``: the unweighted scalar ``Omega_f`` and a dict with
     ``'logits_fake'`` (the logits ``v``, ``[B]``), ``'t_fake'`` (``T``, ``[B]``),
-    ``'grad_norm_fake'`` (mean ``||grad_x T||``), ``'curvature_fake'`` (mean
-    ``f*''(T)``) and ``'d_aux'`` if ``has_aux``.
+    ``'grad_norm_fake'`` (mean ``||grad_x v||``, as in the other penalties),
+    ``'weight_fake'`` (mean ``w(v)``) and ``'d_aux'`` if ``has_aux``.
 
   Raises:
     ValueError: for an unknown divergence or logits of the wrong shape.
@@ -300,20 +303,15 @@ def roth_fgan_penalty(
   """
   _check_divergence(divergence)
   _check_batch(fake, "fake")
-
-  def activation(v):
-    return losses.fgan_activation(v, divergence=divergence)
-
-  logits, t, grad_t, aux = _logits_and_input_grad(
-      d_fn, fake, has_aux=has_aux, name="fake", activation=activation)
-  sq = _squared_norms(grad_t)
-  curvature = conjugate_second_derivative(t, divergence=divergence)
-  omega = jnp.mean(curvature * sq)
+  logits, grad, aux = _logits_and_input_grad(d_fn, fake, has_aux=has_aux, name="fake")
+  sq = _squared_norms(grad)
+  weight = losses.fgan_penalty_weight(logits, divergence=divergence)
+  omega = jnp.mean(weight * sq)
   diagnostics = {
       "logits_fake": logits,
-      "t_fake": t,
+      "t_fake": losses.fgan_activation(logits, divergence=divergence),
       "grad_norm_fake": jnp.mean(_safe_sqrt(sq)),
-      "curvature_fake": jnp.mean(curvature),
+      "weight_fake": jnp.mean(weight),
   }
   return omega, _with_aux(diagnostics, aux, has_aux)
 
@@ -367,7 +365,7 @@ def wgan_gp_penalty(
   batch_size = jnp.shape(real)[0]
   e = jax.random.uniform(key, (batch_size,) + (1,) * (jnp.ndim(real) - 1), dtype)
   x_hat = e * real + (1 - e) * fake
-  logits, _, grad, aux = _logits_and_input_grad(
+  logits, grad, aux = _logits_and_input_grad(
       d_fn, x_hat, has_aux=has_aux, name="the interpolates")
   norms = _safe_sqrt(_squared_norms(grad))
   penalty = jnp.mean(jnp.square(norms - target_norm))
@@ -470,7 +468,7 @@ def r1_penalty(
     Converge?", ICML 2018.
   """
   _check_batch(real, "real")
-  logits, _, grad, aux = _logits_and_input_grad(d_fn, real, has_aux=has_aux, name="real")
+  logits, grad, aux = _logits_and_input_grad(d_fn, real, has_aux=has_aux, name="real")
   sq = _squared_norms(grad)
   diagnostics = {"logits_real": logits, "grad_norm_real": jnp.mean(_safe_sqrt(sq))}
   return jnp.mean(sq), _with_aux(diagnostics, aux, has_aux)
@@ -503,7 +501,7 @@ def r2_penalty(
     Converge?", ICML 2018.
   """
   _check_batch(fake, "fake")
-  logits, _, grad, aux = _logits_and_input_grad(d_fn, fake, has_aux=has_aux, name="fake")
+  logits, grad, aux = _logits_and_input_grad(d_fn, fake, has_aux=has_aux, name="fake")
   sq = _squared_norms(grad)
   diagnostics = {"logits_fake": logits, "grad_norm_fake": jnp.mean(_safe_sqrt(sq))}
   return jnp.mean(sq), _with_aux(diagnostics, aux, has_aux)
@@ -550,7 +548,7 @@ def dragan_penalty(
   dtype = _float_dtype(real)
   u = jax.random.uniform(key, jnp.shape(real), dtype)
   perturbed = real + c * jnp.std(real.astype(dtype)) * u
-  logits, _, grad, aux = _logits_and_input_grad(
+  logits, grad, aux = _logits_and_input_grad(
       d_fn, perturbed, has_aux=has_aux, name="real")
   norms = _safe_sqrt(_squared_norms(grad))
   penalty = jnp.mean(jnp.square(norms - target_norm))

@@ -724,3 +724,181 @@ def mode_histogram_figure(counts: ArrayLike, weights: Optional[ArrayLike] = None
   ax.set_title(title or f"{hit} of {k} modes hit, {int(round(n))} samples", fontsize=10)
   ax.legend(fontsize=8)
   return fig
+
+
+# ----------------------------------------------------------------------------
+# Probes (gan_jax.metrics.probes).
+
+
+def gradient_norms_figure(curves: Mapping[str, Mapping[str, ArrayLike]], *,
+                          title: Optional[str] = None) -> Figure:
+  """Generator-gradient norms against discriminator iterations, log scale.
+
+  Arjovsky & Bottou's Figs. 2-3: with the generator frozen and a discriminator
+  trained from scratch, the minimax gradient (``log(1 - D)``) vanishes while
+  the ``-log D`` gradient does not; instance noise keeps both alive. One panel
+  per generator loss; one line (mean) with a band (+- one std over batches)
+  per curve, e.g. one per noise level.
+
+  Args:
+    curves: label (e.g. ``"sigma=0"``) -> mapping with ``iterations`` and
+      ``minimax_mean``, ``minimax_std``, ``non_saturating_mean``,
+      ``non_saturating_std`` (the fields of ``probes.GradientCurves``).
+    title: optional figure title.
+
+  Returns:
+    The figure: two axes (minimax, non-saturating), one line per curve each.
+
+  Raises:
+    ValueError: for no curves or series of mismatched length.
+
+  References:
+    Arjovsky & Bottou, "Towards Principled Methods for Training Generative
+    Adversarial Networks", 2017, Figs. 2-3.
+  """
+  if not curves:
+    raise ValueError("curves is empty; pass at least one label -> curve entry")
+  fig, axes = _new_figure(1, 2, panel=(4.2, 3.2))
+  panels = (("minimax", "minimax: log(1 - D)"), ("non_saturating", "non-saturating: -log D"))
+  for (name, panel_title), ax in zip(panels, axes[0]):
+    for i, (label, curve) in enumerate(curves.items()):
+      x = _series("iterations", curve["iterations"])
+      mean = _series(f"{name}_mean", curve[f"{name}_mean"], len(x))
+      std = _series(f"{name}_std", curve[f"{name}_std"], len(x))
+      color = f"C{i % 10}"
+      ax.plot(x, mean, color=color, linewidth=1.2, label=str(label))
+      # The band's lower edge may reach 0, which a log axis cannot show: clip
+      # it at a small fraction of the mean instead.
+      ax.fill_between(x, np.maximum(mean - std, 1e-3 * np.abs(mean)), mean + std,
+                      color=color, alpha=0.2, linewidth=0)
+    ax.set_yscale("log", nonpositive="mask")
+    ax.set_xlabel("discriminator iterations")
+    ax.set_ylabel("generator gradient norm")
+    ax.set_title(panel_title, fontsize=10)
+    ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  return fig
+
+
+def third_party_figure(sigmas: ArrayLike, counts: ArrayLike, *, n_test: Optional[int] = None,
+                       mode_counts: Optional[ArrayLike] = None,
+                       test_counts: Optional[ArrayLike] = None,
+                       title: Optional[str] = None) -> Figure:
+  """Test examples a noisy third-party discriminator flags, per noise level.
+
+  Left: flagged count against sigma (Che et al.'s report; with ``n_test`` a
+  second axis gives the share). Right, for toy mixtures: flagged test examples
+  per mode, grouped bars by sigma, against the test examples each mode holds
+  (outline): modes whose bar fills the outline are the ones the generator
+  misses.
+
+  Args:
+    sigmas: noise levels ``[s]``.
+    counts: flagged test examples at each level ``[s]``.
+    n_test: number of test examples (adds the share axis).
+    mode_counts: optional ``[s, M]`` flagged examples per mode and level.
+    test_counts: optional ``[M]`` test examples per mode.
+    title: optional figure title.
+
+  Returns:
+    The figure: one axes, or two with ``mode_counts``.
+
+  Raises:
+    ValueError: for mismatched lengths.
+
+  References:
+    Che, Li, Jacob, Bengio & Li, "Mode Regularized Generative Adversarial
+    Networks", 2017, Sec. 4.1.
+  """
+  s = _series("sigmas", sigmas)
+  c = _series("counts", counts, len(s))
+  per_mode = None if mode_counts is None else np.asarray(mode_counts, dtype=np.float64)
+  if per_mode is not None and (per_mode.ndim != 2 or per_mode.shape[0] != len(s)):
+    raise ValueError(f"mode_counts must have shape [{len(s)}, modes]; got {per_mode.shape}")
+  fig, axes = _new_figure(1, 1 if per_mode is None else 2, panel=(4.2, 3.2))
+  ax = axes[0, 0]
+  ax.plot(s, c, marker="o", linewidth=1.2, color=_SAMPLE_COLOR)
+  ax.set_xlabel("sigma (input noise of the third-party D)")
+  ax.set_ylabel("flagged test examples")
+  # Room above the largest count, and a visible axis when nothing is flagged.
+  ax.set_ylim(0.0, max(1.0, 1.1 * float(np.nanmax(c, initial=0.0))))
+  ax.set_title("test examples on missed modes", fontsize=10)
+  if n_test:
+    n_test = _check_positive_int("n_test", n_test)
+    share = ax.secondary_yaxis("right", functions=(lambda v: v / n_test, lambda v: v * n_test))
+    share.set_ylabel("share of test set")
+  if per_mode is not None:
+    ax = axes[0, 1]
+    m = per_mode.shape[1]
+    x = np.arange(m)
+    width = 0.8 / len(s)
+    for i, sigma in enumerate(s):
+      ax.bar(x - 0.4 + width * (i + 0.5), per_mode[i], width=width, color=f"C{i % 10}",
+             label=f"sigma={sigma:g}")
+    if test_counts is not None:
+      t = _series("test_counts", test_counts, m)
+      ax.bar(x, t, width=0.9, fill=False, edgecolor="k", linewidth=0.8, label="test examples")
+    ax.set_xticks(x)
+    ax.set_xlabel("mode (nearest centre)")
+    ax.set_ylabel("flagged test examples")
+    ax.set_title("flagged examples per mode", fontsize=10)
+    # Outside the axes: inside it would hide the bars of some mode.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  if title:
+    fig.suptitle(title)
+  return fig
+
+
+def cross_test_figure(fp: ArrayLike, fn: ArrayLike, *, labels: Sequence[str],
+                      title: Optional[str] = None) -> Figure:
+  """Roth et al.'s cross-test table as an annotated heatmap.
+
+  Rows are the runs' discriminators, columns the runs' samples (false-positive
+  rate: samples taken for real), with a last column for the false-negative rate
+  on test data (test data taken for fake). Cells are coloured from 0 (white)
+  to 1 and carry their value.
+
+  Args:
+    fp: ``[R, R]`` false-positive rates, ``fp[i, j]`` discriminator ``i`` on
+      samples of run ``j``.
+    fn: ``[R]`` false-negative rates on test data.
+    labels: ``R`` run names.
+    title: optional axes title.
+
+  Returns:
+    The figure (one axes; its image is the ``[R, R + 1]`` table).
+
+  Raises:
+    ValueError: for mismatched shapes.
+
+  References:
+    Roth, Lucchi, Nowozin & Hofmann, "Stabilizing Training of Generative
+    Adversarial Networks through Regularization", 2017, Sec. 4.
+  """
+  fp = np.asarray(fp, dtype=np.float64)
+  r = len(labels)
+  if fp.shape != (r, r):
+    raise ValueError(f"fp must have shape [{r}, {r}] (one row and column per label); "
+                     f"got {fp.shape}")
+  fn = _series("fn", fn, r)
+  table = np.concatenate([fp, fn[:, None]], axis=1)
+  fig, axes = _new_figure(1, 1, panel=(1.4 * (r + 1) + 1.8, 1.0 * r + 1.4))
+  ax = axes[0, 0]
+  ax.imshow(table, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+  for i in range(r):
+    for j in range(r + 1):
+      v = table[i, j]
+      ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=10,
+              color="white" if v > 0.6 else "black")
+  ax.axvline(r - 0.5, color="k", linewidth=1.5)
+  ax.set_xticks(np.arange(r + 1))
+  ax.set_xticklabels([f"FP on samples\nof {name}" for name in labels] + ["FN on\ntest data"],
+                     fontsize=8)
+  ax.set_yticks(np.arange(r))
+  ax.set_yticklabels([f"D of {name}" for name in labels], fontsize=8)
+  ax.set_title(title or "cross-test: share classified wrongly", fontsize=10)
+  return fig
+
+
+__all__.extend(["cross_test_figure", "gradient_norms_figure", "third_party_figure"])

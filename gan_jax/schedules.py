@@ -1,7 +1,8 @@
 """Annealing schedules as optax schedules.
 
 Every annealed quantity in gan_jax (the beta-GAN temperature, the Roth et al.
-regularizer weight gamma, the instance-noise sigma, the blur width) is an
+regularizer weight gamma, the instance-noise sigma, the blur width, the SGLD
+step size) is an
 ``optax.Schedule``: a pure function ``step -> value`` that is jittable and accepts
 a traced integer step, so a compiled train step can evaluate it from the step
 counter in its state. Where optax already has the schedule, the factory here is a
@@ -41,6 +42,7 @@ __all__ = [
     "get_schedule",
     "linear_anneal",
     "make_schedule",
+    "polynomial_decay",
 ]
 
 
@@ -355,6 +357,54 @@ def cosine_anneal(*, init_value: float, end_value: float = 0.0,
 
 
 # ----------------------------------------------------------------------------
+# Langevin step size.
+
+
+def polynomial_decay(*, a: float, b: float, gamma: float = 0.55) -> optax.Schedule:
+  """SGLD's polynomially decaying step size ``a * (b + t) ** -gamma``.
+
+  ``t`` is the step count (0 at the first update). With ``gamma`` in
+  ``(0.5, 1]`` the steps satisfy the Robbins-Monro conditions (their sum
+  diverges, the sum of their squares does not) under which SGLD converges to
+  the posterior without a Metropolis correction; Welling & Teh's default
+  exponent is 0.55. Written by hand: ``optax.polynomial_schedule`` interpolates
+  between two values over a fixed number of steps and cannot decay forever.
+
+  Args:
+    a: scale, a finite number ``> 0``.
+    b: offset, a finite number ``> 0`` (so that the first step is finite).
+    gamma: decay exponent, a finite number ``>= 0`` (0 gives the constant
+      ``a * b ** 0 = a``).
+
+  Returns:
+    A schedule (float32 values).
+
+  Raises:
+    ValueError: if an argument is outside its range.
+
+  References:
+    Welling & Teh, "Bayesian Learning via Stochastic Gradient Langevin
+    Dynamics", 2011.
+
+  Example:
+    >>> schedule = polynomial_decay(a=1.0, b=1.0, gamma=1.0)
+    >>> print(float(schedule(0)), float(schedule(3)))
+    1.0 0.25
+  """
+  for name, value, low_open in (("a", a, True), ("b", b, True), ("gamma", gamma, False)):
+    _check_finite(name, value)
+    if _is_concrete(value) and (np.any(np.asarray(value) <= 0) if low_open
+                                else np.any(np.asarray(value) < 0)):
+      raise ValueError(f"{name} must be {'> 0' if low_open else '>= 0'}; got {value!r}")
+
+  def schedule(step):
+    t = jnp.asarray(step, jnp.float32)
+    return a * (b + t) ** (-jnp.asarray(gamma, jnp.float32))
+
+  return schedule
+
+
+# ----------------------------------------------------------------------------
 # Registry.
 
 SCHEDULES: dict[str, Callable[..., optax.Schedule]] = {
@@ -364,6 +414,7 @@ SCHEDULES: dict[str, Callable[..., optax.Schedule]] = {
     "cosine": cosine_anneal,
     "beta": beta_schedule,
     "gamma_decay": gamma_decay,
+    "polynomial": polynomial_decay,
 }
 
 
@@ -372,7 +423,7 @@ def make_schedule(name: str, **kwargs: Any) -> optax.Schedule:
 
   Args:
     name: one of ``SCHEDULES`` (constant, linear, exponential, cosine, beta,
-      gamma_decay).
+      gamma_decay, polynomial).
     **kwargs: the factory's arguments.
 
   Returns:

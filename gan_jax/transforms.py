@@ -22,14 +22,29 @@ Constraint:
 Scale convention shared by the samplers. With gradients ``g = grad U`` of an
 energy ``U`` the samplers target ``exp(-U / temperature)``. A training loop that
 differentiates the *mean* minibatch loss ``L`` over a data set of ``N`` examples
-passes ``data_size=N``: the posterior energy is ``U = N * L - log p(theta)``, and
-``data_size=N`` is the same as temperature ``temperature / N``. With gradients
-of the summed energy ``U`` keep ``data_size=1``. A Gaussian prior
-``log p(theta)`` is weight decay: put ``optax.add_decayed_weights`` before the
-sampler in a chain (its coefficient is then on the same scale as the gradients).
+passes ``data_size=N``: the posterior energy is ``U = N * L - log p(theta)``,
+and the sampler makes the update it would make for the gradients ``N g`` of
+``U`` with ``data_size=1`` and a rescaled step (``learning_rate / N`` for
+:func:`sgld` and :func:`cc_sgld`; for :func:`psgld`, whose preconditioner
+scales as one over the gradients, the same step with its ``eps`` times ``N``).
+With gradients of the summed energy ``U`` keep ``data_size=1``. What that does
+to the injected noise depends on where the noise level comes from:
+
+* :func:`sgld`, :func:`psgld` and :func:`cc_sgld` with ``mode="complement"``
+  set it from the step and the temperature: ``data_size=N`` is the same as
+  temperature ``temperature / N``, the noise variance is divided by ``N``.
+* :func:`cc_sgld` with ``mode="full"`` measures it from the gradients' own
+  covariance ``I_t``. Rescaled to ``U`` the gradients' covariance grows by
+  ``N^2`` while the step shrinks by ``N``, so ``data_size=N`` *multiplies*
+  the injected variance ``eps_t T I_t`` by ``N``; it is no temperature.
+
+A Gaussian prior ``log p(theta)`` is weight decay: put
+``optax.add_decayed_weights`` before the sampler in a chain (its coefficient is
+then on the same scale as the gradients).
 
 :func:`injected_noise_std` reads the noise level a sampler injected at its last
-update out of any (nested) optimizer state, for plotting.
+update out of any (nested) optimizer state, for plotting, and
+:func:`noise_to_drift_ratio` its size relative to the gradient step.
 """
 
 from __future__ import annotations
@@ -48,7 +63,7 @@ __all__ = [
     "cc_sgld",
     "clip_params",
     "injected_noise_std",
-    "polynomial_schedule",
+    "noise_to_drift_ratio",
     "psgld",
     "sgld",
 ]
@@ -151,45 +166,9 @@ def _as_float32(x: Any) -> jax.Array:
   return jnp.asarray(x, jnp.float32)
 
 
-# ----------------------------------------------------------------------------
-# Schedules.
-
-
-def polynomial_schedule(a: Scalar, b: Scalar,
-                        gamma: Scalar = 0.55) -> optax.Schedule:
-  """Polynomially decaying SGLD step size ``a * (b + t) ** -gamma``.
-
-  ``t`` is the optimizer's step count (0 at the first update). Step sizes with
-  ``gamma`` in ``(0.5, 1]`` satisfy the Robbins-Monro conditions under which
-  SGLD converges to the posterior without a Metropolis correction.
-
-  Args:
-    a: Scale, ``a > 0``.
-    b: Offset, ``b > 0`` (so that the first step is finite).
-    gamma: Decay exponent, ``gamma >= 0``; Welling & Teh use 0.55.
-
-  Returns:
-    An ``optax.Schedule`` mapping the step count to the step size.
-
-  References:
-    Welling & Teh, `Bayesian Learning via Stochastic Gradient Langevin
-    Dynamics <https://icml.cc/2011/papers/398_icmlpaper.pdf>`_, 2011.
-
-  Example:
-    >>> from gan_jax import transforms
-    >>> schedule = transforms.polynomial_schedule(1.0, 1.0, gamma=1.0)
-    >>> print(float(schedule(0)), float(schedule(3)))
-    1.0 0.25
-  """
-  _check_range("a", a, low=0.0, low_open=True)
-  _check_range("b", b, low=0.0, low_open=True)
-  _check_range("gamma", gamma, low=0.0)
-
-  def schedule(count):
-    t = jnp.asarray(count, jnp.float32)
-    return a * (b + t) ** (-jnp.asarray(gamma, jnp.float32))
-
-  return schedule
+def _drift_rms(drift: Any) -> jax.Array:
+  """RMS over every parameter of the deterministic part of an update."""
+  return _rms(jax.tree.map(lambda d: jnp.square(d.astype(jnp.float32)), drift))
 
 
 # ----------------------------------------------------------------------------
@@ -206,11 +185,14 @@ class SGLDState(NamedTuple):
     noise_std: Standard deviation of the Gaussian noise added to each
       coordinate at the last update, ``sqrt(2 eps_t T / N)`` (float32 scalar;
       0 before the first update).
+    drift_rms: Root mean square, over every parameter, of the drift
+      ``eps_t g`` of the last update (float32 scalar; 0 before the first).
   """
 
   count: jax.Array
   key: jax.Array
   noise_std: jax.Array
+  drift_rms: jax.Array
 
 
 def sgld(
@@ -249,7 +231,8 @@ def sgld(
 
   Args:
     learning_rate: Step size ``eps_t``: a scalar or an ``optax.Schedule`` of the
-      update count, e.g. :func:`polynomial_schedule`.
+      update count, e.g. Welling & Teh's ``a (b + t)^-0.55``
+      (``gan_jax.schedules.polynomial_decay``, ``'polynomial'`` in configs).
     temperature: ``T >= 0``; 1 samples the posterior, 0 is plain SGD.
     data_size: ``N >= 1``, the number of examples whose mean loss was
       differentiated (1 for gradients of the summed energy).
@@ -267,7 +250,7 @@ def sgld(
     >>> from gan_jax import transforms
     >>> opt = optax.chain(
     ...     optax.add_decayed_weights(1e-3),
-    ...     transforms.sgld(transforms.polynomial_schedule(1e-2, 1.0),
+    ...     transforms.sgld(lambda t: 1e-2 * (1.0 + t) ** -0.55,
     ...                     data_size=1000, key=0))
     >>> params = jnp.zeros(3)
     >>> state = opt.init(params)
@@ -282,7 +265,8 @@ def sgld(
     del params
     return SGLDState(count=jnp.zeros([], jnp.int32),
                      key=_canonical_key(key),
-                     noise_std=jnp.zeros([], jnp.float32))
+                     noise_std=jnp.zeros([], jnp.float32),
+                     drift_rms=jnp.zeros([], jnp.float32))
 
   def update_fn(updates, state, params=None):
     del params
@@ -290,10 +274,12 @@ def sgld(
     std = jnp.sqrt(2.0 * eps * temperature / data_size)
     new_key, noise_key = jax.random.split(state.key)
     noise = optax.tree.random_like(noise_key, updates, jax.random.normal)
+    drift_rms = _drift_rms(jax.tree.map(lambda g: eps * g, updates))
     updates = jax.tree.map(
         lambda g, xi: (-eps * g + std * xi).astype(g.dtype), updates, noise)
     return updates, SGLDState(count=optax.safe_increment(state.count),
-                              key=new_key, noise_std=_as_float32(std))
+                              key=new_key, noise_std=_as_float32(std),
+                              drift_rms=drift_rms)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -315,6 +301,8 @@ class CCSGLDState(NamedTuple):
       parameters.
     noise_std: Root mean square, over every parameter, of the standard
       deviation of the noise injected at the last update (float32 scalar).
+    drift_rms: Root mean square, over every parameter, of the drift
+      ``eps_t g`` of the last update (float32 scalar).
   """
 
   count: jax.Array
@@ -323,6 +311,7 @@ class CCSGLDState(NamedTuple):
   grad_second_moment: Any
   running_covariance: Any
   noise_std: jax.Array
+  drift_rms: jax.Array
 
 
 def cc_sgld(
@@ -347,7 +336,12 @@ def cc_sgld(
     temperature scale the injected variance and keeps the ``data_size``
     convention of :func:`sgld`: mean-loss gradients with ``data_size=N`` and
     step ``eps`` give the same update as summed-energy gradients with
-    ``data_size=1`` and step ``eps / N``.
+    ``data_size=1`` and step ``eps / N``. The covariance of those summed
+    gradients is ``N^2 I_t``, so ``data_size=N`` multiplies the injected
+    variance by ``N`` (it does not divide it, as a temperature ``T / N``
+    would): per coordinate the noise std is ``sqrt(eps_t T N I_t)``, ``N
+    sqrt(I_t / 2)`` times SGLD's ``sqrt(2 eps_t T / N)`` at the same step.
+    Choose the step with that in mind (:func:`noise_to_drift_ratio`).
   * ``mode="complement"`` (after Ahn et al., 2012): inject only the variance
     the minibatch noise lacks for SGLD at temperature ``T / N``,
     ``max(2 eps_t T / N - eps_t^2 I_t, 0)`` per coordinate, so that gradient
@@ -416,7 +410,8 @@ def cc_sgld(
                        grad_mean=optax.tree.zeros_like(params),
                        grad_second_moment=optax.tree.zeros_like(params),
                        running_covariance=optax.tree.zeros_like(params),
-                       noise_std=jnp.zeros([], jnp.float32))
+                       noise_std=jnp.zeros([], jnp.float32),
+                       drift_rms=jnp.zeros([], jnp.float32))
 
   def update_fn(updates, state, params=None, *, grad_variance=None,
                 **extra_args):
@@ -460,7 +455,8 @@ def cc_sgld(
     return new_updates, CCSGLDState(
         count=count, key=new_key, grad_mean=grad_mean,
         grad_second_moment=grad_second_moment,
-        running_covariance=running_covariance, noise_std=_rms(variance))
+        running_covariance=running_covariance, noise_std=_rms(variance),
+        drift_rms=_drift_rms(jax.tree.map(lambda g: eps * g, updates)))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -479,12 +475,15 @@ class PSGLDState(NamedTuple):
       second moment; not bias-corrected, as in the paper).
     noise_std: Root mean square, over every parameter, of the standard
       deviation of the noise injected at the last update (float32 scalar).
+    drift_rms: Root mean square, over every parameter, of the preconditioned
+      drift ``eps_t G g`` of the last update (float32 scalar).
   """
 
   count: jax.Array
   key: jax.Array
   nu: Any
   noise_std: jax.Array
+  drift_rms: jax.Array
 
 
 def psgld(
@@ -550,7 +549,8 @@ def psgld(
     return PSGLDState(count=jnp.zeros([], jnp.int32),
                       key=_canonical_key(key),
                       nu=optax.tree.zeros_like(params),
-                      noise_std=jnp.zeros([], jnp.float32))
+                      noise_std=jnp.zeros([], jnp.float32),
+                      drift_rms=jnp.zeros([], jnp.float32))
 
   def update_fn(updates, state, params=None):
     del params
@@ -567,9 +567,10 @@ def psgld(
         lambda g, p, var, xi: (-step * p * g + jnp.sqrt(var) * xi).astype(
             g.dtype),
         updates, preconditioner, variance, noise)
+    drift = jax.tree.map(lambda g, p: step * p * g, updates, preconditioner)
     return new_updates, PSGLDState(
         count=optax.safe_increment(state.count), key=new_key, nu=nu,
-        noise_std=_rms(variance))
+        noise_std=_rms(variance), drift_rms=_drift_rms(drift))
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -661,6 +662,16 @@ def clip_params(clip_value: Scalar) -> optax.GradientTransformation:
 _SAMPLER_STATES = (SGLDState, CCSGLDState, PSGLDState)
 
 
+def _sampler_state(opt_state: Any) -> Any:
+  """The first sampler state in ``opt_state`` (tree-flattening order), or None."""
+  found = [
+      node for node in jax.tree.leaves(
+          opt_state, is_leaf=lambda x: isinstance(x, _SAMPLER_STATES))
+      if isinstance(node, _SAMPLER_STATES)
+  ]
+  return found[0] if found else None
+
+
 def injected_noise_std(opt_state: Any) -> Optional[jax.Array]:
   """The noise level a sampler injected at its last update, for plotting.
 
@@ -687,9 +698,47 @@ def injected_noise_std(opt_state: Any) -> Optional[jax.Array]:
     >>> print(transforms.injected_noise_std(optax.adam(1e-3).init(params)))
     None
   """
-  found = [
-      node for node in jax.tree.leaves(
-          opt_state, is_leaf=lambda x: isinstance(x, _SAMPLER_STATES))
-      if isinstance(node, _SAMPLER_STATES)
-  ]
-  return found[0].noise_std if found else None
+  state = _sampler_state(opt_state)
+  return None if state is None else state.noise_std
+
+
+def noise_to_drift_ratio(opt_state: Any) -> Optional[jax.Array]:
+  """How much larger a sampler's injected noise was than its drift, last update.
+
+  The ratio ``noise_std / drift_rms`` of the sampler state found as in
+  :func:`injected_noise_std`: the RMS over all parameters of the injected
+  noise's standard deviation over the RMS of the drift (``eps_t g``, for
+  :func:`psgld` ``eps_t G g``). Both are RMS over the same coordinates, so it
+  is ``sqrt(E ||noise||^2) / ||drift||`` for the whole parameter vector. For
+  :func:`sgld` it is ``sqrt(2 T / (eps_t N)) / rms(g)``. Langevin noise
+  dominates single small steps by design: over ``k`` steps a steady drift adds
+  up ``k`` times, independent noise only ``sqrt(k)`` times, so the drift
+  outweighs the noise after about ``ratio^2`` steps (a million for a ratio of
+  1000, more than most training runs).
+
+  Args:
+    opt_state: An optimizer state.
+
+  Returns:
+    A float32 scalar; None if ``opt_state`` holds no sampler state. A zero
+    drift gives 0 if no noise was injected either (e.g. before the first
+    update), else the largest float32: a finite stand-in for "noise only",
+    so that a logged metric does not trip a training loop's check of
+    non-finite values.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from gan_jax import transforms
+    >>> opt = transforms.sgld(0.5, key=0)  # noise std sqrt(2 * 0.5) = 1
+    >>> params = jnp.zeros(2)
+    >>> _, state = opt.update(jnp.full(2, 4.0), opt.init(params), params)
+    >>> print(float(transforms.noise_to_drift_ratio(state)))  # drift 0.5 * 4
+    0.5
+  """
+  state = _sampler_state(opt_state)
+  if state is None:
+    return None
+  noise, drift = state.noise_std, state.drift_rms
+  moved = drift > 0
+  no_drift = jnp.where(noise > 0, jnp.finfo(jnp.float32).max, 0.0)
+  return jnp.where(moved, noise / jnp.where(moved, drift, 1.0), no_drift).astype(jnp.float32)

@@ -1,4 +1,5 @@
 """Tests of gan_jax.losses: closed forms, numerics, f-GAN duality and GAN theory."""
+import decimal
 import doctest
 
 from absl.testing import absltest
@@ -530,6 +531,146 @@ class RegistryTest(parameterized.TestCase):
       losses.get_objective("fgan_js", gamma=1.0)
     with self.assertRaisesRegex(ValueError, "non_saturating must be"):
       losses.get_objective("fgan_js", non_saturating="yes")
+
+
+# ---------------------------------------------------------------------------
+# Roth's f-GAN regularizer weight f*''(g_f(v)) g_f'(v)^2, against the table
+# composed step by step in 80-digit decimal arithmetic: g_f(v), then the hand
+# second derivative of the table's conjugate at that point, times g_f'(v)^2.
+# Nothing is simplified, so the reference shares no closed form with the code.
+
+_D = decimal.Decimal
+# Distance of t from the edge of each conjugate's domain (inf: no edge).
+_DOMAIN_EDGE = {"kl": None, "reverse_kl": 0.0, "pearson": None,
+                "squared_hellinger": 1.0, "js": LOG2, "gan": 0.0}
+
+
+def _dec_softplus(x):
+  return (1 + x.exp()).ln()
+
+
+def _dec_sigmoid(x):
+  return 1 / (1 + (-x).exp())
+
+
+DEC_ACTIVATION = {
+    "kl": lambda v: v,
+    "reverse_kl": lambda v: -(-v).exp(),
+    "pearson": lambda v: v,
+    "squared_hellinger": lambda v: 1 - (-v).exp(),
+    "js": lambda v: _D(2).ln() - _dec_softplus(-v),
+    "gan": lambda v: -_dec_softplus(-v),
+}
+DEC_ACTIVATION_DERIVATIVE = {
+    "kl": lambda v: _D(1),
+    "reverse_kl": lambda v: (-v).exp(),
+    "pearson": lambda v: _D(1),
+    "squared_hellinger": lambda v: (-v).exp(),
+    "js": lambda v: _dec_sigmoid(-v),
+    "gan": lambda v: _dec_sigmoid(-v),
+}
+# f*''(t), differentiated by hand from the table (checked by finite
+# differences of NP_CONJUGATE below).
+DEC_CONJUGATE_SECOND = {
+    "kl": lambda t: (t - 1).exp(),
+    "reverse_kl": lambda t: 1 / (t * t),
+    "pearson": lambda t: _D("0.5"),
+    "squared_hellinger": lambda t: 2 / (1 - t) ** 3,
+    "js": lambda t: 2 * t.exp() / (2 - t.exp()) ** 2,
+    "gan": lambda t: t.exp() / (1 - t.exp()) ** 2,
+}
+
+
+def _dec_eval(fn, x):
+  """``fn`` at each float in ``x`` (taken exactly), in 80 digits, as float64."""
+  out = []
+  with decimal.localcontext() as ctx:
+    ctx.prec = 80
+    for value in np.asarray(x, np.float64).ravel():
+      out.append(float(fn(_D(float(value)))))
+  return np.reshape(out, np.shape(x))
+
+
+def dec_penalty_weight(v, divergence):
+  """Reference weight at each float ``v``, as float64 (inf beyond its range).
+
+  At v = 100 the edge distance 1 - exp(g_f(v)) is about 4e-44: 80 digits keep
+  more than 30 of them.
+  """
+  def weight(d):
+    t = DEC_ACTIVATION[divergence](d)
+    return DEC_CONJUGATE_SECOND[divergence](t) * DEC_ACTIVATION_DERIVATIVE[divergence](d) ** 2
+  return _dec_eval(weight, v)
+
+
+# Every half unit from -100 to 100, and the float range edges of kl (89.72) and
+# squared_hellinger (88.03) from both sides.
+WEIGHT_GRID = np.concatenate([np.arange(-100.0, 100.5, 0.5),
+                              [-87.5, 87.9, 88.1, 89.6, 89.8]])
+
+
+class PenaltyWeightTest(parameterized.TestCase):
+  """fgan_penalty_weight, the weight of ||grad v||^2 in Roth's f-GAN regularizer."""
+
+  @parameterized.parameters(*losses.DIVERGENCES)
+  def test_hand_second_derivatives_by_finite_differences(self, divergence):
+    # Central differences in float64 of the table's conjugate and activation at
+    # moderate v, the step a small fraction of the distance to the domain's
+    # edge (truncation about 1e-7, rounding about 1e-9 relative).
+    v = np.linspace(-3.0, 3.0, 13)
+    t = NP_ACTIVATION[divergence](v)
+    edge = _DOMAIN_EDGE[divergence]
+    scale = 1.0 + np.abs(t) if edge is None else np.minimum(1.0 + np.abs(t), edge - t)
+    h = 1e-3 * scale
+    conj = NP_CONJUGATE[divergence]
+    fd_second = (conj(t + h) - 2 * conj(t) + conj(t - h)) / h**2
+    hand_second = _dec_eval(DEC_CONJUGATE_SECOND[divergence], t)
+    np.testing.assert_allclose(fd_second, hand_second, rtol=1e-5)
+    act = NP_ACTIVATION[divergence]
+    fd_first = (act(v + 1e-5) - act(v - 1e-5)) / 2e-5
+    hand_first = _dec_eval(DEC_ACTIVATION_DERIVATIVE[divergence], v)
+    np.testing.assert_allclose(fd_first, hand_first, rtol=1e-7)
+
+  @parameterized.parameters(*losses.DIVERGENCES)
+  def test_float32_from_minus_100_to_100(self, divergence):
+    v = WEIGHT_GRID.astype(np.float32)
+    got = np.asarray(losses.fgan_penalty_weight(v, divergence=divergence))
+    self.assertEqual(got.dtype, np.float32)
+    ref = dec_penalty_weight(v, divergence)
+    info = np.finfo(np.float32)
+    normal = (ref >= info.tiny) & (ref <= info.max)
+    # Inside the float range: relative agreement (a few ulps; exp(v - 1) can
+    # round its shifted exponent, a relative error below |v| 2^-24) and finite.
+    self.assertTrue(np.all(np.isfinite(got[ref <= info.max])), msg=divergence)
+    np.testing.assert_allclose(got[normal], ref[normal], rtol=1e-5, err_msg=divergence)
+    # Below it, underflow towards 0; above it, +inf (what the value rounds to).
+    below = ref < info.tiny
+    np.testing.assert_allclose(got[below], ref[below], rtol=0, atol=info.tiny)
+    np.testing.assert_array_equal(got[ref > info.max], np.inf)
+    self.assertTrue(np.all(got >= 0))
+    # The regularizer's own derivative through v is finite where the value is.
+    grad = np.asarray(jax.vmap(jax.grad(
+        lambda x: losses.fgan_penalty_weight(x, divergence=divergence)))(v))
+    self.assertTrue(np.all(np.isfinite(grad[ref <= info.max / 2])), msg=divergence)
+
+  @parameterized.parameters(*losses.DIVERGENCES)
+  def test_float64(self, divergence):
+    with jax.enable_x64(True):
+      v = WEIGHT_GRID
+      got = np.asarray(losses.fgan_penalty_weight(v, divergence=divergence))
+      self.assertEqual(got.dtype, np.float64)
+    np.testing.assert_allclose(got, dec_penalty_weight(v, divergence), rtol=1e-13)
+
+  def test_known_values_and_errors(self):
+    # js and gan weigh by D = sigmoid(v), reverse_kl by 1 and pearson by 1/2.
+    v = np.array([-2.0, 0.0, 20.0, 45.0, 100.0], np.float32)
+    for divergence in ("js", "gan"):
+      np.testing.assert_allclose(losses.fgan_penalty_weight(v, divergence=divergence),
+                                 _sig(v.astype(np.float64)), rtol=1e-6)
+    np.testing.assert_array_equal(losses.fgan_penalty_weight(v, divergence="reverse_kl"), 1.0)
+    np.testing.assert_array_equal(losses.fgan_penalty_weight(v, divergence="pearson"), 0.5)
+    with self.assertRaisesRegex(ValueError, "unknown divergence 'tv'"):
+      losses.fgan_penalty_weight(v, divergence="tv")
 
 
 class DocTest(absltest.TestCase):

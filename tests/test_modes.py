@@ -355,5 +355,100 @@ class ToyMetricsTest(parameterized.TestCase):
     self.assertNotIn("energy_distance", out)
 
 
+class PublishedModeProtocolTest(parameterized.TestCase):
+  """PacGAN's / VEEGAN's protocol: nearest mode in std units, one HQ sample captures."""
+
+  def test_known_counts(self):
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    std = 0.1
+    # 5 samples on mode 0, 3 on mode 1, 2 at 2.9 std from mode 2, 4 at 3.5 std
+    # from mode 3 (not HQ: mode 3 is not captured) and 1 far from every mode.
+    x = np.concatenate([
+        np.repeat(centers[:1], 5, axis=0),
+        np.repeat(centers[1:2], 3, axis=0),
+        np.repeat(centers[2:3] + [0.29, 0.0], 2, axis=0),
+        np.repeat(centers[3:4] + [0.0, -0.35], 4, axis=0),
+        [[5.0, 5.0]],
+    ])
+    s = modes.published_mode_statistics(x, centers, std)
+    self.assertEqual(s["protocol"], "pacgan")
+    np.testing.assert_array_equal(s["mode_counts"], [5, 3, 2, 0])
+    np.testing.assert_array_equal(s["captured"], [True, True, True, False])
+    self.assertEqual(s["modes_captured"], 3)
+    self.assertEqual(s["n_modes"], 4)
+    self.assertEqual(s["n_samples"], 15)
+    self.assertEqual(s["n_high_quality"], 10)
+    self.assertEqual(s["high_quality_share"], 10 / 15)
+    p = np.array([5, 3, 2]) / 10
+    want = float(np.sum(p * np.log(p / 0.25)))  # KL(generated || true), zero terms dropped
+    self.assertAlmostEqual(s["kl_mode_histogram"], want, places=10)
+    # One HQ sample captures a mode here; mode_statistics' expected-share rule
+    # needs 0.25 * 301 / 4 ~ 19 of them.
+    x1 = np.concatenate([np.repeat(centers[:3], 100, axis=0), centers[3:4]])
+    self.assertEqual(modes.published_mode_statistics(x1, centers, std)["modes_captured"], 4)
+    self.assertEqual(modes.mode_statistics(x1, centers, std)["modes_captured"], 3)
+
+  def test_mode_hit_only_by_low_quality_sample_is_not_captured(self):
+    centers = np.array([[0.0], [10.0]])
+    x = np.array([[0.0], [0.0], [10.35]])   # 3.5 std from mode 1
+    s = modes.published_mode_statistics(x, centers, 0.1)
+    np.testing.assert_array_equal(s["captured"], [True, False])
+    self.assertEqual(s["modes_captured"], 1)
+    self.assertAlmostEqual(s["kl_mode_histogram"], math.log(2), places=10)
+    # With threshold 4 the same sample is HQ and captures mode 1.
+    s = modes.published_mode_statistics(x, centers, 0.1, quality_threshold=4.0)
+    self.assertEqual(s["modes_captured"], 2)
+
+  def test_threshold_is_strict(self):
+    # Exactly 3 std (representable: std 1) is not HQ in PacGAN's code (dis < 3).
+    s = modes.published_mode_statistics(np.array([[3.0], [2.5]]), np.zeros((1, 1)), 1.0)
+    self.assertEqual(s["n_high_quality"], 1)
+
+  def test_nearest_mode_in_std_units(self):
+    # Euclidean nearest is mode 0 (distance 1 vs 2), but in std units mode 1
+    # is nearer (1 / 0.1 = 10 vs 2 / 1 = 2): the sample is HQ for mode 1.
+    centers = np.array([[0.0], [3.0]])
+    x = np.array([[1.0]])
+    s = modes.published_mode_statistics(x, centers, [0.1, 1.0])
+    np.testing.assert_array_equal(s["mode_counts"], [0, 1])
+    # Per-coordinate std [M, d] (a diagonal covariance): 2.5, 0.25, 3.5 and 2.9
+    # std away, so three HQ samples; with the isotropic 0.1 only the first two.
+    x = np.array([[0.25, 0.0], [0.0, 0.25], [0.35, 0.0], [0.0, 2.9]])
+    s = modes.published_mode_statistics(x, np.zeros((1, 2)), [[0.1, 1.0]])
+    self.assertEqual(s["n_high_quality"], 3)
+    s = modes.published_mode_statistics(x, np.zeros((1, 2)), 0.1)
+    self.assertEqual(s["n_high_quality"], 2)
+
+  def test_true_samples_capture_every_mode(self):
+    for name in ("ring_8", "grid_25"):
+      dist = _dist(name)
+      x = _draw(name)[0][:modes.PUBLISHED_PROTOCOL_SAMPLES]   # the cached draws
+      s = modes.published_mode_statistics(x, dist.centers, dist.std, dist.weights)
+      self.assertEqual(s["modes_captured"], dist.n_components)
+      p = stats.chi2.cdf(9, 2)
+      n = modes.PUBLISHED_PROTOCOL_SAMPLES
+      self.assertAlmostEqual(s["high_quality_share"], p, delta=5 * math.sqrt(p * (1 - p) / n))
+      self.assertLess(s["kl_mode_histogram"], _kl_bound(dist.n_components, s["n_high_quality"]))
+
+  def test_non_finite_samples_are_not_high_quality(self):
+    x = np.array([[0.0], [np.nan], [np.inf]])
+    s = modes.published_mode_statistics(x, np.zeros((1, 1)), 0.1)
+    self.assertEqual(s["n_high_quality"], 1)
+
+  @parameterized.named_parameters(
+      ("std_zero", dict(std=0.0), "std must be finite and > 0"),
+      ("std_shape", dict(std=np.ones(3)), r"std must be a scalar, \[M\]"),
+      ("weights", dict(weights=[1.0]), "weights must be 2"),
+      ("threshold", dict(quality_threshold=0.0), "quality_threshold"),
+      ("dim", dict(samples=np.zeros((3, 2))), "1 columns"),
+  )
+  def test_bad_arguments(self, kwargs, message):
+    args = dict(samples=np.zeros((3, 1)), centers=np.zeros((2, 1)), std=0.1)
+    args.update(kwargs)
+    samples, centers, std = args.pop("samples"), args.pop("centers"), args.pop("std")
+    with self.assertRaisesRegex(ValueError, message):
+      modes.published_mode_statistics(samples, centers, std, **args)
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -159,8 +159,12 @@ class AnalyticTest(parameterized.TestCase):
       np.testing.assert_allclose(value, expected, rtol=1e-10)
       np.testing.assert_allclose(diag["logits_fake"], v, rtol=1e-12)
       np.testing.assert_allclose(diag["t_fake"], t, rtol=1e-12)
-      np.testing.assert_allclose(diag["grad_norm_fake"], np.mean(np.sqrt(grad_t_sq)),
+      # As in the other penalties: the norm of the logit's input gradient.
+      np.testing.assert_allclose(diag["grad_norm_fake"],
+                                 np.mean(np.sqrt(sq_norms(np_quadratic_grad(fake)))),
                                  rtol=1e-10)
+      weight = _CONJUGATE_SECOND[divergence](t) * _ACTIVATION_DERIVATIVE[divergence](v) ** 2
+      np.testing.assert_allclose(diag["weight_fake"], np.mean(weight), rtol=1e-10)
 
   def test_roth_fgan_gan_equals_d_weighted_r2(self):
     # For 'gan', f*''(T) |g'(v)|^2 = D / (1 - D)^2 * (1 - D)^2 = D: Omega = E_Q[D ||grad psi||^2].
@@ -168,6 +172,38 @@ class AnalyticTest(parameterized.TestCase):
       value, _ = penalties.roth_fgan_penalty(linear_psi, self.fake_lin, divergence="gan")
       psi = np.sum(self.fake_lin * _W, axis=(1, 2)) + _B_LIN
       np.testing.assert_allclose(value, np.mean(expit(psi)) * np.sum(_W**2), rtol=1e-10)
+
+  @parameterized.product(divergence=DIVERGENCES, logit=(20.0, 45.0, 100.0))
+  def test_roth_fgan_confident_fakes_float32(self, divergence, logit):
+    # A linear discriminator of unit input gradient, psi(x) = u . x + b, at fakes
+    # with logit v: Omega_f = f*''(g_f(v)) g_f'(v)^2, exactly the weight. Through
+    # T in float32 this was 0 for js and squared_hellinger from v = 20 on (exact:
+    # about 1 and 2 e^20 = 9.7e8) and NaN for gan and reverse_kl from about 45 on.
+    exact = {
+        "kl": np.exp(logit - 1), "reverse_kl": 1.0, "pearson": 0.5,
+        "squared_hellinger": 2 * np.exp(logit), "js": expit(logit), "gan": expit(logit),
+    }[divergence]
+    u = jnp.array([0.6, 0.0, -0.8], jnp.float32)
+    params = {"u": u, "b": jnp.float32(0.5)}
+
+    def omega(p):
+      fake = (logit - 0.5) * jnp.stack([u, u])   # two fakes, each at logit v
+      return penalties.roth_fgan_penalty(
+          lambda x: x @ p["u"] + p["b"], fake, divergence=divergence)
+
+    value, diag = omega(params)
+    self.assertEqual(value.dtype, jnp.float32)
+    np.testing.assert_allclose(diag["logits_fake"], logit, rtol=1e-6)
+    if exact > np.finfo(np.float32).max:
+      # kl and squared_hellinger at v = 100: e^99 and 2 e^100 exceed float32.
+      self.assertEqual(float(value), np.inf)
+      return
+    np.testing.assert_allclose(value, exact, rtol=1e-5)
+    np.testing.assert_allclose(diag["weight_fake"], exact, rtol=1e-5)
+    np.testing.assert_allclose(diag["grad_norm_fake"], 1.0, rtol=1e-6)
+    # The parameter gradient (double backprop) is finite too.
+    grads = jax.grad(lambda p: omega(p)[0])(params)
+    self.assertTrue(all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads)))
 
   def test_r1_r2(self):
     with jax.enable_x64(True):

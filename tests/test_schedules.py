@@ -203,6 +203,56 @@ class AnnealTest(parameterized.TestCase):
       factory(**kwargs)
 
 
+class PolynomialDecayTest(parameterized.TestCase):
+  """SGLD's step size a (b + t)^-gamma (Welling & Teh), picked from a config."""
+
+  def test_closed_form(self):
+    steps = np.arange(0, 10_000, 37)
+    default = schedules.polynomial_decay(a=0.3, b=2.0)
+    np.testing.assert_allclose(_on_traced_steps(default, steps),
+                               0.3 * (2.0 + steps) ** -0.55, rtol=1e-6)
+    harmonic = schedules.polynomial_decay(a=1.0, b=1.0, gamma=1.0)
+    np.testing.assert_allclose(_on_traced_steps(harmonic, steps), 1.0 / (1.0 + steps),
+                               rtol=1e-6)
+    np.testing.assert_allclose(_on_traced_steps(
+        schedules.polynomial_decay(a=0.5, b=3.0, gamma=0.0), steps), 0.5)
+
+  def test_config_mapping_builds_it(self):
+    config = ml_collections.ConfigDict({"name": "polynomial", "a": 1e-2, "b": 10.0,
+                                        "gamma": 0.6})
+    steps = np.arange(50)
+    np.testing.assert_allclose(_on_traced_steps(schedules.get_schedule(config), steps),
+                               1e-2 * (10.0 + steps) ** -0.6, rtol=1e-6)
+
+  def test_sgld_learning_rate_from_a_config(self):
+    # The form a config's optim.discriminator takes; at temperature 0 SGLD's
+    # update is -eps_t g, so the steps it took are read off the updates.
+    from gan_jax import optim  # pylint: disable=g-import-not-at-top
+    opt = optim.make_optimizer({"name": "sgld", "temperature": 0.0,
+                                "learning_rate": {"name": "polynomial", "a": 0.3, "b": 2.0}})
+    params = jnp.zeros(2)
+    state = opt.init(params)
+    for t in range(3):
+      updates, state = opt.update(jnp.ones(2), state, params)
+      np.testing.assert_allclose(updates, -0.3 * (2.0 + t) ** -0.55, rtol=1e-6)
+
+  @parameterized.named_parameters(
+      ("a_zero", dict(a=0.0, b=1.0), r"a must be > 0; got 0.0"),
+      ("b_negative", dict(a=1.0, b=-1.0), r"b must be > 0; got -1.0"),
+      ("gamma_negative", dict(a=1.0, b=1.0, gamma=-0.5), r"gamma must be >= 0"),
+      ("a_inf", dict(a=math.inf, b=1.0), r"a must be a finite number"),
+  )
+  def test_validation(self, kwargs, message):
+    with self.assertRaisesRegex(ValueError, message):
+      schedules.polynomial_decay(**kwargs)
+    with self.assertRaisesRegex(ValueError, message):
+      schedules.get_schedule(dict(name="polynomial", **kwargs))
+
+  def test_missing_argument_lists_parameters(self):
+    with self.assertRaisesRegex(ValueError, r"schedule 'polynomial'.*a, b, gamma"):
+      schedules.make_schedule("polynomial", a=1.0)
+
+
 class CompositionTest(absltest.TestCase):
 
   def test_join_warmup_then_cosine(self):
@@ -243,6 +293,7 @@ class RegistryTest(parameterized.TestCase):
       ("cosine", "cosine", dict(init_value=1.0, transition_steps=10, begin_step=2)),
       ("beta", "beta", dict(K=3, steps_per_level=2, uniform_steps=2)),
       ("gamma_decay", "gamma_decay", dict(gamma_0=2.0, total_steps=10)),
+      ("polynomial", "polynomial", dict(a=0.3, b=2.0)),
   )
   def test_names_build_the_factories(self, name, kwargs):
     steps = np.arange(16)
@@ -268,7 +319,7 @@ class RegistryTest(parameterized.TestCase):
     with self.assertRaisesRegex(
         ValueError,
         r"unknown schedule 'step'; valid: beta, constant, cosine, exponential, "
-        r"gamma_decay, linear"):
+        r"gamma_decay, linear, polynomial"):
       schedules.make_schedule("step", value=1.0)
 
   def test_bad_arguments_list_parameters(self):

@@ -4,6 +4,7 @@ import os
 
 from absl.testing import parameterized
 import numpy as np
+from scipy import linalg
 
 from gan_jax.data import images
 from gan_jax.metrics import classifier as classifier_lib
@@ -62,6 +63,35 @@ class ScoresTest(parameterized.TestCase):
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     self.assertAlmostEqual(scores.frechet_distance(a @ q.T, b @ q.T),
                            scores.frechet_distance(a, b), places=6)
+
+  def test_frechet_distance_non_commuting_covariances(self):
+    # Features whose sample moments are exactly (mu, S): a whitened draw mapped
+    # through a Cholesky factor. S_a and S_b do not commute, so
+    # tr((S_a S_b)^1/2) differs from tr(S_a^1/2 S_b^1/2), which the diagonal
+    # and rotated cases above cannot tell apart.
+    rng = np.random.default_rng(1)
+    d, n = 4, 50
+    m_a, m_b = rng.standard_normal((2, d, d))
+    s_a = m_a @ m_a.T + 0.1 * np.eye(d)
+    s_b = m_b @ m_b.T + 0.1 * np.eye(d)
+    self.assertGreater(np.abs(s_a @ s_b - s_b @ s_a).max(), 1.0)
+    mu_a, mu_b = rng.standard_normal((2, d))
+
+    def with_moments(mu, cov):
+      z = rng.standard_normal((n, d))
+      z -= z.mean(axis=0)
+      z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T
+      return mu + z @ np.linalg.cholesky(cov).T
+
+    a, b = with_moments(mu_a, s_a), with_moments(mu_b, s_b)
+    cross = np.real(linalg.sqrtm(s_a @ s_b))
+    exact = np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2 * cross)
+    np.testing.assert_allclose(scores.frechet_distance(a, b), exact, rtol=1e-8)
+    np.testing.assert_allclose(scores.frechet_distance(b, a), exact, rtol=1e-8)
+    # The product of separate roots would be off by far more than the tolerance.
+    wrong = (np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b)
+             - 2 * np.trace(np.real(linalg.sqrtm(s_a) @ linalg.sqrtm(s_b))))
+    self.assertGreater(abs(wrong - exact), 1e-3 * exact)
 
   def test_mode_coverage(self):
     w = np.array([0.5, 0.25, 0.25, 0.0])

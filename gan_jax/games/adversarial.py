@@ -406,9 +406,7 @@ class AdversarialGame:
       metrics[f"{spec.name}_weight"] = weight
       if i == 0:
         metrics["penalty_weight"] = weight  # the main penalty's (e.g. Roth's gamma)
-    noise = transforms.injected_noise_std(state.opt_state["discriminator"])
-    if noise is not None:
-      metrics["d_noise_std"] = noise
+    metrics.update(_sampler_metrics(state.opt_state["discriminator"]))
     state = state.replace(step=state.step + 1)
     return state, metrics
 
@@ -436,6 +434,18 @@ class AdversarialGame:
     return apply_model(self.discriminator, state.params["discriminator"],
                        state.model_state["discriminator"], x, train=False,
                        **_label_kwargs(labels))[0]
+
+
+def _sampler_metrics(opt_state: Any) -> dict[str, jax.Array]:
+  """A Langevin-trained discriminator's last injected noise level and its ratio to the drift.
+
+  Empty for an optimizer without a sampler (``transforms.injected_noise_std``
+  and ``transforms.noise_to_drift_ratio`` find the sampler in any chain).
+  """
+  noise = transforms.injected_noise_std(opt_state)
+  if noise is None:
+    return {}
+  return {"d_noise_std": noise, "d_noise_to_drift": transforms.noise_to_drift_ratio(opt_state)}
 
 
 def _label_kwargs(labels) -> dict[str, Any]:

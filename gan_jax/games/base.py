@@ -99,7 +99,3 @@ class Perturbation:
     if self.name == "blur":
       return perturb.gaussian_blur(fake, level, **dict(self.kwargs))
     return fake
-
-  def real(self, key, real, level):
-    """The perturbation data sees where it plays the 'fake' side's partner."""
-    return self.pair(key, real, real, level)[0]

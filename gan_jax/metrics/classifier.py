@@ -196,6 +196,6 @@ def classifier_data(source, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.nd
   x, y = np.asarray(x), np.asarray(y)
   if source.name in ("stacked_mnist", "compositional_mnist"):
     crops = images_lib.digit_crops(source.name, x)
-    digits = np.stack([y // 100, y // 10 % 10, y % 10], axis=1)
+    digits = np.asarray(images_lib.mode_to_digits(y))
     return crops.reshape((-1,) + crops.shape[2:]), digits.reshape(-1)
   return x, y

@@ -97,10 +97,13 @@ def mode_score(probs: Any, data_label_probs: Any) -> float:
 def frechet_distance(features_a: Any, features_b: Any) -> float:
   """Frechet distance of Gaussians fitted to two feature sets ``[n, d]``, ``[m, d]``.
 
-  ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)``. The
-  matrix square roots come from symmetric eigendecompositions, which stay real
-  for the positive semi-definite covariances (a general ``sqrtm`` of ``S_a S_b``
-  can return complex noise).
+  ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)``, the
+  usual ``tr(S_a + S_b - 2 (S_a S_b)^1/2)``: ``S_a S_b`` is similar to
+  ``S_a^1/2 S_b S_a^1/2``, so their square roots have the same trace (which is
+  not ``tr(S_a^1/2 S_b^1/2)`` unless the covariances commute). The matrix
+  square roots come from symmetric eigendecompositions, which stay real for the
+  positive semi-definite covariances (a general ``sqrtm`` of ``S_a S_b`` can
+  return complex noise).
   """
   a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
   if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
@@ -167,7 +170,7 @@ def thousand_mode_metrics(classify: Callable[[np.ndarray], Any], images: Any, na
   probs = np.concatenate([np.asarray(classify(flat[i:i + batch_size]))
                           for i in range(0, len(flat), batch_size)])
   labels = np.argmax(probs, axis=-1).reshape(len(digits), 3)
-  return mode_coverage(labels @ np.array([100, 10, 1]), mode_weights)
+  return mode_coverage(np.asarray(images_lib.digits_to_mode(labels)), mode_weights)
 
 
 def image_scores(classifier, source, samples: Any, real: Any) -> dict[str, float]:

@@ -15,10 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import plotting
+from gan_jax.metrics import fidelity
 from gan_jax.metrics import modes
 
 # Grid cells per axis for the occupancy of beta-GAN's uniform stage.
 _OCCUPANCY_BINS = {1: 64, 2: 24, 3: 10}
+# Neighbour ranks of the papers: precision / recall (Kynkaanniemi et al.) and
+# density / coverage (Naeem et al.).
+_K_PRECISION_RECALL, _K_DENSITY_COVERAGE = 3, 5
+_FIDELITY_KEYS = ("precision", "recall", "density", "coverage")
 
 
 def beta_boundaries(level_spec: Any) -> list[int]:
@@ -66,12 +71,59 @@ class Evaluator:
     keep = 1000 if x.ndim == 2 else 64
     np.savez_compressed(os.path.join(self.sample_dir, f"step_{step:08d}.npz"),
                         samples=x[:keep].astype(np.float32))
+    return self.metrics(x, protocol_samples=self.protocol_samples(state, step, x))
+
+  def protocol_samples(self, state, step: int, x: np.ndarray) -> np.ndarray | None:
+    """2,500 samples for the published mode protocol (mixtures only, else None).
+
+    The first ``PUBLISHED_PROTOCOL_SAMPLES`` of ``x``, topped up with further
+    draws of the compiled sampler (fresh keys) when ``eval_samples`` is smaller.
+    """
+    if self.dist is None or self.dist.centers is None:
+      return None
+    need = modes.PUBLISHED_PROTOCOL_SAMPLES
+    parts, have = [x], len(x)
+    base = jax.random.fold_in(jax.random.PRNGKey(30_000 + self.seed), step)
+    while have < need:
+      parts.append(np.asarray(jax.device_get(self._sample(state, jax.random.fold_in(
+          base, len(parts))))))
+      have += len(parts[-1])
+    return np.concatenate(parts)[:need]
+
+  def metrics(self, x: np.ndarray, protocol_samples: np.ndarray | None = None
+              ) -> dict[str, float]:
+    """The metrics of samples ``x`` (what ``evaluate`` reports).
+
+    For toy data: :func:`gan_jax.metrics.modes.toy_metrics` against the held-out
+    reference, precision / recall / density / coverage on raw coordinates
+    against the same reference (NaN when ``x`` has non-finite values or too few
+    points), and for mixtures the published PacGAN protocol
+    (``pacgan_modes``, ``pacgan_high_quality``, ``pacgan_kl``) on
+    ``protocol_samples`` (default: the first 2,500 of ``x``).
+    """
     out: dict[str, float] = {}
     if self.dist is not None:
       bins = _OCCUPANCY_BINS.get(self.dist.dim, 4)
       out.update(modes.toy_metrics(x, self.dist, reference=self.reference,
                                    occupancy_bins=bins))
+      out.update(self._fidelity(x))
+      if self.dist.centers is not None:
+        p = x[:modes.PUBLISHED_PROTOCOL_SAMPLES] if protocol_samples is None else protocol_samples
+        stats = modes.published_mode_statistics(p, self.dist.centers, self.dist.std,
+                                                self.dist.weights)
+        out["pacgan_modes"] = float(stats["modes_captured"])
+        out["pacgan_high_quality"] = stats["high_quality_share"]
+        out["pacgan_kl"] = stats["kl_mode_histogram"]
     return out
+
+  def _fidelity(self, x: np.ndarray) -> dict[str, float]:
+    # A diverged generator (NaN samples) or a tiny eval set must not stop the
+    # run: the metrics are then undefined, not an error.
+    k_max = max(_K_PRECISION_RECALL, _K_DENSITY_COVERAGE)
+    if (min(len(x), len(self.reference)) <= k_max or not np.all(np.isfinite(x))):
+      return {k: float("nan") for k in _FIDELITY_KEYS}
+    return fidelity.prdc(self.reference, x, k_precision_recall=_K_PRECISION_RECALL,
+                         k_density_coverage=_K_DENSITY_COVERAGE)
 
   def _snapshots(self) -> list[tuple[int, np.ndarray]]:
     files = sorted(glob.glob(os.path.join(self.sample_dir, "step_*.npz")))
@@ -132,3 +184,16 @@ class Evaluator:
       save(plotting.mode_histogram_figure(stats["mode_counts"], self.dist.weights,
                                           title=f"samples per mode, step {snaps[-1][0]}"),
            "modes.png")
+
+
+def metric_names(game, source, config) -> set[str]:
+  """The names of the metrics ``Evaluator.evaluate`` reports for a run.
+
+  Computed by evaluating real data as if it were samples, so the answer cannot
+  drift from what evaluation really produces (used to check
+  ``train.best_metric`` before a run starts).
+  """
+  ev = Evaluator(game, source, config, workdir="")
+  if ev.reference is None:
+    return set(ev.metrics(np.zeros((0,) + tuple(source.shape), np.float32)))
+  return set(ev.metrics(ev.reference[:max(2, min(len(ev.reference), 256))]))

@@ -1,0 +1,284 @@
+"""Probes: third-party discriminator, cross-testing, gradient diagnostics, CLI."""
+
+import json
+import os
+import shutil
+
+from absl import app
+from absl.testing import parameterized
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import vanilla_mixture_3d
+from experiments import probe as probe_cli
+from gan_jax import models
+from gan_jax import plotting
+from gan_jax.data import toy
+from gan_jax.metrics import probes
+from gan_jax.train import loop
+from tests.test_train import shrink
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _small_d():
+  return models.make_discriminator("mlp", widths=(32, 32), activation="tanh")
+
+
+class ThirdPartyTest(parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.dist = toy.make_toy("mixture_3d_5")
+    cls.real, _ = cls.dist.sample_with_labels(jax.random.key(1), 2000)
+    cls.test, cls.test_modes = cls.dist.sample_with_labels(jax.random.key(2), 1000)
+    pool, pool_modes = cls.dist.sample_with_labels(jax.random.key(3), 4000)
+    cls.covered = np.array([0, 1, 2])
+    # "Generator samples" drawn from modes 0-2 only: modes 3 and 4 are missed.
+    cls.partial = np.asarray(pool)[np.isin(np.asarray(pool_modes), cls.covered)]
+    cls.full = np.asarray(pool)
+    cls.kw = dict(module=_small_d(), steps=300, batch_size=128)
+
+  def test_flags_exactly_the_missing_modes(self):
+    r = probes.third_party_discriminator(jax.random.key(0), self.real, self.partial,
+                                         self.test, sigma=0.0, **self.kw)
+    flagged = np.asarray(r.flagged)
+    on_missing = ~np.isin(np.asarray(self.test_modes), self.covered)
+    # Nearly every held-out point of a missed mode, nearly none of a covered one.
+    self.assertGreater(flagged[on_missing].mean(), 0.95)
+    self.assertLess(flagged[~on_missing].mean(), 0.02)
+    self.assertEqual(int(r.count), flagged.sum())
+    self.assertAlmostEqual(float(r.share), flagged.mean(), places=6)
+    self.assertEqual(r.losses.shape, (300,))
+    # The nearest-mode histogram puts the flagged points on modes 3 and 4.
+    modes = probes.flagged_by_mode(self.test, flagged, self.dist.centers)
+    np.testing.assert_array_equal(modes["test_counts"],
+                                  np.bincount(np.asarray(self.test_modes), minlength=5))
+    share = modes["flagged_share"]
+    self.assertTrue(np.all(share[3:] > 0.95) and np.all(share[:3] < 0.02), share)
+
+  def test_generator_equal_to_data_flags_little(self):
+    rows = probes.third_party_report(jax.random.key(0), self.real, self.full, self.test,
+                                     sigmas=[0.0, 0.1], centers=self.dist.centers, **self.kw)
+    for row in rows:
+      self.assertLess(row["share"], 0.02, row)
+      self.assertEqual(row["modes_flagged"], 0)
+      self.assertAlmostEqual(row["mean_d_test"], 0.5, delta=0.1)
+
+  def test_large_noise_blurs_missing_modes_away(self):
+    rows = probes.third_party_report(jax.random.key(0), self.real, self.partial, self.test,
+                                     sigmas=[0.0, 0.5], centers=self.dist.centers, **self.kw)
+    self.assertEqual(rows[0]["modes_flagged"], 2)
+    self.assertLess(rows[1]["count"], rows[0]["count"])
+
+  def test_flagged_by_mode_known_answer(self):
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    test = np.array([[0.1, 0.0], [9.0, 1.0], [10.2, 0.0], [0.0, 9.9]])
+    out = probes.flagged_by_mode(test, [False, True, False, True], centers)
+    np.testing.assert_array_equal(out["test_counts"], [1, 2, 1])
+    np.testing.assert_array_equal(out["flagged_counts"], [0, 1, 1])
+    np.testing.assert_allclose(out["flagged_share"], [0.0, 0.5, 1.0])
+
+  def test_errors(self):
+    with self.assertRaisesRegex(ValueError, "sigma must be a finite number >= 0"):
+      probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
+                                       sigma=-1.0, **self.kw)
+    with self.assertRaisesRegex(ValueError, r"threshold must be in \(0, 1\)"):
+      probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
+                                       sigma=0.0, threshold=1.0, **self.kw)
+    with self.assertRaisesRegex(ValueError, "share the example shape"):
+      probes.third_party_discriminator(jax.random.key(0), self.real, self.partial[:, :2],
+                                       self.test, sigma=0.0, **self.kw)
+
+
+class _KnownGame:
+  """A stand-in run: fixed samples and a discriminator given by a formula."""
+
+  def __init__(self, logits, sample_value):
+    self.logits, self.sample_value = logits, sample_value
+
+  def discriminate(self, state, x):
+    del state
+    return self.logits(x)
+
+  def sample(self, state, key, n):
+    del state, key
+    return jnp.full((n, 1), self.sample_value)
+
+
+class CrossTestTest(parameterized.TestCase):
+
+  def test_known_discriminators_give_the_exact_table(self):
+    # Run A's D: real iff x > 0; A samples at +1. Run B's D: logit +10
+    # everywhere (everything real: FN 0, FP 1); B samples at -1.
+    runs = [(_KnownGame(lambda x: 10.0 * x[:, 0], 1.0), {}),
+            (_KnownGame(lambda x: jnp.full(x.shape[:1], 10.0), -1.0), {})]
+    test = np.array([[1.0], [2.0], [0.5], [-1.0]])  # one test point looks fake to A
+    out = probes.cross_test(jax.random.key(0), runs, test, num_samples=50)
+    # Rows: discriminators (A, B); columns: samples (A, B). Not symmetric, so a
+    # transposed table would fail.
+    np.testing.assert_array_equal(out["fp"], [[1.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(out["fn"], [0.25, 0.0])
+    self.assertEqual((out["num_samples"], out["n_test"]), (50, 4))
+
+  def test_table_orientation_and_threshold(self):
+    d_neg = lambda x: np.full(len(x), -10.0)   # nothing real: FN 1, FP 0
+    d_big = lambda x: np.asarray(x)[:, 0] - 2.0  # real iff x > 2
+    samples = [np.full((4, 1), 3.0), np.array([[1.0], [3.0], [5.0], [0.0]])]
+    test = np.array([[3.0], [0.0]])
+    out = probes.cross_test_table([d_neg, d_big], samples, test)
+    np.testing.assert_array_equal(out["fp"], [[0.0, 0.0], [1.0, 0.5]])
+    np.testing.assert_array_equal(out["fn"], [1.0, 0.5])
+    # A logit threshold moves the decision: real iff x - 2 > 2.
+    out = probes.cross_test_table([d_big], samples, test, logit_threshold=2.0)
+    np.testing.assert_array_equal(out["fp"], [[0.0, 0.25]])
+    np.testing.assert_array_equal(out["fn"], [1.0])
+
+
+class _LinearD(nn.Module):
+  """psi(x) = a x + c: a discriminator whose gradients are known by hand."""
+
+  @nn.compact
+  def __call__(self, x, *, train=False):
+    del train
+    return nn.Dense(1)(x)[:, 0]
+
+
+def _affine_generator(p, z):
+  return p["w"] * z + p["b"]
+
+
+class GradientTest(parameterized.TestCase):
+
+  def test_closed_form_for_a_fixed_linear_discriminator(self):
+    a, c, w, b, z0 = 1.5, -0.3, 0.7, 0.2, 2.0
+    d_vars = ({"Dense_0": {"kernel": jnp.array([[a]]), "bias": jnp.array([c])}}, {})
+    g_params = {"w": jnp.float32(w), "b": jnp.float32(b)}
+    # A constant latent makes every batch the same point G(z0) = w z0 + b.
+    curves = probes.gradient_norm_curves(
+        jax.random.key(0), _affine_generator, g_params, lambda k, n: jnp.full((n, 1), z0),
+        lambda k, n: 1.0 + 0.1 * jax.random.normal(k, (n, 1)), module=_LinearD(),
+        iterations=20, every=10, num_batches=3, batch_size=8, learning_rate=0.0,
+        d_variables=d_vars)
+    psi = a * (w * z0 + b) + c
+    sig = lambda t: 1.0 / (1.0 + np.exp(-t))
+    # d/d(w, b) of -softplus(psi) is -sigmoid(psi) a (z0, 1); of softplus(-psi)
+    # it is -sigmoid(-psi) a (z0, 1).
+    np.testing.assert_array_equal(curves.iterations, [0, 10, 20])
+    np.testing.assert_allclose(curves.minimax_mean, abs(a) * sig(psi) * np.hypot(z0, 1.0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(curves.non_saturating_mean,
+                               abs(a) * sig(-psi) * np.hypot(z0, 1.0), rtol=1e-5)
+    np.testing.assert_allclose(curves.minimax_std, 0.0, atol=1e-6)
+    np.testing.assert_allclose(curves.d_fake, sig(psi), rtol=1e-5)
+
+  def test_minimax_gradient_vanishes_on_disjoint_supports(self):
+    # Arjovsky & Bottou, Figs. 2-3: data near +1, a frozen generator near -1.
+    g_params = {"w": jnp.float32(0.05), "b": jnp.float32(-1.0)}
+    kw = dict(module=_small_d(), iterations=300, every=50, num_batches=4, batch_size=64)
+    args = (jax.random.key(0), _affine_generator, g_params,
+            lambda k, n: jax.random.normal(k, (n, 1)),
+            lambda k, n: 1.0 + 0.05 * jax.random.normal(k, (n, 1)))
+    clean = jax.device_get(probes.gradient_norm_curves(*args, **kw))
+    self.assertEqual(clean.minimax_mean.shape, (7,))
+    self.assertLess(clean.minimax_mean[-1], 0.2 * clean.minimax_mean[0])
+    self.assertLess(clean.d_fake[-1], 0.05)  # the discriminator has won
+    self.assertGreater(clean.non_saturating_mean[-1], clean.non_saturating_mean[0])
+    self.assertGreater(clean.non_saturating_mean[-1], 20 * clean.minimax_mean[-1])
+    # Instance noise overlaps the supports: the minimax gradient survives.
+    noisy = jax.device_get(probes.gradient_norm_curves(*args, sigma=1.0, **kw))
+    self.assertGreater(noisy.minimax_mean[-1], 10 * clean.minimax_mean[-1])
+
+  def test_errors(self):
+    with self.assertRaisesRegex(ValueError, "multiple >= 0 of every"):
+      probes.gradient_norm_curves(jax.random.key(0), _affine_generator, {}, None, None,
+                                  module=_small_d(), iterations=15, every=10)
+
+
+class FiguresTest(parameterized.TestCase):
+
+  def test_probe_figures(self):
+    x = np.array([0, 10, 20])
+    curve = {"iterations": x, "minimax_mean": [1.0, 0.1, 0.01], "minimax_std": [0.1] * 3,
+             "non_saturating_mean": [1.0, 2.0, 3.0], "non_saturating_std": [0.5] * 3}
+    fig = plotting.gradient_norms_figure({"sigma=0": curve, "sigma=1": curve})
+    self.assertLen(fig.axes, 2)
+    for ax in fig.axes:
+      self.assertEqual(ax.get_yscale(), "log")
+      self.assertLen(ax.lines, 2)
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [1.0, 0.1, 0.01])
+    fp, fn = np.array([[0.1, 0.9], [0.3, 0.4]]), np.array([0.05, 0.2])
+    fig = plotting.cross_test_figure(fp, fn, labels=["A", "B"])
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(),
+                               [[0.1, 0.9, 0.05], [0.3, 0.4, 0.2]])
+    fig = plotting.third_party_figure([0.0, 0.5], [30, 0], n_test=100,
+                                      mode_counts=[[0, 30], [0, 0]], test_counts=[50, 50])
+    self.assertLen(fig.axes, 2)  # counts (with a share axis), per-mode bars
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [30, 0])
+    with self.assertRaisesRegex(ValueError, r"fp must have shape \[2, 2\]"):
+      plotting.cross_test_figure(fp[:1], fn, labels=["A", "B"])
+
+
+def _tiny_run(workdir, seed):
+  c = shrink(vanilla_mixture_3d.get_config("5"), steps=4, spc=2, batch=32)
+  c.seed = seed
+  loop.train_and_evaluate(c, workdir)
+  return workdir
+
+
+def test_probe_cli_appends_records_and_never_overwrites(tmp_path):
+  run_a = _tiny_run(str(tmp_path / "a"), 0)
+  # A copy is a second run as far as the probe can tell (training another
+  # would only cost time; the exact table is tested above).
+  run_b = str(tmp_path / "b")
+  shutil.copytree(run_a, run_b)
+  figures = os.path.join(run_a, "figures")
+  os.makedirs(figures, exist_ok=True)
+  user_file = os.path.join(figures, "probe_third_party_step4.png")
+  with open(user_file, "wb") as f:
+    f.write(b"a user's file")
+  small = dict(num_samples=256, batch_size=32)
+  records = [probe_cli.run("third_party", run_a, sigmas=[0.0, 0.5], d_steps=20, **small)
+             for _ in range(2)]
+  records.append(probe_cli.run("cross_test", run_a, other_workdir=run_b, **small))
+  records.append(probe_cli.run("gradients", run_a, instance_noise=[0.5], iterations=20,
+                               every=10, num_batches=2, batch_size=32))
+  with open(user_file, "rb") as f:
+    assert f.read() == b"a user's file"
+  with open(os.path.join(run_a, "probes.jsonl"), encoding="utf-8") as f:
+    saved = [json.loads(line) for line in f]
+  assert [r["probe"] for r in saved] == ["third_party", "third_party", "cross_test",
+                                         "gradients"]
+  assert saved == records
+  paths = [r["figure"] for r in saved]
+  assert len(set(paths)) == 4 and user_file not in paths
+  for p in paths:
+    assert os.path.getsize(p) > 1000  # a real PNG, not the reserved empty name
+  third = saved[0]
+  assert third["step"] == 4 and third["settings"]["held_out"] == "fresh draws"
+  assert [r["sigma"] for r in third["results"]] == [0.0, 0.5]
+  assert sum(third["results"][0]["test_counts"]) == 256
+  cross = saved[2]["results"]
+  assert np.shape(cross["fp"]) == (2, 2) and len(cross["fn"]) == 2
+  assert saved[2]["settings"]["other_step"] == 4
+  grads = saved[3]["results"]
+  assert [g["sigma"] for g in grads] == [0.0, 0.5]
+  assert grads[0]["iterations"] == [0, 10, 20] and len(grads[0]["minimax_std"]) == 3
+  with pytest.raises(ValueError, match="valid: third_party, cross_test, gradients"):
+    probe_cli.run("nope", run_a)
+  with pytest.raises(ValueError, match="needs --other_workdir"):
+    probe_cli.run("cross_test", run_a)
+
+
+def test_probe_cli_rejects_unknown_probe_by_name():
+  probe_cli.FLAGS(["probe", "--probe=nope", f"--workdir={ROOT}"])
+  try:
+    with pytest.raises(app.UsageError,
+                       match="unknown probe 'nope'; valid: third_party, cross_test, gradients"):
+      probe_cli.main(["probe"])
+  finally:
+    probe_cli.FLAGS.unparse_flags()
