@@ -28,8 +28,8 @@ def get_config():
   c.game.perturbation = common.perturbation(
       "heat", betagan_level(steps_per_level=steps_per_level, uniform_steps=uniform_steps),
       low=-1.0, high=1.0)
-  c.optim.generator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
-  c.optim.discriminator = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
+  c.optim.generator = common.optimizer("adam", learning_rate=2e-4, b1=0.5)
+  c.optim.discriminator = common.optimizer("adam", learning_rate=2e-4, b1=0.5)
   c.train.num_steps = schedules.beta_schedule_length(
       steps_per_level=steps_per_level, uniform_steps=uniform_steps) + data_steps
   # Fully connected: scan fusion pays off as for the toys.

@@ -1,6 +1,10 @@
 """Shared defaults of the toy experiments; each config file overrides them."""
 
+import inspect
+
 import ml_collections
+
+from gan_jax import optim as optim_lib
 
 
 def toy_config() -> ml_collections.ConfigDict:
@@ -41,10 +45,10 @@ def toy_config() -> ml_collections.ConfigDict:
   c.game.joint_batch = False  # D sees real and fake as one batch (matters with BN in D).
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.generator = ml_collections.ConfigDict(
-      {"name": "adam", "learning_rate": 1e-3, "b1": 0.5})
-  c.optim.discriminator = ml_collections.ConfigDict(
-      {"name": "adam", "learning_rate": 1e-3, "b1": 0.5})
+  # Each player's optimizer: a name from gan_jax.optim.OPTIMIZERS with every
+  # option listed (see optimizer()), so any can be overridden.
+  c.optim.generator = optimizer("adam", learning_rate=1e-3, b1=0.5)
+  c.optim.discriminator = optimizer("adam", learning_rate=1e-3, b1=0.5)
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 256
@@ -77,3 +81,29 @@ def penalty(name: str = "none", weight=0.0, every: int = 1,
   """A ``game.penalty`` entry; ``weight`` a number or a schedule mapping."""
   return ml_collections.ConfigDict({"name": name, "weight": weight, "every": every,
                                     "kwargs": kwargs})
+
+
+def optimizer(name: str, **options) -> ml_collections.ConfigDict:
+  """An ``optim.<player>`` entry listing every option of optimizer ``name``.
+
+  A locked config accepts command-line overrides only of fields it has, so each
+  keyword of the optimizer's factory with a plain default (numbers, strings,
+  booleans) is listed at that default unless ``options`` sets it, as are the
+  cross-cutting ``weight_decay`` and ``clip`` (0: off). Keywords without a
+  plain default (``None``, the samplers' ``key``, which the game seeds) stay
+  out; set them here when needed.
+  """
+  if name not in optim_lib.OPTIMIZERS:
+    raise ValueError(f"unknown optimizer {name!r}; valid: "
+                     f"{', '.join(sorted(optim_lib.OPTIMIZERS))}")
+  spec = {"name": name}
+  params = inspect.signature(optim_lib.OPTIMIZERS[name]).parameters
+  for key, p in params.items():
+    # adamw's own decoupled weight_decay would be read as the L2 prior below.
+    if key in ("key", "weight_decay") or p.default is inspect.Parameter.empty:
+      continue
+    if isinstance(p.default, (bool, int, float, str)):
+      spec[key] = p.default
+  spec.update({"weight_decay": 0.0, "clip": 0.0})
+  spec.update(options)
+  return ml_collections.ConfigDict(spec)

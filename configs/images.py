@@ -29,10 +29,9 @@ def image_config(data: str = "mnist") -> ml_collections.ConfigDict:
   c.model.latent_shape = (100,)
   c.model.latent_prior = "normal"
   c.game.loss = "non_saturating"
-  adam = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
-  c.optim.generator = ml_collections.ConfigDict(adam)
-  c.optim.discriminator = ml_collections.ConfigDict(adam)
-  c.optim.encoder = ml_collections.ConfigDict(adam)
+  c.optim.generator = common.optimizer("adam", learning_rate=2e-4, b1=0.5)
+  c.optim.discriminator = common.optimizer("adam", learning_rate=2e-4, b1=0.5)
+  c.optim.encoder = common.optimizer("adam", learning_rate=2e-4, b1=0.5)
   c.train.batch_size = 64
   c.train.num_steps = 20_000
   # Steps per call, measured with experiments/benchmark.py --suite=conv (CPU,

@@ -27,9 +27,9 @@ def get_config(variant: str = "cc_sgld"):
       "blur", {"name": "linear", "init_value": 2.0, "end_value": 0.0,
                "transition_steps": c.train.get_ref("num_steps") // 2}, radius=6)
   if variant != "adam":
-    c.optim.discriminator = {
-        "name": "cc_sgld" if variant.startswith("cc") else "sgld", "learning_rate": 2e-4,
-        "data_size": "auto", "weight_decay": 1e-5}  # N = the training set's size
+    c.optim.discriminator = common.optimizer(  # data_size: N = the training set's size
+        "cc_sgld" if variant.startswith("cc") else "sgld", learning_rate=2e-4,
+        data_size="auto", weight_decay=1e-5)
     if variant == "cc_sgld_complement":
       c.optim.discriminator.mode = "complement"
     c.game.ensemble = 5

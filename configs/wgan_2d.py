@@ -30,11 +30,11 @@ def get_config(variant: str = "gp"):
   c.game.loss = "wasserstein"
   c.game.n_critic = 5
   if method == "clip":
-    c.optim.generator = {"name": "rmsprop", "learning_rate": 5e-5}
-    c.optim.discriminator = {"name": "rmsprop", "learning_rate": 5e-5, "clip": 0.01}
+    c.optim.generator = common.optimizer("rmsprop", learning_rate=5e-5)
+    c.optim.discriminator = common.optimizer("rmsprop", learning_rate=5e-5, clip=0.01)
   else:
-    c.optim.generator = {"name": "adam", "learning_rate": 1e-4, "b1": 0.0, "b2": 0.9}
-    c.optim.discriminator = {"name": "adam", "learning_rate": 1e-4, "b1": 0.0, "b2": 0.9}
+    c.optim.generator = common.optimizer("adam", learning_rate=1e-4, b1=0.0, b2=0.9)
+    c.optim.discriminator = common.optimizer("adam", learning_rate=1e-4, b1=0.0, b2=0.9)
     c.game.penalty = common.penalty("wgan_gp", 10.0)
   if method == "ct":
     c.model.discriminator.dropout_rate = 0.2

@@ -83,6 +83,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.data import source as source_lib
+from gan_jax.errors import UserError
 from gan_jax.data import stream as stream_lib
 from gan_jax.validation import positive_int as _positive_int
 
@@ -138,7 +139,7 @@ _NUM_DIGIT_SETS = 4
 _READ_CHUNK = 1024
 
 
-class DatasetUnavailableError(FileNotFoundError):
+class DatasetUnavailableError(FileNotFoundError, UserError):
   """The data set is neither in the TFDS data_dir nor in the given npz file."""
 
 
@@ -374,19 +375,50 @@ def _read_records(ds, keys) -> list:
     return [ds[i] for i in keys]
 
 
+# Where TFDS downloads from first (its mirror of the data sets it prepares).
+_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+def _can_download(timeout: float = 3.0) -> bool:
+  """Whether TFDS's download server answers: offline, a download would retry for minutes."""
+  import socket  # pylint: disable=g-import-not-at-top
+  try:
+    socket.create_connection(_DOWNLOAD_HOST, timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
 def _open_tfds(name: str, *, split: str, data_dir: Optional[str], download: bool):
-  """The TFDS random-access source of a split (not empty)."""
+  """The TFDS random-access source of a split (not empty).
+
+  A prepared data set opens without a download attempt; a missing one is
+  downloaded only when ``download`` and TFDS's server is reachable, so an
+  offline machine is told at once (and no partial folders are left behind).
+  """
   spec = _BASE_SETS[name]
   tfds = _import_tfds()
+  where = f"TFDS data set {spec.tfds_name!r} (split {split!r}, data_dir {data_dir or 'default'!s})"
   try:
-    ds = tfds.data_source(spec.tfds_name, split=split, data_dir=data_dir, download=download)
+    ds = tfds.data_source(spec.tfds_name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # pylint: disable=broad-except
     # TFDS signals a missing or unreadable data set with many exception types
     # (download, file-format and not-found errors); each means "not available".
-    raise DatasetUnavailableError(
-        f"TFDS data set {spec.tfds_name!r} (split {split!r}, data_dir "
-        f"{data_dir or 'default'!s}) could not be opened: {type(e).__name__}: {e}."
-        + _offline_help(name)) from e
+    if not download:
+      raise DatasetUnavailableError(
+          f"{where} is not prepared here ({type(e).__name__}) and downloads are off."
+          + _offline_help(name)) from e
+    if not _can_download():
+      raise DatasetUnavailableError(
+          f"{where} is not prepared on this machine, and TFDS's download server "
+          f"({_DOWNLOAD_HOST[0]}) cannot be reached, so it cannot be downloaded."
+          + _offline_help(name)) from None
+    try:
+      ds = tfds.data_source(spec.tfds_name, split=split, data_dir=data_dir, download=True)
+    except Exception as e2:  # pylint: disable=broad-except
+      raise DatasetUnavailableError(
+          f"{where} could not be opened: {type(e2).__name__}: {e2}." + _offline_help(name)
+      ) from e2
   if len(ds) == 0:
     raise DatasetUnavailableError(f"TFDS data set {spec.tfds_name!r} split {split!r} is empty")
   return ds

@@ -3,8 +3,9 @@
 ``train_and_evaluate(config, workdir)`` is the one function the command line,
 notebooks and tests call. It reads in sections:
 
-1. validate the config and claim the workdir (a workdir holding another run is
-   refused, never overwritten);
+1. validate the whole config (``validate.validate_config``), then check, lock
+   and claim the workdir (``workdir``: a workdir holding another run, or one a
+   live run holds, is refused, never overwritten);
 2. build data, game and device mesh; initialise or restore the state;
 3. run compiled chunks of ``train.steps_per_call`` iterations; after each chunk
    check every metric is finite (else stop, naming step and quantity, keeping
@@ -30,24 +31,20 @@ import orbax.checkpoint as ocp
 
 from gan_jax import games
 from gan_jax.data.source import make_source
+from gan_jax.errors import ConfigError, WorkdirConflictError, WorkdirLockedError  # pylint: disable=unused-import
 from gan_jax.train import step as step_lib
+from gan_jax.train import validate
+from gan_jax.train import workdir as workdir_lib
 from gan_jax.train.state import TrainState, all_finite
+from gan_jax.train.workdir import RESUMABLE_FIELDS  # pylint: disable=unused-import
 
-# Fields a resumed run may change without being a different run.
-RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
-                    "train.plot_every", "train.checkpoint_every", "train.keep_checkpoints",
-                    "train.eval_samples", "train.progress")
 # Metrics that may legitimately be infinite (beta = inf is the data stage).
 INFINITE_ALLOWED = ("level",)
-_EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
+_EVENT_FIELDS = validate.EVENT_FIELDS
 
 
 class NonFiniteError(FloatingPointError):
   """Training produced NaN or inf; the message names the step and quantity."""
-
-
-class WorkdirConflictError(RuntimeError):
-  """The workdir holds a different run."""
 
 
 # ------------------------------------------------------------------ config
@@ -68,77 +65,9 @@ def _json_default(value):
                   "JSON-serialisable")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in d.items():
-    key = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(_flatten(v, key + "."))
-    else:
-      out[key] = v
-  return out
-
-
 def validate_train_config(config) -> None:
   """Checks ``config.train`` before anything is built, naming the bad field."""
-  t = config.train
-  for name in ("num_steps", "batch_size", "steps_per_call"):
-    value = t.get(name)
-    if not isinstance(value, int) or value < 1:
-      raise ValueError(f"config.train.{name} must be a positive integer, got {value!r}")
-  spc = t.steps_per_call
-  for name in ("num_steps",) + _EVENT_FIELDS:
-    value = t.get(name, spc)
-    if not isinstance(value, int) or value < 1 or value % spc:
-      raise ValueError(
-          f"config.train.{name} ({value!r}) must be a positive multiple of "
-          f"config.train.steps_per_call ({spc}): events happen between compiled calls")
-  if t.get("step_metrics", "every") not in step_lib.STEP_METRICS:
-    raise ValueError(f"config.train.step_metrics must be one of "
-                     f"{', '.join(step_lib.STEP_METRICS)}, got {t.step_metrics!r}")
-  if t.get("best_mode", "min") not in ("min", "max"):
-    raise ValueError(f"config.train.best_mode must be 'min' or 'max', got {t.best_mode!r}")
-
-
-def claim_workdir(workdir: str, config_dict: dict[str, Any]) -> bool:
-  """Creates the workdir or checks it holds this same run.
-
-  Returns:
-    True if the workdir already holds this run (resume), False if new.
-
-  Raises:
-    WorkdirConflictError: the workdir holds another run, or files that are not
-      a gan_jax run.
-  """
-  path = os.path.join(workdir, "config.json")
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      saved = json.load(f)
-    a, b = _flatten(saved), _flatten(config_dict)
-    differing = sorted(k for k in set(a) | set(b)
-                       if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS)
-    if differing:
-      shown = "; ".join(f"{k}: saved {a.get(k)!r} vs now {b.get(k)!r}" for k in differing[:8])
-      raise WorkdirConflictError(
-          f"workdir {workdir!r} holds a run made with a different config ({shown}"
-          f"{' ...' if len(differing) > 8 else ''}). Nothing was changed; choose another "
-          "--workdir, or delete this one to start over.")
-    _write_json(path, config_dict)  # records the resumable fields now in force
-    return True
-  if os.path.isdir(workdir) and os.listdir(workdir):
-    raise WorkdirConflictError(
-        f"workdir {workdir!r} is not empty and holds no gan_jax run (no config.json); "
-        "refusing to write into it. Choose an empty or new --workdir.")
-  os.makedirs(workdir, exist_ok=True)
-  _write_json(path, config_dict)
-  return False
-
-
-def _write_json(path: str, obj: Any) -> None:
-  tmp = f"{path}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  validate.check_train(config)
 
 
 # ------------------------------------------------------------- checkpoints
@@ -218,8 +147,7 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     ``(game, state, source)``.
   """
   if config is None:
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-      config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(workdir_lib.read_config(workdir))
   source = make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
@@ -230,7 +158,7 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     step = manager.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {folder}")
-    state = restore(manager, step, like, mesh)
+    state = restore_run_state(manager, step, like, mesh, workdir, config_to_dict(config), source)
   finally:
     manager.close()
   return game, state, source
@@ -286,8 +214,7 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int,
     ok = ~np.isnan(values) if name in INFINITE_ALLOWED else np.isfinite(values)
     if not ok.all():
       bad.append((n - len(values) + int(np.argmin(ok)), name))
-  advice = (". Training stopped; the last good checkpoint is kept. Lower the learning "
-            "rate or check the penalty/perturbation settings.")
+  advice = "."  # the loop, which knows the checkpoints, says what is kept
   if bad:
     index, name = min(bad)
     others = sorted({n for _, n in bad} - {name})
@@ -347,22 +274,38 @@ class RunResult:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       stop_after: int | None = None) -> RunResult:
+                       stop_after: int | None = None, amend: bool = False) -> RunResult:
   """Trains the game a config describes, writing everything into ``workdir``.
 
   Args:
     config: the experiment config (see ``configs/``).
-    workdir: output folder: ``config.json``, ``metrics.jsonl`` (training
-      metrics), ``eval.jsonl`` (sample metrics), ``checkpoints/``, ``best/``,
-      ``samples/`` and ``figures/``. An existing workdir of the same run is
-      resumed; one of another run is refused.
+    workdir: output folder: ``config.json``, ``history.jsonl``,
+      ``metrics.jsonl`` (training metrics), ``eval.jsonl`` (sample metrics),
+      ``checkpoints/``, ``best/``, ``samples/`` and ``figures/``. An existing
+      workdir of the same run is resumed; one of another run is refused, and
+      so is one that another live run holds.
     stop_after: stop once this many iterations are done, as a preempted job
       would (the workdir can be resumed).
+    amend: resume even though optimizer settings (``optim.*``) differ from
+      the saved config, e.g. to go on from the last good checkpoint after a
+      NaN with a lower learning rate; the change is recorded in
+      ``history.jsonl``. The optimizer state is carried over when its
+      structure is unchanged, and started afresh otherwise (recorded too).
 
   Returns:
     A ``RunResult``.
+
+  Raises:
+    ConfigError: a config field is unknown or out of range (nothing written).
+    WorkdirConflictError, WorkdirLockedError: the workdir cannot be used
+      (nothing written).
+    NonFiniteError: training produced NaN or inf (the last good checkpoint is
+      kept).
   """
-  validate_train_config(config)
+  from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
+
+  # Validate everything (and build data and game) before touching the disk.
+  validated = validate.validate_config(config, metric_names=evaluate.metric_names)
   config_dict = config_to_dict(config)
   t = config.train
   if stop_after is not None and (stop_after < 1 or stop_after % t.steps_per_call):
@@ -374,33 +317,94 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     raise NotImplementedError(
         f"train_and_evaluate runs on one host; this job has {jax.process_count()} "
         "processes. Multi-host training is planned on jax.distributed.")
-  # Build everything (and so validate the whole config) before touching the disk.
-  source = make_source(config.data)
+  source = validated.source
   try:
-    return _train(config, config_dict, workdir, source, stop_after)
+    return _train(config, config_dict, workdir, validated.game, source, stop_after, amend)
   finally:
     if source.refill is not None and hasattr(source.refill, "close"):
       source.refill.close()  # stop a streaming source's reader threads
 
 
-def _train(config, config_dict, workdir, source, stop_after) -> RunResult:
-  """The body of ``train_and_evaluate`` once the data source exists."""
+def restore_run_state(manager: ocp.CheckpointManager, step: int, like: TrainState, mesh,
+                      workdir: str, config_dict: dict, source, *,
+                      record: bool = False) -> TrainState:
+  """Restores ``step`` of a run whose optimizer settings may have been amended.
+
+  A checkpoint written before an amendment (``workdir.config_at``) is restored
+  in the structure its own optimizers gave it; its optimizer state is kept if
+  the current optimizers' state has the same structure, and started afresh
+  otherwise (recorded in ``history.jsonl`` when ``record``). Parameters,
+  statistics, step and random streams are always the checkpoint's.
+  """
+  written_by = workdir_lib.config_at(workdir, config_dict, step)
+  if written_by == config_dict:
+    return restore(manager, step, like, mesh)
+  old_game = games.make_game(ml_collections.ConfigDict(written_by), source)
+  restored = restore(manager, step, step_lib.init_state(old_game, int(written_by["seed"]), mesh),
+                     mesh)
+  shapes = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+  try:
+    same = (jax.tree.structure(like.opt_state) == jax.tree.structure(restored.opt_state)
+            and shapes(like.opt_state) == shapes(restored.opt_state))
+  except (TypeError, ValueError):
+    same = False
+  if same:
+    return restored
+  if record:
+    workdir_lib.append_history(workdir, "optimizer_state_reset", step=step,
+                               reason="the amended optimizers keep a state of another "
+                               "structure")
+  return restored.replace(opt_state=like.opt_state)
+
+
+def _nan_advice(error: NonFiniteError, ckpt: "Checkpoints", every: int) -> str:
+  last = ckpt.latest.latest_step()
+  redo = ("run the same command with changed optimizer settings (e.g. "
+          "--config.optim.discriminator.learning_rate=...) and --amend; the change is "
+          f"recorded in {workdir_lib.HISTORY_FILE}")
+  if last is None:
+    return (f"{str(error).rstrip('.')}. Training stopped before its first checkpoint (due "
+            f"at step {every}), so there is nothing to resume from. To start again in "
+            f"this workdir, {redo}; or check the penalty and perturbation settings.")
+  return (f"{str(error).rstrip('.')}. Training stopped; the last good checkpoint (step "
+          f"{last}) is kept. To continue from it, {redo}.")
+
+
+def _train(config, config_dict, workdir, game, source, stop_after, amend) -> RunResult:
+  """The body of ``train_and_evaluate`` once the config is validated."""
   from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
 
   t = config.train
-  game = games.make_game(config, source)
   mesh = step_lib.make_mesh(t.get("num_devices", 0))
-  step_lib.check_batch_divisible(t.batch_size, mesh)
-  resumed = claim_workdir(workdir, config_dict)
+  try:
+    step_lib.check_batch_divisible(t.batch_size, mesh)
+  except ValueError as e:
+    raise ConfigError(str(e), field="train.batch_size") from None
+  # Refuse, before writing anything, a workdir that is already past this run's end.
+  reached = workdir_lib.check(workdir, config_dict, amend=amend)["step"]
+  if reached is not None and reached > t.num_steps:
+    raise ConfigError(
+        f"workdir {workdir!r} holds this run at step {reached}, beyond "
+        f"config.train.num_steps={t.num_steps}; nothing was changed. To train further, "
+        f"raise --config.train.num_steps above {reached}; to score the run as it is, use "
+        "experiments/score.py.", field="train.num_steps")
+  decision, lock = workdir_lib.claim(workdir, config_dict, amend=amend)
+  try:
+    return _run(config, workdir, game, source, stop_after, mesh, decision, evaluate)
+  finally:
+    lock.release()
 
+
+def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) -> RunResult:
+  """Trains in a claimed, locked workdir."""
+  t = config.train
   state = step_lib.init_state(game, config.seed, mesh)
   arrays = step_lib.put_replicated(source.arrays, mesh)
   ckpt = Checkpoints(workdir, keep=t.get("keep_checkpoints", 3),
                      best_metric=t.get("best_metric", None), best_mode=t.get("best_mode", "min"))
-  if resumed:
-    restored = ckpt.restore_latest(state, mesh)
-    if restored is not None:
-      state = restored
+  if decision["resume"] and ckpt.latest.latest_step() is not None:
+    state = restore_run_state(ckpt.latest, ckpt.latest.latest_step(), state, mesh, workdir,
+                              config_to_dict(config), source, record=True)
   start = int(jax.device_get(state.step))
   if start:
     print(f"resuming {workdir} from step {start}", file=sys.stderr, flush=True)
@@ -414,8 +418,16 @@ def _train(config, config_dict, workdir, source, stop_after) -> RunResult:
                                unroll=t.get("unroll", 1),
                                step_metrics=t.get("step_metrics", "every"))
   end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
-  progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
   every = {name: t.get(name, spc) for name in _EVENT_FIELDS}
+  if start >= end:
+    ckpt.close()
+    print(f"{workdir} is already at step {start} (train.num_steps={t.num_steps}): nothing to "
+          "train. Raise --config.train.num_steps to go on.", file=sys.stderr, flush=True)
+    last = eval_log.read()
+    final = {k: v for k, v in (last[-1] if last else {}).items() if k != "step"}
+    return RunResult(state=state, game=game, source=source, final_metrics=final,
+                     steps_per_second=0.0)
+  progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
   window: dict[str, list[float]] = {}
   eval_metrics: dict[str, float] = {}
   step = start
@@ -428,7 +440,10 @@ def _train(config, config_dict, workdir, source, stop_after) -> RunResult:
         # The next call's buffer goes to the device while this call runs.
         arrays = step_lib.put_replicated(source.refill(step // spc + 1), mesh)
       chunk = jax.device_get(chunk)
-      check_finite(chunk, step, bool(params_finite((state.params, state.model_state))), spc)
+      try:
+        check_finite(chunk, step, bool(params_finite((state.params, state.model_state))), spc)
+      except NonFiniteError as e:
+        raise NonFiniteError(_nan_advice(e, ckpt, every["checkpoint_every"])) from None
       step += spc
       for k, v in chunk.items():
         window.setdefault(k, []).append(float(np.mean(v)))  # diagnostics: the call's last step
