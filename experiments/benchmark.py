@@ -42,7 +42,8 @@ import optax
 from configs import betagan_mixture_3d
 from configs import common
 from gan_jax import games
-from gan_jax.data.source import from_arrays, make_source
+from gan_jax.data import make_source
+from gan_jax.data.source import from_arrays
 from gan_jax.train import step as step_lib
 
 FLAGS = flags.FLAGS

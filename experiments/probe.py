@@ -43,7 +43,7 @@ import ml_collections
 import numpy as np
 
 from gan_jax import plotting
-from gan_jax.data.source import make_source
+from gan_jax.data import make_source
 from gan_jax.metrics import probes
 from gan_jax.train import loop
 

@@ -15,7 +15,7 @@ from configs import langevin_mnist
 from configs import reg_gan_mnist
 from configs import roth_images
 from gan_jax import games
-from gan_jax.data.source import make_source
+from gan_jax.data import make_source
 from gan_jax.train import loop
 from gan_jax.train import step as step_lib
 

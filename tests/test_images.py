@@ -19,7 +19,7 @@ import PIL.Image
 import tensorflow_datasets as tfds
 
 from gan_jax.data import images
-from gan_jax.data import source as source_lib
+import gan_jax.data as data_lib
 
 # TFDS warns about OpenCV and missing dataset_info in mock mode on every call.
 logging.getLogger("absl").setLevel(logging.ERROR)
@@ -477,7 +477,7 @@ class MakeSourceTest(parameterized.TestCase):
                            x_train=x, y_train=y, x_test=x[::3], y_test=y[::3])
 
   def test_mnist_through_make_source(self):
-    source = source_lib.make_source({"name": "mnist", "npz_path": self.path,
+    source = data_lib.make_source({"name": "mnist", "npz_path": self.path,
                                      "digit_set": None})
     self.assertEqual(source.shape, (28, 28, 1))
     self.assertTrue(source.has_labels)
@@ -493,7 +493,7 @@ class MakeSourceTest(parameterized.TestCase):
 
   @parameterized.parameters("stacked_mnist", "compositional_mnist")
   def test_mode_sets_through_make_source(self, name):
-    source = source_lib.make_source({"name": name, "npz_path": self.path, "split": "test"})
+    source = data_lib.make_source({"name": name, "npz_path": self.path, "split": "test"})
     self.assertEqual(source.num_classes, 1000)
     self.assertEqual(source.size, 24)
     self.assertEqual(source.info.num_modes, 1000)
@@ -504,11 +504,11 @@ class MakeSourceTest(parameterized.TestCase):
   def test_config_style_options(self):
     # Configs write "not set" as "" and may list options of other sets as None.
     with _mock(3):
-      source = source_lib.make_source({"name": "cifar10", "source": "auto", "npz_path": "",
+      source = data_lib.make_source({"name": "cifar10", "source": "auto", "npz_path": "",
                                        "data_dir": "", "digit_set": None})
     self.assertEqual(source.info.origin, "tfds:cifar10")
     self.assertEqual(source.arrays["x"].shape, (3, 32, 32, 3))
-    source = source_lib.make_source({"name": "compositional_mnist", "npz_path": self.path,
+    source = data_lib.make_source({"name": "compositional_mnist", "npz_path": self.path,
                                      "data_dir": "", "digit_set": 3})
     np.testing.assert_allclose(source.info.digit_probs, images.compositional_digit_probs(3))
 
@@ -529,13 +529,13 @@ class MakeSourceTest(parameterized.TestCase):
   def test_errors_list_valid_choices(self):
     with self.assertRaisesRegex(ValueError, "unknown data set 'svhn'.*ring_8.*mnist.*"
                                             "compositional_mnist"):
-      source_lib.make_source({"name": "svhn"})
+      data_lib.make_source({"name": "svhn"})
     with self.assertRaisesRegex(ValueError, "config.data: unknown option.*crop.*valid:"):
-      source_lib.make_source({"name": "mnist", "npz_path": self.path, "crop": 108})
+      data_lib.make_source({"name": "mnist", "npz_path": self.path, "crop": 108})
     with self.assertRaisesRegex(ValueError, "config.data: .*bogus"):
-      source_lib.make_source({"name": "compositional_mnist", "npz_path": self.path,
+      data_lib.make_source({"name": "compositional_mnist", "npz_path": self.path,
                               "bogus": 1})
-    self.assertEqual(source_lib.make_source({"name": "ring_8"}).shape, (2,))
+    self.assertEqual(data_lib.make_source({"name": "ring_8"}).shape, (2,))
 
 
 if __name__ == "__main__":

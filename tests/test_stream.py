@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from configs import dcgan_mnist
 from gan_jax.data import images
-from gan_jax.data import source as source_lib
+import gan_jax.data as data_lib
 from gan_jax.data import stream
 from gan_jax.train import loop
 from tests.test_image_games import shrink_images
@@ -124,7 +124,7 @@ class StreamSourceTest(parameterized.TestCase):
   def test_tfds_buffers_are_the_records_of_their_indices(self):
     with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_CODE):
       whole, labels = images.load_arrays("cifar10", source="tfds", max_examples=24)
-      src = source_lib.make_source({"name": "cifar10", "stream_buffer": 8,
+      src = data_lib.make_source({"name": "cifar10", "stream_buffer": 8,
                                     "max_examples": 24, "stream_seed": 5})
       self.assertEqual(src.size, 24)
       self.assertEqual(src.shape, (32, 32, 3))

@@ -24,7 +24,7 @@ from configs import vanilla_mixture_3d
 from configs import wgan_2d
 from gan_jax import games
 from gan_jax.data import toy
-from gan_jax.data.source import make_source
+from gan_jax.data import make_source
 from gan_jax.train import loop
 from gan_jax.train import step as step_lib
 

@@ -79,34 +79,3 @@ def from_arrays(name: str, images: jax.Array, labels: jax.Array | None = None, *
   return DataSource(name=name, shape=tuple(images.shape[1:]), draw=draw,
                     arrays=arrays, has_labels=labels is not None,
                     num_classes=num_classes, size=int(images.shape[0]), info=info)
-
-
-def make_source(spec) -> DataSource:
-  """The data source a ``config.data`` mapping names.
-
-  ``spec['name']`` is a toy distribution (``gan_jax.data.toy``) or an image set
-  (``gan_jax.data.images.IMAGE_DATASETS``, including ``stacked_mnist`` and
-  ``compositional_mnist``); every other key is passed to its factory.
-  """
-  # pylint: disable=g-import-not-at-top
-  from gan_jax.data import images
-  from gan_jax.data import toy
-  # pylint: enable=g-import-not-at-top
-
-  spec = dict(spec)
-  name = spec.pop("name", None)
-  if name in toy.TOY_DATASETS:
-    try:
-      return from_toy(toy.make_toy(name, **spec))
-    except (TypeError, ValueError) as e:
-      raise ValueError(f"config.data: {e}") from e
-  if name in images.IMAGE_DATASETS:
-    if spec.get("max_examples", None) == 0:
-      spec["max_examples"] = None  # 0 in a config: the whole split
-    try:
-      return images.make_image_source(name, **spec)
-    except (TypeError, ValueError) as e:
-      raise ValueError(f"config.data: {e}") from e
-  raise ValueError(f"config.data.name: unknown data set {name!r}; valid: "
-                   f"{', '.join(sorted(toy.TOY_DATASETS))} (toy); "
-                   f"{', '.join(images.IMAGE_DATASETS)} (images)")

@@ -36,7 +36,7 @@ from gan_jax import transforms
 from gan_jax.games.base import PERTURBATIONS, Perturbation, apply_model, init_module, make_schedule
 from gan_jax.data.source import DataSource
 from gan_jax.models.latent import sample_latent
-from gan_jax.train.state import TrainState, step_key
+from gan_jax.games.state import TrainState, step_key
 
 PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
 # How each penalty is called from (critic, critic with features, real, fake, key).

@@ -34,7 +34,7 @@ from gan_jax import losses
 from gan_jax.data.source import DataSource
 from gan_jax.games.base import Perturbation, apply_model, init_module, make_schedule
 from gan_jax.models.latent import sample_latent
-from gan_jax.train.state import TrainState, step_key
+from gan_jax.games.state import TrainState, step_key
 
 
 def reconstruction_error(x: jax.Array, x_rec: jax.Array) -> jax.Array:

@@ -30,12 +30,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from gan_jax import games
-from gan_jax.data.source import make_source
+from gan_jax.data import make_source
 from gan_jax.errors import ConfigError, WorkdirConflictError, WorkdirLockedError  # pylint: disable=unused-import
 from gan_jax.train import step as step_lib
 from gan_jax.train import validate
 from gan_jax.train import workdir as workdir_lib
-from gan_jax.train.state import TrainState, all_finite
+from gan_jax.games.state import TrainState, all_finite
 from gan_jax.train.workdir import RESUMABLE_FIELDS  # pylint: disable=unused-import
 
 # Metrics that may legitimately be infinite (beta = inf is the data stage).

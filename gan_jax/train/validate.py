@@ -22,7 +22,8 @@ import jax
 import numpy as np
 
 from gan_jax import games
-from gan_jax.data.source import DataSource, make_source
+from gan_jax.data import make_source
+from gan_jax.data.source import DataSource
 from gan_jax.errors import ConfigError, did_you_mean
 from gan_jax.games.base import PERTURBATIONS, make_schedule
 from gan_jax.models.latent import PRIORS
