@@ -5,8 +5,11 @@ The target is annealed from Uniform[-1,1]^3 through Gaussian-heated data
 architectures: G [z(3) | ReLU 128 | ReLU 128 | Linear 3], z ~ U[-1,1]^3;
 D [x(3) | Tanh 128 x3 | sigmoid]; saturating generator loss log(1 - D(G(z))).
 
-Variants: ':5' (default) and ':10' mixture components.
+Variants: ':5' (default) and ':10' mixture components, optionally ',sgld':
+beta-GAN heating against a Langevin (SGLD) discriminator, the generator trained
+against its last 5 samples (a combination neither paper ran).
   python -m experiments.main --config=configs/betagan_mixture_3d.py:10 --workdir=/tmp/b10
+  python -m experiments.main --config=configs/betagan_mixture_3d.py:5,sgld --workdir=/tmp/bs
 """
 
 from configs import common
@@ -20,8 +23,11 @@ def betagan_level(*, steps_per_level: int, uniform_steps: int) -> dict:
 
 
 def get_config(variant: str = "5"):
-  if variant not in ("5", "10"):
-    raise ValueError(f"variant must be '5' or '10' (mixture components), got {variant!r}")
+  components, _, sampler = variant.partition(",")
+  if components not in ("5", "10") or sampler not in ("", "sgld"):
+    raise ValueError("variant must be '5' or '10' (mixture components), optionally "
+                     f"followed by ',sgld'; got {variant!r}")
+  variant = components
   c = common.toy_config()
   c.data.name = f"mixture_3d_{variant}"
   c.model.generator.widths = (128, 128)
@@ -44,4 +50,10 @@ def get_config(variant: str = "5"):
   c.train.eval_every = 800
   c.train.checkpoint_every = 2000
   c.train.plot_every = 4000
+  if sampler == "sgld":
+    # As configs/sgld_discriminator.py: the posterior of D for N = 10^4
+    # examples (data_size), a Gaussian prior as weight decay.
+    c.optim.discriminator = common.optimizer("sgld", learning_rate=1e-3, data_size=10_000,
+                                             weight_decay=1e-4)
+    c.game.ensemble = 5
   return c

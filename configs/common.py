@@ -67,6 +67,9 @@ def toy_config() -> ml_collections.ConfigDict:
   c.train.best_metric = "energy_distance"  # An eval metric; '' disables best-keeping.
   c.train.best_mode = "min"
   c.train.num_devices = 0  # 0: all local devices (data parallel).
+  # Independent replicas (seeds seed, seed+1, ...) trained in one compiled
+  # program (gan_jax.train.seeds); metrics per seed and their mean +- SE.
+  c.train.num_seeds = 1
   c.train.progress = True
   return c
 

@@ -23,6 +23,11 @@ steps (batch 64, random images) with the generator's stride-2 upsampling as
 ``nn.ConvTranspose`` vs the exact sub-pixel form, and with ``steps_per_call``
 steps as a rolled ``lax.scan``, a fully unrolled scan, or one step per call.
 
+With ``--suite=seeds`` it times, end to end (fresh processes: start-up,
+compilation, training, evaluations, checkpoints, figures), one run of the
+README's main job with ``train.num_seeds=8`` against 8 sequential single-seed
+runs of the same command (``--seeds_overrides`` shortens the job).
+
 Only ratios measured in the same run are meaningful; absolute numbers depend
 on the machine.
 """
@@ -50,7 +55,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Fewer repetitions (noisier numbers).")
 flags.DEFINE_list("batch_sizes", ["64", "512"], "Batch sizes to measure.")
 flags.DEFINE_integer("scan_steps", 100, "Steps fused per call with lax.scan.")
-flags.DEFINE_enum("suite", "toy", ["toy", "conv", "all"], "Which measurements to run.")
+flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "all"],
+                  "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
+flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' suite.")
+flags.DEFINE_list("seeds_overrides", [], "Extra --config overrides of the 'seeds' suite's "
+                  "main job (e.g. train.num_steps=4000 for a shorter sitting).")
 flags.DEFINE_integer("conv_scan_steps", 4, "Steps per call for the convolutional runs.")
 flags.DEFINE_list("conv_sizes", ["28", "64"], "DCGAN image sizes to measure.")
 flags.DEFINE_bool("conv_rolled", True, "Include the rolled scan (minutes per call at 64 px "
@@ -286,6 +295,35 @@ def main(argv):
     conv_suite(rounds=1 if FLAGS.quick else 3, min_time=min_time)
   if FLAGS.suite in ("toy", "all"):
     toy_suite(rounds, min_time)
+  if FLAGS.suite == "seeds":
+    seeds_suite(FLAGS.num_seeds, FLAGS.seeds_overrides)
+
+
+def seeds_suite(num_seeds: int, overrides: list[str]):
+  """Wall time of the README's main job with ``train.num_seeds = S`` against S
+  sequential single-seed runs of the same command, each a fresh process (so
+  start-up, compilation, evaluation, checkpoints and figures all count)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  base = [sys.executable, "-m", "experiments.main", "--config=configs/betagan_mixture_3d.py",
+          "--config.train.progress=false"] + [f"--config.{o}" for o in overrides]
+  root = tempfile.mkdtemp(prefix="gan_jax_seeds_bench_")
+
+  def timed(args, name):
+    t0 = time.perf_counter()
+    subprocess.run(base + [f"--workdir={root}/{name}"] + args, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+  together = timed([f"--config.train.num_seeds={num_seeds}"], "together")
+  alone = [timed([f"--config.seed={s}"], f"seed_{s}") for s in range(num_seeds)]
+  print(f"main job{' (' + ', '.join(overrides) + ')' if overrides else ''}, {num_seeds} seeds:")
+  print(f"  one {num_seeds}-seed run: {together:.1f} s")
+  print(f"  {num_seeds} sequential single-seed runs: {sum(alone):.1f} s "
+        f"(each {min(alone):.1f}-{max(alone):.1f} s)")
+  print(f"  ratio (together / sequential): {together / sum(alone):.3f}")
 
 
 def toy_suite(rounds: int, min_time: float):

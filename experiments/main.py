@@ -124,7 +124,9 @@ def parse_flags(argv):
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    _fail(f"unexpected arguments {argv[1:]}: every setting is a flag, e.g. "
+          "--config=configs/betagan_mixture_3d.py --workdir=runs/x --config.train.num_steps=1000 "
+          "(see --helpfull)", USER_ERROR_STATUS, debug=False)
   # Progress goes to stderr by itself; keep library chatter (checkpointing) quiet.
   logging.set_verbosity(logging.WARNING)
   try:

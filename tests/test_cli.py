@@ -111,6 +111,10 @@ class ValidationTest(parameterized.TestCase):
       ("unknown_field_in_file", lambda c: c.game.update({"lamda1": 0.1}),
        r"config\.game\.lamda1: unknown field \(did you mean 'lambda1'"),
       ("seed", lambda c: setattr(c, "seed", -1), r"config\.seed must be an integer >= 0"),
+      ("bad_schedule_argument", lambda c: setattr(c.game.perturbation.level, "K", 0),
+       r"^config\.game\.perturbation\.level: .*K"),
+      ("unknown_loss", lambda c: setattr(c.game, "loss", "nonsaturating"),
+       r"^config\.game\.loss: unknown objective 'nonsaturating'; valid: minimax"),
       ("batch_not_divisible", lambda c: c.train.update({"batch_size": 15, "num_devices": 2}),
        r"batch"),
   )
@@ -289,7 +293,7 @@ class CommandLineTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
       ("unknown_field", ["--config.train.num_stepz=3"],
-       r"unknown field 'num_stepz' in config\.train \(did you mean 'num_steps'\?\)"),
+       r"unknown field 'num_stepz' in config\.train \(did you mean 'num_steps'"),
       ("negative_weight", ["--config.game.penalty.weight=-1"],
        r"game\.penalty\.weight: a penalty weight must be a non-negative"),
       ("missing_file", ["--config=configs/betagan_mixtur_3d.py"],

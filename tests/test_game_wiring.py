@@ -26,16 +26,24 @@ keys. The key derivation the references reproduce (``TrainState.step_key``:
   on real and fake use ``fold_in(dropout key, 0 / 1)``, the penalties' critic
   ``fold_in(dropout key, 2)``, CT's two passes ``split(penalty key)``.
 * reg_gan: discriminator update ``i`` ``split(fold_in(step_key, 1, i), 3)`` =
-  (data, latent, d) with ``split(d)`` = (perturbation, dropout); the G/E
-  update ``split(fold_in(step_key, 2), 4)`` = (data, latent, perturbation,
-  dropout), ``G(z)`` perturbed with ``fold_in(perturbation, 0)``, ``G(E(x))``
-  with ``fold_in(perturbation, 1)``.
+  (data, latent, d) with ``split(d, 3)`` = (perturbation, dropout, penalty),
+  penalty ``j`` ``fold_in(penalty key, j)``; the G/E update
+  ``split(fold_in(step_key, 2), 4)`` = (data, latent, perturbation, dropout),
+  ``G(z)`` perturbed with ``fold_in(perturbation, 0)``, ``G(E(x))`` with
+  ``fold_in(perturbation, 1)``.
 * mdgan: manifold step ``split(fold_in(step_key, 1), 4)`` = (data, d,
   perturbation, dropout); diffusion step ``split(fold_in(step_key, 2), 5)`` =
   (data, latent, d, perturbation, dropout); ``d`` as in reg_gan.
+* encoder games, ``n_critic`` / ``n_gen > 1``: a repeated update ``j > 0``
+  of a step uses ``fold_in(k, 16 + j)`` in place of the step's key ``k``
+  (Reg-GAN's generator updates; both players of MDGAN, whose first
+  discriminator and generator updates of a step share one batch).
 * SGLD discriminators are seeded by the game builder with
-  ``key_data(fold_in(PRNGKey(config.seed), 102))`` (102 the discriminator's
-  player tag), which the reference passes to its own ``transforms.sgld``.
+  ``key_data(fold_in(PRNGKey(config.seed), tag))`` (the player's tag: 102 the
+  discriminator, 104 / 105 MDGAN's D1 / D2), which the reference passes to its
+  own ``transforms.sgld``.
+* an EMA generator with batch norm samples with the batch statistics of
+  ``4 * batch_size`` latents drawn with ``split(fold_in(step_key, 2**20))[0]``.
 """
 
 import functools
@@ -52,6 +60,7 @@ from configs import common
 from gan_jax import games
 from gan_jax import transforms
 from gan_jax.data.source import from_arrays
+from gan_jax.train import evaluate
 from gan_jax.models.latent import sample_latent
 
 
@@ -419,18 +428,39 @@ class AdversarialWiringTest(parameterized.TestCase):
 
 
 # ------------------------------------------------------- encoder games
+# Each case: game fields of the config (lambda1/lambda2 or lambda_manifold and
+# the shared ones), penalties as in ADVERSARIAL_CASES (applied to every
+# discriminator), perturbation (name, constant level, kwargs), "data",
+# "sgld" (the discriminators' sampler) and "iters".
+ENCODER_GAME_FIELDS = ("lambda1", "lambda2", "lambda_manifold", "loss", "n_critic", "n_gen",
+                       "ema_decay", "ensemble")
+# The sampler seed tags of the encoder games' discriminators (gan_jax.games).
+ENCODER_D_TAGS = {"discriminator": 102, "d_manifold": 104, "d_diffusion": 105}
+REPEAT_TAG = 16  # a repeated generator update j > 0 uses fold_in(step's key, 16 + j)
+# The mode terms use the non-saturating form of the objective's generator loss.
+MODE_LOSS = {"non_saturating": OBJECTIVES["non_saturating"][1],
+             "minimax": OBJECTIVES["non_saturating"][1],
+             "wasserstein": lambda f: -mean(f), "fgan_kl": lambda f: -mean(f)}
+
+
 def encoder_config(name, case):
-  c, source = base_config("points")
+  c, source = base_config(case.get("data", "points"))
   c.game.name = name
   c.model.latent_prior = "uniform"
   c.model.latent_kwargs = ml_collections.ConfigDict({"low": 0.0})
   c.model.encoder = ml_collections.ConfigDict({"name": "mlp", "widths": ()})
   c.optim.encoder = ml_collections.ConfigDict({"name": "sgd", "learning_rate": LR["encoder"]})
-  for field, value in case.items():
-    if field == "perturbation":
-      c.game.perturbation = common.perturbation(value[0], value[1])
-    elif field != "iters":
-      c.game[field] = value
+  for field in ENCODER_GAME_FIELDS:
+    if field in case:
+      c.game[field] = case[field]
+  for field, spec in zip(("penalty", "penalty_2"), case.get("penalties", [])):
+    p_name, weight, every, kwargs, _ = spec
+    c.game[field] = common.penalty(p_name, weight, every, **kwargs)
+  if "perturbation" in case:
+    p_name, level, kwargs = case["perturbation"]
+    c.game.perturbation = common.perturbation(p_name, level, **kwargs)
+  if "sgld" in case:
+    c.optim.discriminator = ml_collections.ConfigDict({"name": "sgld", **case["sgld"]})
   return c, source
 
 
@@ -443,131 +473,340 @@ def latent01(key):
   return sample_latent(key, BATCH, LATENT, prior="uniform", low=0.0)
 
 
-def d_step(d, objective, key, real, fake, p_name, level):
-  """One SGD discriminator update on (real, fake); keys as the encoder games split them."""
-  p_key = jax.random.split(key)[0]
-  real_in, fake_in = perturb_pair(p_name, p_key, real, fake, level, {})
-  loss, grads = jax.value_and_grad(
-      lambda p: objective(tanh_critic(p, real_in), tanh_critic(p, fake_in)))(d)
-  return sub(d, grads, LR["discriminator"]), loss
+def repeat_key(key, j):
+  return key if j == 0 else jax.random.fold_in(key, REPEAT_TAG + j)
 
 
+class RefDiscriminator:
+  """A discriminator of the reference: parameters, SGD or SGLD, recent samples."""
+
+  def __init__(self, params, case, name):
+    self.params, self.k = params, case.get("ensemble", 0)
+    self.history = [params] * self.k
+    self.tx = None
+    if "sgld" in case:
+      seed = jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(SEED),
+                                                    ENCODER_D_TAGS[name]))
+      self.tx = transforms.sgld(case["sgld"]["learning_rate"],
+                                temperature=case["sgld"]["temperature"], key=seed)
+      self.opt = self.tx.init(params)
+
+  def step(self, case, key, real, fake, t, d_index, *, real_is_data=True):
+    """One update on (real, fake): the objective, the penalties on the perturbed
+    pair; heat only when the real side is data. Returns (loss, weighted, raw)."""
+    p_key, _, pen_key = jax.random.split(key, 3)
+    p_name, level, p_kwargs = case.get("perturbation", ("none", 0.0, {}))
+    if p_name == "heat" and not real_is_data:
+      p_name = "none"
+    real_in, fake_in = perturb_pair(p_name, p_key, real, fake, level, p_kwargs)
+    objective = OBJECTIVES[case.get("loss", "non_saturating")][0]
+
+    def loss_fn(p):
+      critic = lambda x: tanh_critic(p, x)
+      loss = objective(critic(real_in), critic(fake_in))
+      total, raw = loss, 0.0
+      for j, (name, _, every, kwargs, weight_at) in enumerate(case.get("penalties", [])):
+        if d_index % every:
+          continue
+        omega, factor = PENALTIES[name]
+        value = omega(critic, None, real_in, fake_in, jax.random.fold_in(pen_key, j), **kwargs)
+        total, raw = total + factor * weight_at(t) * every * value, raw + value
+      return total, (loss, total - loss, raw)
+
+    grads, out = jax.grad(loss_fn, has_aux=True)(self.params)
+    if self.tx is not None:
+      updates, self.opt = self.tx.update(grads, self.opt, self.params)
+      self.params = jax.tree.map(jnp.add, self.params, updates)
+    else:
+      self.params = sub(self.params, grads, LR["discriminator"])
+    self.history = [self.params] + self.history[:-1]
+    return out
+
+  def generator_loss(self, loss, x):
+    """An adversarial term of the generator: the mean over the ensemble if kept."""
+    members = self.history if self.k > 1 else [self.params]
+    return mean(jnp.stack([loss(tanh_critic(m, x)) for m in members]))
+
+
+def ema_step(ema, g, case):
+  decay = case.get("ema_decay", 0.0)
+  return jax.tree.map(lambda e, n: decay * e + (1.0 - decay) * n, ema, g)
+
+
+def penalty_metrics(case, t, raw_weighted, prefix=""):
+  if not case.get("penalties"):
+    return {}
+  loss, weighted, raw = raw_weighted
+  return {f"{prefix}penalty": raw, f"{prefix}penalty_weighted": weighted,
+          "penalty_weight": case["penalties"][0][4](t)}
+
+
+def reg_gan_reference(case, state, source, iters):
+  """Reg-GAN's iterations from METHODS §5 on the game's draws."""
+  l1, l2 = case["lambda1"], case["lambda2"]
+  n_critic, n_gen = case.get("n_critic", 1), case.get("n_gen", 1)
+  loss_name = case.get("loss", "non_saturating")
+  g_objective, mode_loss = OBJECTIVES[loss_name][1], MODE_LOSS[loss_name]
+  p_name, level, p_kwargs = case.get("perturbation", ("none", 0.0, {}))
+  shape = tuple(source.shape)
+  g, e = state.params["generator"], state.params["encoder"]
+  d = RefDiscriminator(state.params["discriminator"], case, "discriminator")
+  ema, metrics = g, []
+  for t in range(iters):
+    base = jax.random.fold_in(state.rng, t)
+    for i in range(n_critic):
+      x_key, z_key, key = jax.random.split(
+          jax.random.fold_in(jax.random.fold_in(base, 1), i), 3)
+      real = source.draw(x_key, source.arrays, BATCH)
+      fake = linear_map(g, latent01(z_key), shape)
+      d_out = d.step(case, key, real, fake, t, t * n_critic + i)
+    for j in range(n_gen):
+      x_key, z_key, p_key, _ = jax.random.split(repeat_key(jax.random.fold_in(base, 2), j), 4)
+      x = source.draw(x_key, source.arrays, BATCH)
+      z = latent01(z_key)
+
+      def mode_terms(g, e):
+        """lambda1 ||x - G(E(x))||^2 - lambda2 log D(G(E(x))), averaged over x."""
+        rec = linear_map(g, linear_map(e, x, LATENT), shape)
+        rec_in = perturb_fake(p_name, jax.random.fold_in(p_key, 1), rec, level, p_kwargs)
+        geometric = recon_error(x, rec)
+        mode = d.generator_loss(mode_loss, rec_in)
+        return l1 * geometric + l2 * mode, (geometric, mode)
+
+      def t_g(g):
+        fake = perturb_fake(p_name, jax.random.fold_in(p_key, 0), linear_map(g, z, shape),
+                            level, p_kwargs)
+        gan = d.generator_loss(g_objective, fake)
+        terms, aux = mode_terms(g, e)
+        return gan + terms, (gan, *aux)
+
+      (total, (gan, geometric, mode)), g_grads = jax.value_and_grad(t_g, has_aux=True)(g)
+      e_grads = jax.grad(lambda e: mode_terms(g, e)[0])(e)
+      g, e = sub(g, g_grads, LR["generator"]), sub(e, e_grads, LR["encoder"])
+      ema = ema_step(ema, g, case)
+    metrics.append({"g_loss": total, "g_gan_loss": gan, "reconstruction": geometric,
+                    "mode_regularizer": mode, "d_loss": d_out[0],
+                    **penalty_metrics(case, t, d_out)})
+  return {"generator": g, "encoder": e, "discriminator": d.params, "ema": ema,
+          "history": {"d_history": d.history}, "metrics": metrics}
+
+
+def mdgan_reference(case, state, source, iters):
+  """MDGAN's iterations from METHODS §5 on the game's draws."""
+  lam, n_critic, n_gen = case["lambda_manifold"], case.get("n_critic", 1), case.get("n_gen", 1)
+  loss_name = case.get("loss", "non_saturating")
+  g_objective, mode_loss = OBJECTIVES[loss_name][1], MODE_LOSS[loss_name]
+  p_name, level, p_kwargs = case.get("perturbation", ("none", 0.0, {}))
+  shape = tuple(source.shape)
+  g, e = state.params["generator"], state.params["encoder"]
+  d1 = RefDiscriminator(state.params["d_manifold"], case, "d_manifold")
+  d2 = RefDiscriminator(state.params["d_diffusion"], case, "d_diffusion")
+  ema, metrics = g, []
+
+  def reconstruct(g, e, x):
+    return linear_map(g, linear_map(e, x, LATENT), shape)
+
+  for t in range(iters):
+    base = jax.random.fold_in(state.rng, t)
+    # Manifold step: D1 tells x (data: heated) from G(E(x)); G, E minimize
+    # -lambda log D1(G(E(x))) + ||x - G(E(x))||^2.
+    step_key = jax.random.fold_in(base, 1)
+    for i in range(n_critic):
+      x_key, key = jax.random.split(repeat_key(step_key, i), 4)[:2]
+      x = source.draw(x_key, source.arrays, BATCH)
+      d1_out = d1.step(case, key, x, reconstruct(g, e, x), t, t * n_critic + i)
+    for j in range(n_gen):
+      x_key, _, p_key, _ = jax.random.split(repeat_key(step_key, j), 4)
+      x = source.draw(x_key, source.arrays, BATCH)
+
+      def manifold(ge):
+        rec = reconstruct(*ge, x)
+        rec_in = perturb_fake(p_name, p_key, rec, level, p_kwargs)
+        geometric = recon_error(x, rec)
+        return lam * d1.generator_loss(mode_loss, rec_in) + geometric, geometric
+
+      (m_loss, geometric), (g_grads, e_grads) = jax.value_and_grad(
+          manifold, has_aux=True)((g, e))
+      g, e = sub(g, g_grads, LR["generator"]), sub(e, e_grads, LR["encoder"])
+      ema = ema_step(ema, g, case)
+    # Diffusion step: D2 tells G(E(x)) (as real, not data: never heated) from
+    # G(z); G minimizes the objective's generator loss, -log D2(G(z)) by default.
+    step_key = jax.random.fold_in(base, 2)
+    for i in range(n_critic):
+      x_key, z_key, key = jax.random.split(repeat_key(step_key, i), 5)[:3]
+      x = source.draw(x_key, source.arrays, BATCH)
+      d2_out = d2.step(case, key, reconstruct(g, e, x), linear_map(g, latent01(z_key), shape),
+                       t, t * n_critic + i, real_is_data=False)
+    for j in range(n_gen):
+      _, z_key, _, p_key, _ = jax.random.split(repeat_key(step_key, j), 5)
+      z = latent01(z_key)
+
+      def diffusion(g):
+        fake = perturb_fake(p_name, p_key, linear_map(g, z, shape), level, p_kwargs)
+        return d2.generator_loss(g_objective, fake)
+
+      g_loss, g_grads = jax.value_and_grad(diffusion)(g)
+      g = sub(g, g_grads, LR["generator"])
+      ema = ema_step(ema, g, case)
+    metrics.append({"manifold_loss": m_loss, "reconstruction": geometric, "g_loss": g_loss,
+                    "d_manifold_loss": d1_out[0], "d_diffusion_loss": d2_out[0],
+                    **penalty_metrics(case, t, d1_out, "d_manifold_"),
+                    **penalty_metrics(case, t, d2_out, "d_diffusion_")})
+  return {"generator": g, "encoder": e, "d_manifold": d1.params, "d_diffusion": d2.params,
+          "ema": ema, "history": {"d_manifold_history": d1.history,
+                                  "d_diffusion_history": d2.history},
+          "metrics": metrics}
+
+
+SGLD = {"learning_rate": 0.05, "temperature": 0.02}
+REG = {"lambda1": 0.3, "lambda2": 0.7}
 REG_GAN_CASES = {
-    "plain": {"lambda1": 0.3, "lambda2": 0.7},
+    "plain": {**REG},
     # The GAN term follows the configured objective; the mode term stays -log D.
-    "minimax": {"lambda1": 0.3, "lambda2": 0.7, "loss": "minimax"},
-    "n_critic_2": {"lambda1": 0.3, "lambda2": 0.7, "n_critic": 2, "iters": 2},
-    "instance_noise": {"lambda1": 0.3, "lambda2": 0.7,
-                       "perturbation": ("instance_noise", 0.3)},
+    "minimax": {**REG, "loss": "minimax"},
+    # A critic: the mode term is the objective's non-saturating -f; WGAN-GP's key.
+    "wasserstein_gp": {**REG, "loss": "wasserstein",
+                       "penalties": [("wgan_gp", 3.0, 1, {}, lambda t: 3.0)]},
+    "n_critic_2": {**REG, "n_critic": 2, "iters": 2},
+    "instance_noise": {**REG, "perturbation": ("instance_noise", 0.3, {})},
+    # Roth's regularizer on data vs G(z), the weight gamma / 2.
+    "roth_js": {**REG, "penalties": [("roth_js", 1.5, 1, {}, lambda t: 1.5)]},
+    # Two penalties; both see the instance-noised inputs.
+    "instance_noise_r1_r2": {**REG, "perturbation": ("instance_noise", 0.3, {}),
+                             "penalties": [("r1", 1.5, 1, {}, lambda t: 1.5),
+                                           ("r2", 0.8, 1, {}, lambda t: 0.8)]},
+    # Lazy every 2 discriminator steps (on 0 and 2 of 0..3), gamma decayed per iteration.
+    "lazy_roth_js_decay": {**REG, "n_critic": 2, "iters": 2, "penalties": [
+        ("roth_js", {"name": "gamma_decay", "gamma_0": 2.0, "total_steps": 4, "decay": 0.1},
+         2, {}, lambda t: 2.0 * 0.1 ** (t / 4))]},
+    # beta-GAN heat on the data only.
+    "heat": {**REG, "perturbation": ("heat", 4.0, {})},
+    "blur": {**REG, "data": "images", "perturbation": ("blur", 0.8, {"radius": 2})},
+    # Both of G's adversarial terms against the last 3 samples of an SGLD D.
+    "sgld_ensemble": {**REG, "n_critic": 2, "iters": 2, "ensemble": 3, "sgld": SGLD},
+    "ema_n_gen_2": {**REG, "n_gen": 2, "iters": 2, "ema_decay": 0.7},
 }
 
+MD = {"lambda_manifold": 0.6}
 MDGAN_CASES = {
-    "plain": {"lambda_manifold": 0.6},
-    "two_iterations": {"lambda_manifold": 0.6, "iters": 2},
-    "instance_noise": {"lambda_manifold": 0.6, "perturbation": ("instance_noise", 0.3)},
+    "plain": {**MD},
+    "two_iterations": {**MD, "iters": 2},
+    # Saturating diffusion term, the manifold term stays -log D1.
+    "minimax": {**MD, "loss": "minimax"},
+    "instance_noise": {**MD, "perturbation": ("instance_noise", 0.3, {})},
+    # R1 on each discriminator's real side: x for D1, G(E(x)) for D2.
+    "r1": {**MD, "penalties": [("r1", 1.5, 1, {}, lambda t: 1.5)]},
+    "roth_js": {**MD, "penalties": [("roth_js", 1.5, 1, {}, lambda t: 1.5)]},
+    # One update of each discriminator per iteration: on at t = 0, 2, off at 1.
+    "lazy_r2": {**MD, "iters": 3, "penalties": [("r2", 1.5, 2, {}, lambda t: 1.5)]},
+    # Heat on D1's data only, never on D2's real side G(E(x)).
+    "heat": {**MD, "perturbation": ("heat", 4.0, {})},
+    "heat_r1": {**MD, "perturbation": ("heat", 4.0, {}),
+                "penalties": [("r1", 1.5, 1, {}, lambda t: 1.5)]},
+    "blur": {**MD, "data": "images", "perturbation": ("blur", 0.8, {"radius": 2})},
+    "sgld_ensemble": {**MD, "iters": 2, "ensemble": 3, "sgld": SGLD},
+    "ema_n_gen_2": {**MD, "n_gen": 2, "iters": 2, "ema_decay": 0.7},
+    # Two updates of each discriminator per step, lazy R1 on their steps 0, 2.
+    "n_critic_2_lazy_r1": {**MD, "n_critic": 2, "iters": 2,
+                           "penalties": [("r1", 1.5, 2, {}, lambda t: 1.5)]},
 }
 
 
 class EncoderGamesWiringTest(parameterized.TestCase):
+
+  def check(self, case, state0, state, history, ref, players):
+    for player in players:
+      assert_trees_close(self, state.params[player], ref[player], state0.params[player],
+                         player)
+    if case.get("ema_decay"):
+      assert_trees_close(self, state.extra["ema_generator"], ref["ema"],
+                         state0.params["generator"], "ema")
+    if case.get("ensemble", 0) > 1:
+      for name, members in ref["history"].items():
+        player = "discriminator" if name == "d_history" else name[:-len("_history")]
+        assert_trees_close(self, state.extra[name],
+                           jax.tree.map(lambda *m: jnp.stack(m), *members),
+                           jax.tree.map(lambda p: jnp.broadcast_to(p, (case["ensemble"],
+                                                                      *p.shape)),
+                                        state0.params[player]), name)
+    for metrics, expected in zip(history, ref["metrics"]):
+      assert_metrics_close(self, metrics, expected)
 
   @parameterized.named_parameters(*REG_GAN_CASES.items())
   def test_reg_gan_iteration(self, case):
     c, source = encoder_config("reg_gan", case)
     iters = case.get("iters", 1)
     _, state0, state, history = run_game(c, source, iters)
-    l1, l2, n_critic = case["lambda1"], case["lambda2"], case.get("n_critic", 1)
-    d_objective, g_objective = OBJECTIVES[case.get("loss", "non_saturating")]
-    p_name, level = case.get("perturbation", ("none", 0.0))
-    g, e, d = (state0.params[k] for k in ("generator", "encoder", "discriminator"))
-    for t, metrics in enumerate(history):
-      base = jax.random.fold_in(state0.rng, t)
-      for i in range(n_critic):
-        x_key, z_key, key = jax.random.split(
-            jax.random.fold_in(jax.random.fold_in(base, 1), i), 3)
-        real = source.draw(x_key, source.arrays, BATCH)
-        fake = linear_map(g, latent01(z_key), (2,))
-        d, d_loss = d_step(d, d_objective, key, real, fake, p_name, level)
-      x_key, z_key, p_key, _ = jax.random.split(jax.random.fold_in(base, 2), 4)
-      x = source.draw(x_key, source.arrays, BATCH)
-      z = latent01(z_key)
-
-      def mode_terms(g, e):
-        """lambda1 ||x - G(E(x))||^2 - lambda2 log D(G(E(x))), averaged over x."""
-        rec = linear_map(g, linear_map(e, x, LATENT), (2,))
-        rec_in = perturb_fake(p_name, jax.random.fold_in(p_key, 1), rec, level, {})
-        geometric = recon_error(x, rec)
-        mode = -mean(jax.nn.log_sigmoid(tanh_critic(d, rec_in)))
-        return l1 * geometric + l2 * mode, (geometric, mode)
-
-      def t_g(g):
-        fake = perturb_fake(p_name, jax.random.fold_in(p_key, 0), linear_map(g, z, (2,)),
-                            level, {})
-        gan = g_objective(tanh_critic(d, fake))
-        terms, aux = mode_terms(g, e)
-        return gan + terms, (gan, *aux)
-
-      def t_e(e):
-        return mode_terms(g, e)[0]
-
-      (total, (gan, geometric, mode)), g_grads = jax.value_and_grad(t_g, has_aux=True)(g)
-      e_grads = jax.grad(t_e)(e)
-      g, e = sub(g, g_grads, LR["generator"]), sub(e, e_grads, LR["encoder"])
-      assert_metrics_close(self, metrics, {
-          "g_loss": total, "g_gan_loss": gan, "reconstruction": geometric,
-          "mode_regularizer": mode, "d_loss": d_loss})
-    for player, ref in (("generator", g), ("encoder", e), ("discriminator", d)):
-      assert_trees_close(self, state.params[player], ref, state0.params[player], player)
+    ref = reg_gan_reference(case, state0, source, iters)
+    self.check(case, state0, state, history, ref, ("generator", "encoder", "discriminator"))
 
   @parameterized.named_parameters(*MDGAN_CASES.items())
   def test_mdgan_iteration(self, case):
     c, source = encoder_config("mdgan", case)
     iters = case.get("iters", 1)
     _, state0, state, history = run_game(c, source, iters)
-    lam = case["lambda_manifold"]
-    d_objective = OBJECTIVES["non_saturating"][0]
-    p_name, level = case.get("perturbation", ("none", 0.0))
-    g, e, d1, d2 = (state0.params[k] for k in ("generator", "encoder", "d_manifold",
-                                                "d_diffusion"))
+    ref = mdgan_reference(case, state0, source, iters)
+    self.check(case, state0, state, history, ref,
+               ("generator", "encoder", "d_manifold", "d_diffusion"))
 
-    def reconstruct(g, e, x):
-      return linear_map(g, linear_map(e, x, LATENT), (2,))
 
-    for t, metrics in enumerate(history):
-      base = jax.random.fold_in(state0.rng, t)
-      # Manifold step: D1 tells x from G(E(x)); G, E minimize
-      # -lambda log D1(G(E(x))) + ||x - G(E(x))||^2.
-      x_key, key, p_key, _ = jax.random.split(jax.random.fold_in(base, 1), 4)
-      x = source.draw(x_key, source.arrays, BATCH)
-      d1, d1_loss = d_step(d1, d_objective, key, x, reconstruct(g, e, x), p_name, level)
+# ------------------------------------------------- EMA with batch norm in G
+EMA_STATS_TAG, EMA_STATS_BATCHES, BN_EPSILON = 1 << 20, 4, 1e-5
 
-      def manifold(ge):
-        rec = reconstruct(*ge, x)
-        rec_in = perturb_fake(p_name, p_key, rec, level, {})
-        geometric = recon_error(x, rec)
-        return -lam * mean(jax.nn.log_sigmoid(tanh_critic(d1, rec_in))) + geometric, geometric
 
-      (m_loss, geometric), (g_grads, e_grads) = jax.value_and_grad(
-          manifold, has_aux=True)((g, e))
-      g, e = sub(g, g_grads, LR["generator"]), sub(e, e_grads, LR["encoder"])
-      # Diffusion step: D2 tells G(E(x)) (as real) from G(z); G minimizes -log D2(G(z)).
-      x_key, z_key, key, p_key, _ = jax.random.split(jax.random.fold_in(base, 2), 5)
-      x = source.draw(x_key, source.arrays, BATCH)
-      z = latent01(z_key)
-      d2, d2_loss = d_step(d2, d_objective, key, reconstruct(g, e, x),
-                           linear_map(g, z, (2,)), p_name, level)
+def bn_generator(p, z, mu, var):
+  """``mlp`` with one batch-normed ReLU layer, normalised with (mu, var)."""
+  h = z.reshape(z.shape[0], -1) @ p["trunk"]["dense_0"]["kernel"]
+  bn = p["trunk"]["bn_0"]
+  h = (h - mu) / jnp.sqrt(var + BN_EPSILON) * bn["scale"] + bn["bias"]
+  return dense(p["out"], jax.nn.relu(h))
 
-      def diffusion(g):
-        fake = perturb_fake(p_name, p_key, linear_map(g, z, (2,)), level, {})
-        return -mean(jax.nn.log_sigmoid(tanh_critic(d2, fake)))
 
-      g_loss, g_grads = jax.value_and_grad(diffusion)(g)
-      g = sub(g, g_grads, LR["generator"])
-      assert_metrics_close(self, metrics, {
-          "manifold_loss": m_loss, "reconstruction": geometric, "g_loss": g_loss,
-          "d_manifold_loss": d1_loss, "d_diffusion_loss": d2_loss})
-    for player, ref in (("generator", g), ("encoder", e), ("d_manifold", d1),
-                        ("d_diffusion", d2)):
-      assert_trees_close(self, state.params[player], ref, state0.params[player], player)
+class EMAStatisticsTest(parameterized.TestCase):
+  """An EMA generator samples with batch statistics of its own weights."""
+
+  @parameterized.parameters("adversarial", "reg_gan")
+  def test_ema_samples_use_statistics_of_the_ema_weights(self, name):
+    if name == "adversarial":
+      c, source = base_config("points")
+      latent = lambda key, n: sample_latent(key, n, LATENT, prior="normal")
+      sample_key = lambda key: jax.random.split(key)[0]
+    else:
+      c, source = encoder_config(name, REG)
+      latent = lambda key, n: sample_latent(key, n, LATENT, prior="uniform", low=0.0)
+      sample_key = lambda key: key
+    c.model.generator = ml_collections.ConfigDict(
+        {"name": "mlp", "widths": (3,), "batch_norm": True})
+    c.game.ema_decay = 0.5
+    game, _, state, _ = run_game(c, source, 2)
+    ema, live = state.extra["ema_generator"], state.params["generator"]
+    key = jax.random.PRNGKey(5)
+    z = latent(sample_key(key), 8)
+    # The statistics the EMA weights produce on their own inputs.
+    stats_key = jax.random.split(jax.random.fold_in(
+        jax.random.fold_in(state.rng, state.step), EMA_STATS_TAG))[0]
+    h = latent(stats_key, EMA_STATS_BATCHES * BATCH) @ ema["trunk"]["dense_0"]["kernel"]
+    expected = bn_generator(ema, z, jnp.mean(h, 0), jnp.var(h, 0))
+    samples = game.sample(state, key, 8)
+    np.testing.assert_allclose(samples, expected, rtol=1e-4, atol=1e-5)
+    # Not the live generator's running statistics (which belong to the live weights).
+    running = state.model_state["generator"]["batch_stats"]["trunk"]["bn_0"]
+    with_live_stats = bn_generator(ema, z, running["mean"], running["var"])
+    self.assertGreater(float(jnp.max(jnp.abs(samples - with_live_stats))), 1e-3)
+    # The live generator keeps its own weights and statistics.
+    np.testing.assert_allclose(
+        game.sample(state, key, 8, ema=False),
+        bn_generator(live, z, running["mean"], running["var"]), rtol=1e-4, atol=1e-5)
+
+  def test_evaluation_says_it_samples_the_ema_generator(self):
+    c, source = base_config("points")
+    c.train.eval_samples = 8
+    for decay, expected in ((0.5, 1.0), (0.0, 0.0)):
+      c.game.ema_decay = decay
+      game = games.make_game(c, source)
+      ev = evaluate.Evaluator(game, source, c, self.create_tempdir().full_path)
+      self.assertEqual(ev.evaluate(game.init(jax.random.PRNGKey(SEED)), 0)["sampled_with_ema"],
+                       expected)
 
 
 if __name__ == "__main__":

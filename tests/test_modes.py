@@ -37,6 +37,15 @@ def _kl_bound(n_modes, n):
   return stats.chi2.ppf(1 - 1e-6, n_modes - 1) / (2 * n)
 
 
+
+def assert_bad_arguments(test, fn, kwargs, message):
+  """``fn(samples, centers, std, **rest)`` on a small valid call changed by ``kwargs`` fails."""
+  args = dict(samples=np.zeros((3, 1)), centers=np.zeros((2, 1)), std=0.1)
+  args.update(kwargs)
+  samples, centers, std = args.pop("samples"), args.pop("centers"), args.pop("std")
+  with test.assertRaisesRegex(ValueError, message):
+    fn(samples, centers, std, **args)
+
 class ModeStatisticsTest(parameterized.TestCase):
 
   @parameterized.parameters("grid_25", "ring_8", "mixture_3d_10", "mixture_3d_5",
@@ -143,11 +152,7 @@ class ModeStatisticsTest(parameterized.TestCase):
       ("dim", dict(samples=np.zeros((3, 2))), "1 columns"),
   )
   def test_bad_arguments(self, kwargs, message):
-    args = dict(samples=np.zeros((3, 1)), centers=np.zeros((2, 1)), std=0.1)
-    args.update(kwargs)
-    samples, centers, std = args.pop("samples"), args.pop("centers"), args.pop("std")
-    with self.assertRaisesRegex(ValueError, message):
-      modes.mode_statistics(samples, centers, std, **args)
+    assert_bad_arguments(self, modes.mode_statistics, kwargs, message)
 
 
 class SupportStatisticsTest(absltest.TestCase):
@@ -443,11 +448,7 @@ class PublishedModeProtocolTest(parameterized.TestCase):
       ("dim", dict(samples=np.zeros((3, 2))), "1 columns"),
   )
   def test_bad_arguments(self, kwargs, message):
-    args = dict(samples=np.zeros((3, 1)), centers=np.zeros((2, 1)), std=0.1)
-    args.update(kwargs)
-    samples, centers, std = args.pop("samples"), args.pop("centers"), args.pop("std")
-    with self.assertRaisesRegex(ValueError, message):
-      modes.published_mode_statistics(samples, centers, std, **args)
+    assert_bad_arguments(self, modes.published_mode_statistics, kwargs, message)
 
 
 if __name__ == "__main__":

@@ -281,4 +281,6 @@ def test_probe_cli_rejects_unknown_probe_by_name():
                        match="unknown probe 'nope'; valid: third_party, cross_test, gradients"):
       probe_cli.main(["probe"])
   finally:
+    # Leave the flags parsed (at their defaults): other tests read them.
     probe_cli.FLAGS.unparse_flags()
+    probe_cli.FLAGS.mark_as_parsed()

@@ -292,9 +292,12 @@ class LoopTest(parameterized.TestCase):
           "wgan_gp", 10.0, divergence="kl")}), r"penalty\.kwargs.*divergence.*valid"),
       ("penalty_missing", lambda c: c.game.update({"penalty": common.penalty(
           "roth_fgan", 1.0)}), r"roth_fgan.*needs.*divergence"),
+      # Encoder games take every component of the adversarial game (penalties,
+      # heat, samplers, ...) except joint_batch, refused with the reason.
       ("unsupported_in_encoder_game", lambda c: c.game.update(
-          {"name": "reg_gan", "penalty": common.penalty("roth_js", 0.1)}),
-       r"game\.penalty\.name='roth_js' is not supported by game 'reg_gan'"),
+          {"name": "reg_gan", "joint_batch": True, "penalty": common.penalty("roth_js", 0.1)}),
+       r"game\.joint_batch is not supported by game 'reg_gan': its discriminators see real "
+       r"and generated inputs in separate passes"),
       ("divergence_mismatch", lambda c: c.game.update(
           {"loss": "fgan_kl", "penalty": common.penalty("roth_fgan", 1.0, divergence="js")}),
        r"divergence \('js'\) must match.*fgan_kl"),

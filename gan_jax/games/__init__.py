@@ -4,6 +4,12 @@
 ``init(rng) -> TrainState``, ``step(state, arrays, shard) -> (state, metrics)``,
 ``sample(state, key, n)`` and ``discriminate(state, x)``. Building a game
 validates the whole config, so mistakes surface before anything compiles.
+
+Every game takes the same components (objective, penalties, perturbation,
+optimizers, n_critic / n_gen, ensemble, EMA), read once by ``_shared_args``
+and implemented once in ``games.base``; a game only decides which players see
+what. A combination a game does not implement fails with the reason
+(joint_batch in the encoder games).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from gan_jax import models
 from gan_jax import optim
 from gan_jax import schedules
 from gan_jax.data.source import DataSource
-from gan_jax.games.adversarial import AdversarialGame, PenaltySpec
+from gan_jax.games.adversarial import AdversarialGame
+from gan_jax.games.base import PenaltySpec
 from gan_jax.games.encoder import MDGANGame, RegGANGame
 
 _REGISTRIES = {models.make_generator: models.GENERATORS,
@@ -54,9 +61,13 @@ def _optimizer(config, player: str, source: DataSource, spec_field: str | None =
   spec = config.optim.get(field, None)
   if spec is None:
     raise ValueError(f"config.optim.{field} is required")
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), _PLAYER_TAGS[player])
-  return optim.make_optimizer(spec, field=f"optim.{field}", seed=jax.random.key_data(key),
+  return optim.make_optimizer(spec, field=f"optim.{field}", seed=sampler_key(config.seed, player),
                               data_size=source.size)
+
+
+def sampler_key(seed: int, player: str) -> jax.Array:
+  """The raw key a player's sampler (SGLD and relatives) starts from in a run of ``seed``."""
+  return jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(seed), _PLAYER_TAGS[player]))
 
 
 def _perturbation_args(game) -> dict[str, Any]:
@@ -86,11 +97,7 @@ def _check_schedule_fits(config, level) -> None:
           "game.perturbation.level")
 
 
-def _build_adversarial(config, source: DataSource) -> AdversarialGame:
-  game = config.game
-  g = _module(models.make_generator, config.model.generator, "model.generator",
-              out_shape=tuple(source.shape), image_shape=tuple(source.shape))
-  d = _module(models.make_discriminator, config.model.discriminator, "model.discriminator")
+def _penalty_specs(game) -> tuple[PenaltySpec, ...]:
   specs = []
   for field in ("penalty", "penalty_2"):
     spec = dict(_plain(game.get(field, {}) or {}))
@@ -104,39 +111,39 @@ def _build_adversarial(config, source: DataSource) -> AdversarialGame:
           and divergence != game.loss[len("fgan_"):]):
         raise ValueError(f"game.{field}.kwargs.divergence ({divergence!r}) must match the "
                          f"f-GAN of game.loss ({game.loss!r})")
+  return tuple(specs)
+
+
+def _shared_args(config) -> dict[str, Any]:
+  """The components every game takes, read once from the config."""
+  game = config.game
   perturbation = _perturbation_args(game)
   _check_schedule_fits(config, perturbation["perturbation_level"])
+  return {"loss": game.loss, "loss_kwargs": dict(_plain(game.get("loss_kwargs", {}) or {})),
+          "n_critic": game.get("n_critic", 1), "n_gen": game.get("n_gen", 1),
+          "penalties": _penalty_specs(game), "ema_decay": game.get("ema_decay", 0.0),
+          "ensemble": game.get("ensemble", 0), **_latent_args(config), **perturbation}
+
+
+def _build_adversarial(config, source: DataSource) -> AdversarialGame:
+  game = config.game
+  g = _module(models.make_generator, config.model.generator, "model.generator",
+              out_shape=tuple(source.shape), image_shape=tuple(source.shape))
+  d = _module(models.make_discriminator, config.model.discriminator, "model.discriminator")
   return AdversarialGame(
       generator=g, discriminator=d, data=source,
       g_tx=_optimizer(config, "generator", source),
       d_tx=_optimizer(config, "discriminator", source),
-      loss=game.loss, loss_kwargs=dict(_plain(game.get("loss_kwargs", {}) or {})),
-      n_critic=game.get("n_critic", 1), n_gen=game.get("n_gen", 1),
-      penalties=tuple(specs), ema_decay=game.get("ema_decay", 0.0),
-      ensemble=game.get("ensemble", 0), joint_batch=game.get("joint_batch", False),
-      **_latent_args(config), **perturbation)
-
-
-# Settings of the adversarial game the encoder games do not implement.
-_ADVERSARIAL_ONLY = {"penalty.name": "none", "penalty_2.name": "none", "ensemble": 0,
-                     "ema_decay": 0.0, "n_gen": 1, "joint_batch": False}
-
-
-def _reject_unsupported(config, supported_extra=()):
-  game = config.game
-  for path, default in _ADVERSARIAL_ONLY.items():
-    value = game
-    for part in path.split("."):
-      value = value.get(part, default) if value is not None else default
-    if value != default and path not in supported_extra:
-      raise ValueError(f"config.game.{path}={value!r} is not supported by game "
-                       f"{game.name!r}; it is a setting of game 'adversarial'")
-  if _plain(game.get("loss_kwargs", {}) or {}):
-    raise ValueError(f"config.game.loss_kwargs is not supported by game {game.name!r}")
+      joint_batch=game.get("joint_batch", False), **_shared_args(config))
 
 
 def _build_encoder_game(cls, config, source: DataSource, discriminators, **extra):
-  _reject_unsupported(config)
+  game = config.game
+  if game.get("joint_batch", False):
+    raise ValueError(f"config.game.joint_batch is not supported by game {game.name!r}: its "
+                     "discriminators see real and generated inputs in separate passes "
+                     "(each side's batch statistics kept apart, as the paper's Appendix B "
+                     "does for G(z) and G(E(x)))")
   model = config.model
   g = _module(models.make_generator, model.generator, "model.generator",
               out_shape=tuple(source.shape), image_shape=tuple(source.shape))
@@ -144,28 +151,22 @@ def _build_encoder_game(cls, config, source: DataSource, discriminators, **extra
               latent_shape=tuple(model.latent_shape))
   d = _module(models.make_discriminator, model.discriminator, "model.discriminator")
   e_field = "encoder" if config.optim.get("encoder", None) is not None else "generator"
-  perturbation = _perturbation_args(config.game)
-  _check_schedule_fits(config, perturbation["perturbation_level"])
   return cls(
       generator=g, encoder=e, discriminator=d, data=source,
       g_tx=_optimizer(config, "generator", source),
       e_tx=_optimizer(config, "encoder", source, spec_field=e_field),
       d_txs=tuple(_optimizer(config, name, source, spec_field="discriminator")
                   for name in discriminators),
-      loss=config.game.loss, **_latent_args(config), **perturbation, **extra)
+      **_shared_args(config), **extra)
 
 
 def _build_reg_gan(config, source):
   g = config.game
   return _build_encoder_game(RegGANGame, config, source, ("discriminator",),
-                             lambda1=g.get("lambda1", 0.2), lambda2=g.get("lambda2", 0.4),
-                             n_critic=g.get("n_critic", 1))
+                             lambda1=g.get("lambda1", 0.2), lambda2=g.get("lambda2", 0.4))
 
 
 def _build_mdgan(config, source):
-  if config.game.get("n_critic", 1) != 1:
-    raise ValueError("config.game.n_critic is not supported by game 'mdgan' (one update "
-                     "of each discriminator per step)")
   return _build_encoder_game(MDGANGame, config, source, ("d_manifold", "d_diffusion"),
                              lambda_manifold=config.game.get("lambda_manifold", 1.0))
 

@@ -17,12 +17,14 @@ Every toy method of the source papers is a configuration of this one game:
 
 One call of ``step`` is one iteration: ``n_critic`` discriminator updates then
 ``n_gen`` generator updates. Schedules are evaluated at the iteration count.
+The components themselves (penalties, perturbations, ensemble, EMA and the
+variables an EMA generator samples with) live in ``games.base``, shared with
+the encoder games.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -31,68 +33,17 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import losses
-from gan_jax import penalties
-from gan_jax import transforms
-from gan_jax.games.base import PERTURBATIONS, Perturbation, apply_model, init_module, make_schedule
+from gan_jax.games import base
+from gan_jax.games.base import (PenaltySpec, Perturbation, apply_model, init_module,
+                                make_schedule)
 from gan_jax.data.source import DataSource
 from gan_jax.models.latent import sample_latent
 from gan_jax.games.state import TrainState, step_key
-
-PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
-# How each penalty is called from (critic, critic with features, real, fake, key).
-_PENALTY_CALLS = {
-    "roth_js": lambda f, ff, real, fake, key, **kw: penalties.roth_js_penalty(f, real, fake, **kw),
-    "roth_fgan": lambda f, ff, real, fake, key, **kw: penalties.roth_fgan_penalty(f, fake, **kw),
-    "wgan_gp": lambda f, ff, real, fake, key, **kw: penalties.wgan_gp_penalty(
-        f, real, fake, key, **kw),
-    "ct": lambda f, ff, real, fake, key, **kw: penalties.ct_penalty(ff, real, key, **kw),
-    "r1": lambda f, ff, real, fake, key, **kw: penalties.r1_penalty(f, real, **kw),
-    "r2": lambda f, ff, real, fake, key, **kw: penalties.r2_penalty(f, fake, **kw),
-    "dragan": lambda f, ff, real, fake, key, **kw: penalties.dragan_penalty(f, real, key, **kw),
-}
-
-
-def _check_penalty_kwargs(spec) -> None:
-  """Unknown or missing penalty arguments fail at configuration, not at compile time."""
-  params = inspect.signature(penalties.PENALTIES[spec.name]).parameters
-  options = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-             and n != "has_aux"}
-  unknown = sorted(set(spec.kwargs) - options)
-  if unknown:
-    raise ValueError(f"{spec.field}.kwargs: unknown argument(s) {unknown} for penalty "
-                     f"{spec.name!r}; valid: {', '.join(sorted(options)) or 'none'}")
-  missing = sorted(n for n in options if params[n].default is inspect.Parameter.empty
-                   and n not in spec.kwargs)
-  if missing:
-    raise ValueError(f"{spec.field}.kwargs: penalty {spec.name!r} needs {missing}")
-
-
-# Penalties whose published weight gamma enters the loss as gamma / 2.
-_HALF_WEIGHTED = ("roth_js", "roth_fgan", "r1", "r2")
 
 Batch = jax.Array
 # Keys each update takes from the iteration's single split (the discriminator
 # update uses five: data, latent, perturbation, penalty, dropout).
 _KEYS_PER_UPDATE = 5
-
-
-@dataclasses.dataclass(frozen=True)
-class PenaltySpec:
-  """One gradient penalty of the discriminator loss.
-
-  Attributes:
-    name: one of ``PENALTY_NAMES`` except 'none'.
-    weight: a number or schedule mapping: gamma for Roth/R1/R2 (the loss adds
-      ``gamma / 2 * Omega``), lambda for WGAN-GP/CT/DRAGAN (``lambda * Omega``).
-    every: lazy period: applied every ``every`` discriminator steps with its
-      weight multiplied by ``every``.
-    kwargs: extra arguments of the penalty function.
-  """
-  name: str
-  weight: Any = 0.0
-  every: int = 1
-  kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  field: str = "game.penalty"  # where it came from in the config, for messages
 
 
 @dataclasses.dataclass
@@ -147,13 +98,7 @@ class AdversarialGame:
   joint_batch: bool = False
 
   def __post_init__(self):
-    for spec in self.penalties:
-      if spec.name not in PENALTY_NAMES[1:]:
-        raise ValueError(f"{spec.field}.name: unknown penalty {spec.name!r}; "
-                         f"valid: {', '.join(PENALTY_NAMES)}")
-      if not isinstance(spec.every, int) or spec.every < 1:
-        raise ValueError(f"{spec.field}.every must be a positive integer, got {spec.every!r}")
-      _check_penalty_kwargs(spec)
+    self.penalty_terms = base.Penalties(tuple(self.penalties))
     self.perturb = Perturbation(self.perturbation, dict(self.perturbation_kwargs))
     self.conditional = bool(getattr(self.generator, "num_classes", 0))
     if self.conditional:
@@ -164,20 +109,13 @@ class AdversarialGame:
         raise ValueError("a conditional game needs model.discriminator.num_classes equal to "
                          f"model.generator.num_classes ({self.generator.num_classes})")
     self.perturb.check_data(tuple(self.data.shape), self.data.name)
-    for field, value in (("game.n_critic", self.n_critic), ("game.n_gen", self.n_gen),
-                         ("train.batch_size", self.batch_size)):
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{field} must be a positive integer, got {value!r}")
-    if not 0.0 <= self.ema_decay < 1.0:
-      raise ValueError(f"game.ema_decay must be in [0, 1), got {self.ema_decay}")
-    if self.ensemble < 0:
-      raise ValueError(f"game.ensemble must be >= 0, got {self.ensemble}")
+    base.check_game_numbers(n_critic=self.n_critic, n_gen=self.n_gen,
+                            batch_size=self.batch_size, ema_decay=self.ema_decay,
+                            ensemble=self.ensemble)
     try:
       self.objective = losses.get_objective(self.loss, **dict(self.loss_kwargs))
     except (TypeError, ValueError) as e:
       raise ValueError(f"game.loss: {e}") from e
-    self.weight_schedules = tuple(make_schedule(p.weight, f"{p.field}.weight")
-                                  for p in self.penalties)
     self.level_schedule = make_schedule(self.perturbation_level, "game.perturbation.level")
 
   # ----------------------------------------------------------------- set-up
@@ -194,8 +132,7 @@ class AdversarialGame:
       # A separate copy: state buffers are donated, and a buffer may appear only once.
       extra["ema_generator"] = jax.tree.map(jnp.copy, g_params)
     if self.ensemble > 1:
-      extra["d_history"] = jax.tree.map(
-          lambda p: jnp.broadcast_to(p, (self.ensemble, *p.shape)), d_params)
+      extra["d_history"] = base.init_history(d_params, self.ensemble)
     return TrainState(
         step=jnp.zeros((), jnp.int32), rng=run_key,
         params={"generator": g_params, "discriminator": d_params},
@@ -225,22 +162,6 @@ class AdversarialGame:
 
     return fn
 
-  def _penalty(self, spec, weight_schedule, critic, critic_features, real, fake, key,
-               d_step):
-    """(weighted value, unweighted value, diagnostics) of one penalty."""
-    name = spec.name
-    fn = lambda: _PENALTY_CALLS[name](critic, critic_features, real, fake, key,
-                                      **dict(spec.kwargs))
-    weight = weight_schedule(d_step // self.n_critic)
-    if name in _HALF_WEIGHTED:
-      weight = weight / 2
-    if spec.every == 1:
-      value, diag = fn()
-      return weight * value, value, diag
-    # Lazy: the penalty (and its double backprop) only runs every k-th step.
-    scaled, diag = penalties.lazy_penalty(fn, d_step, every=spec.every, weight=1.0)
-    return weight * scaled, scaled / spec.every, diag
-
   # ------------------------------------------------------------- updates
   def _draw(self, key, arrays, n):
     """(examples, labels or None): labels only in a conditional game."""
@@ -266,8 +187,7 @@ class AdversarialGame:
     d_state = state.model_state["discriminator"]
     d_step = state.step * self.n_critic + index
 
-    def loss_fn(params):
-      rngs = {"dropout": drop_key}
+    def logits_fn(params):
       lab = _label_kwargs(labels)
       if self.joint_batch:
         both, upd = apply_model(self.discriminator, params, d_state,
@@ -276,42 +196,28 @@ class AdversarialGame:
                                 **_label_kwargs(None if labels is None else
                                                 jnp.concatenate([labels, labels])))
         real_logits, fake_logits = jnp.split(both, 2)
-      else:
-        # Independent dropout masks for each pass (and for the penalties' passes).
-        real_logits, upd = apply_model(self.discriminator, params, d_state, real_in,
-                                       train=True, rngs={"dropout": jax.random.fold_in(drop_key, 0)},
-                                       **lab)
-        fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
-                                       rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
-      loss = self.objective.discriminator(real_logits, fake_logits)
-      aux = {"logit_real": jnp.mean(real_logits), "logit_fake": jnp.mean(fake_logits),
-             "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-             "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_loss": loss}
-      critic = self._critic(params, d_state, jax.random.fold_in(drop_key, 2), labels=labels)
-      critic_features = self._critic(params, d_state, jax.random.fold_in(drop_key, 3),
-                                     features=True, labels=labels)
-      total_raw = total_weighted = 0.0
-      for i, (spec, schedule) in enumerate(zip(self.penalties, self.weight_schedules)):
-        weighted, raw, diag = self._penalty(spec, schedule, critic, critic_features, real_in,
-                                            fake_in, jax.random.fold_in(pen_key, i), d_step)
-        loss = loss + weighted
-        total_raw, total_weighted = total_raw + raw, total_weighted + weighted
-        aux[f"{spec.name}"] = raw
-        for k, v in diag.items():
-          if k != "d_aux" and jnp.ndim(v) == 0:
-            aux[f"{spec.name}_{k}"] = v
-      if self.penalties:
-        aux["penalty"], aux["penalty_weighted"] = total_raw, total_weighted
-      return loss, (aux, upd)
+        return real_logits, fake_logits, upd
+      # Independent dropout masks for each pass (and for the penalties' passes).
+      real_logits, upd = apply_model(self.discriminator, params, d_state, real_in,
+                                     train=True, rngs={"dropout": jax.random.fold_in(drop_key, 0)},
+                                     **lab)
+      fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
+                                     rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
+      return real_logits, fake_logits, upd
 
+    def critic_fn(params, key, features):
+      return self._critic(params, d_state, key, features=features, labels=labels)
+
+    loss_fn = base.discriminator_loss_fn(
+        self.objective, self.penalty_terms, logits_fn, critic_fn, real_in, fake_in,
+        drop_key=drop_key, pen_key=pen_key, d_step=d_step, iteration=state.step)
     grads, (aux, new_d_state) = jax.grad(loss_fn, has_aux=True)(d_params)
     updates, opt_state = self.d_tx.update(grads, state.opt_state["discriminator"], d_params)
     d_params = optax.apply_updates(d_params, updates)
     aux["d_grad_norm"] = optax.tree.norm(grads)
     extra = dict(state.extra)
     if "d_history" in extra:
-      extra["d_history"] = jax.tree.map(
-          lambda h, p: jnp.concatenate([p[None], h[:-1]], axis=0), extra["d_history"], d_params)
+      extra["d_history"] = base.push_history(extra["d_history"], d_params)
     state = state.replace(
         params={**state.params, "discriminator": d_params},
         model_state={**state.model_state, "discriminator": new_d_state},
@@ -347,22 +253,15 @@ class AdversarialGame:
           logits = self._critic(d_params, d_state, drop_key, labels=labels)(fake)
         return self.objective.generator(logits), logits
 
-      if d_members is None:
-        loss, logits = member_loss(state.params["discriminator"])
-        return loss, (new_g_state, logits)
-      # Ensemble of recent discriminator samples: the mean of their losses.
-      member_losses, logits = jax.vmap(member_loss)(d_members)
-      return jnp.mean(member_losses), (new_g_state, logits)
+      loss, logits = base.ensemble_mean(member_loss, state.params["discriminator"], d_members)
+      return loss, (new_g_state, logits)
 
     (loss, (new_g_state, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params["generator"])
     updates, opt_state = self.g_tx.update(grads, state.opt_state["generator"],
                                           state.params["generator"])
     g_params = optax.apply_updates(state.params["generator"], updates)
-    extra = dict(state.extra)
-    if "ema_generator" in extra:
-      extra["ema_generator"] = optax.incremental_update(
-          g_params, extra["ema_generator"], step_size=1.0 - self.ema_decay)
+    extra = base.ema_update(state.extra, g_params, self.ema_decay)
     state = state.replace(
         params={**state.params, "generator": g_params},
         model_state={**state.model_state, "generator": new_g_state},
@@ -401,12 +300,8 @@ class AdversarialGame:
     metrics["d_loss"] = jnp.mean(jnp.stack([m["d_loss"] for m in d_metrics]))
     metrics["g_loss"] = jnp.mean(jnp.stack([m["g_loss"] for m in g_metrics]))
     metrics["level"] = jnp.asarray(level, jnp.float32)
-    for i, (spec, schedule) in enumerate(zip(self.penalties, self.weight_schedules)):
-      weight = jnp.asarray(schedule(state.step), jnp.float32)
-      metrics[f"{spec.name}_weight"] = weight
-      if i == 0:
-        metrics["penalty_weight"] = weight  # the main penalty's (e.g. Roth's gamma)
-    metrics.update(_sampler_metrics(state.opt_state["discriminator"]))
+    metrics.update(self.penalty_terms.weight_metrics(state.step))
+    metrics.update(base.sampler_metrics(state.opt_state["discriminator"]))
     state = state.replace(step=state.step + 1)
     return state, metrics
 
@@ -417,16 +312,18 @@ class AdversarialGame:
 
     A conditional generator draws classes uniformly unless ``labels`` are given.
     """
-    params = state.extra.get("ema_generator") if ema else None
-    if params is None:
-      params = state.params["generator"]
     z_key, label_key = jax.random.split(key)
-    z = sample_latent(z_key, n, self.latent_shape, prior=self.latent_prior,
-                      **self.latent_kwargs)
+    latent_fn = lambda k, m: sample_latent(k, m, self.latent_shape, prior=self.latent_prior,
+                                           **self.latent_kwargs)
+    label_fn = ((lambda k, m: jax.random.randint(k, (m,), 0, self.data.num_classes))
+                if self.conditional else None)
+    params, collections, _ = base.sampling_variables(
+        self.generator, state, ema=ema, latent_fn=latent_fn, batch_size=self.batch_size,
+        label_fn=label_fn)
+    z = latent_fn(z_key, n)
     if self.conditional and labels is None:
-      labels = jax.random.randint(label_key, (n,), 0, self.data.num_classes)
-    out, _ = self.generate(params, state.model_state["generator"], z, train=False,
-                           labels=labels)
+      labels = label_fn(label_key, n)
+    out, _ = self.generate(params, collections, z, train=False, labels=labels)
     return out
 
   def discriminate(self, state: TrainState, x: jax.Array, labels: jax.Array | None = None):
@@ -434,18 +331,6 @@ class AdversarialGame:
     return apply_model(self.discriminator, state.params["discriminator"],
                        state.model_state["discriminator"], x, train=False,
                        **_label_kwargs(labels))[0]
-
-
-def _sampler_metrics(opt_state: Any) -> dict[str, jax.Array]:
-  """A Langevin-trained discriminator's last injected noise level and its ratio to the drift.
-
-  Empty for an optimizer without a sampler (``transforms.injected_noise_std``
-  and ``transforms.noise_to_drift_ratio`` find the sampler in any chain).
-  """
-  noise = transforms.injected_noise_std(opt_state)
-  if noise is None:
-    return {}
-  return {"d_noise_std": noise, "d_noise_to_drift": transforms.noise_to_drift_ratio(opt_state)}
 
 
 def _label_kwargs(labels) -> dict[str, Any]:

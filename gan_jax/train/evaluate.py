@@ -6,6 +6,7 @@ standalone on a checkpoint (``loop.load_checkpoint``) as it does in the loop.
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from gan_jax import plotting
 from gan_jax.metrics import fidelity
 from gan_jax.metrics import modes
+from gan_jax.train import seeds as seeds_lib
 
 # Grid cells per axis for the occupancy of beta-GAN's uniform stage.
 _OCCUPANCY_BINS = {1: 64, 2: 24, 3: 10}
@@ -44,6 +46,11 @@ class Evaluator:
     self.workdir = workdir
     self.n = int(config.train.get("eval_samples", 2000))
     self.seed = int(config.seed)
+    # game.sample draws from the generator EMA when the game keeps one (with
+    # batch statistics of the EMA weights: games.base.sampling_variables), so
+    # metrics, snapshots and figures are of the EMA generator; each eval
+    # record says so in 'sampled_with_ema' and the figures in their titles.
+    self.uses_ema = bool(getattr(game, "ema_decay", 0.0))
     self._sample = jax.jit(lambda state, key: game.sample(state, key, self.n))
     self.dist = source.info if hasattr(source.info, "centers") else None
     self.reference = None
@@ -59,6 +66,10 @@ class Evaluator:
     self.sample_dir = os.path.join(workdir, "samples")
     self.figure_dir = os.path.join(workdir, "figures")
 
+  @property
+  def _generator_note(self) -> str:
+    return " (EMA generator)" if self.uses_ema else ""
+
   def samples(self, state, step: int) -> np.ndarray:
     key = jax.random.fold_in(jax.random.PRNGKey(20_000 + self.seed), step)
     return np.asarray(jax.device_get(self._sample(state, key)))
@@ -71,7 +82,37 @@ class Evaluator:
     keep = 1000 if x.ndim == 2 else 64
     np.savez_compressed(os.path.join(self.sample_dir, f"step_{step:08d}.npz"),
                         samples=x[:keep].astype(np.float32))
-    return self.metrics(x, protocol_samples=self.protocol_samples(state, step, x))
+    out = self.metrics(x, protocol_samples=self.protocol_samples(state, step, x))
+    out["sampled_with_ema"] = float(self.uses_ema)
+    return out
+
+  def evaluate_seeds(self, state, step: int) -> list[dict[str, float]]:
+    """``evaluate`` of each replica of a run of several seeds (one dict per seed).
+
+    Replica ``i`` is evaluated exactly as a single run of its seed would be
+    (its own held-out reference and sample keys), with the one compiled
+    sampler; the first seed's samples go to ``samples/`` (the figures draw
+    them), the others' to ``samples/seed_<seed>/``.
+    """
+    seeds = seeds_lib.seed_list(self.config)
+    if len(seeds) == 1:
+      return [self.evaluate(state, step)]
+    return [self._replica(i, seed).evaluate(seeds_lib.take(state, i), step)
+            for i, seed in enumerate(seeds)]
+
+  def _replica(self, index: int, seed: int) -> "Evaluator":
+    cache = self.__dict__.setdefault("_replicas", {})
+    if seed not in cache:
+      replica = copy.copy(self)
+      replica.seed = seed
+      replica.__dict__.pop("_replicas", None)
+      if self.dist is not None:
+        replica.reference = np.asarray(self.dist.sample(jax.random.PRNGKey(10_000 + seed),
+                                                        self.n))
+      if index:
+        replica.sample_dir = os.path.join(self.sample_dir, f"seed_{seed}")
+      cache[seed] = replica
+    return cache[seed]
 
   def protocol_samples(self, state, step: int, x: np.ndarray) -> np.ndarray | None:
     """2,500 samples for the published mode protocol (mixtures only, else None).
@@ -144,10 +185,12 @@ class Evaluator:
       save(plotting.samples_figure(snaps, self.reference if self.reference is not None
                                    else snaps[-1][1], centers=centers,
                                    box=getattr(self.dist, "box", None),
-                                   title=f"{self.source.name}: samples over training"),
+                                   title=f"{self.source.name}: samples over training"
+                                   f"{self._generator_note}"),
            "samples.png")
     elif snaps and len(self.source.shape) == 3:
-      save(plotting.image_grid_figure(snaps[-1][1][:64], title=f"step {snaps[-1][0]}"),
+      save(plotting.image_grid_figure(snaps[-1][1][:64],
+                                      title=f"step {snaps[-1][0]}{self._generator_note}"),
            "samples.png")
     if train_records:
       steps = [r["step"] for r in train_records]
@@ -182,7 +225,8 @@ class Evaluator:
       stats = modes.mode_statistics(snaps[-1][1], self.dist.centers, self.dist.std,
                                     self.dist.weights)
       save(plotting.mode_histogram_figure(stats["mode_counts"], self.dist.weights,
-                                          title=f"samples per mode, step {snaps[-1][0]}"),
+                                          title=f"samples per mode, step {snaps[-1][0]}"
+                                          f"{self._generator_note}"),
            "modes.png")
 
 

@@ -32,6 +32,7 @@ import orbax.checkpoint as ocp
 from gan_jax import games
 from gan_jax.data import make_source
 from gan_jax.errors import ConfigError, WorkdirConflictError, WorkdirLockedError  # pylint: disable=unused-import
+from gan_jax.train import seeds as seeds_lib
 from gan_jax.train import step as step_lib
 from gan_jax.train import validate
 from gan_jax.train import workdir as workdir_lib
@@ -134,7 +135,22 @@ def restore(manager: ocp.CheckpointManager, step: int, like: TrainState, mesh) -
   return _from_savable(restored, like)
 
 
-def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best: bool = False):
+def initial_state(game, config, mesh):
+  """The game's initial state for a config: stacked over seeds when
+  ``train.num_seeds > 1`` (``seeds.init_states``), else one replica."""
+  seeds = seeds_lib.seed_list(config)
+  if len(seeds) > 1:
+    return seeds_lib.init_states(game, seeds, step_lib.replicated(mesh))
+  return step_lib.init_state(game, seeds[0], mesh)
+
+
+def state_step(state) -> int:
+  """The iteration count of a state (of its first replica, when stacked)."""
+  return int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
+
+
+def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best: bool = False,
+                    seed_index: int | None = 0):
   """Loads a run's game and state from its workdir, for standalone metrics.
 
   Args:
@@ -142,6 +158,9 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     config: the run's config; read from ``workdir/config.json`` if omitted.
     step: which checkpoint (default: the latest, or the best with ``best``).
     best: load from the best-checkpoint folder.
+    seed_index: for a run of several seeds (``train.num_seeds``), which
+      replica's state to return (default the first, ``config.seed``); ``None``
+      returns the stacked state of all.
 
   Returns:
     ``(game, state, source)``.
@@ -151,7 +170,7 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
   source = make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
-  like = step_lib.init_state(game, config.seed, mesh)
+  like = initial_state(game, config, mesh)
   folder = os.path.join(os.path.abspath(workdir), "best" if best else "checkpoints")
   manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(read_only=True))
   try:
@@ -161,6 +180,8 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     state = restore_run_state(manager, step, like, mesh, workdir, config_to_dict(config), source)
   finally:
     manager.close()
+  if seed_index is not None and len(seeds_lib.seed_list(config)) > 1:
+    state = seeds_lib.take(state, seed_index)
   return game, state, source
 
 
@@ -193,6 +214,20 @@ class MetricLog:
       return []
     with open(self.path, encoding="utf-8") as f:
       return [json.loads(line) for line in f if line.strip()]
+
+
+def check_finite_seeds(metrics: dict[str, np.ndarray], first_step: int, seeds,
+                       params_finite: bool = True, steps: int | None = None) -> None:
+  """``check_finite`` for metrics with a trailing seed axis; names the seed."""
+  if len(seeds) == 1:
+    return check_finite(metrics, first_step, params_finite, steps)
+  for i, seed in enumerate(seeds):
+    try:
+      check_finite({k: np.asarray(v)[..., i] for k, v in metrics.items()}, first_step,
+                   True, steps)
+    except NonFiniteError as e:
+      raise NonFiniteError(f"seed {seed}: {e}") from None
+  check_finite({}, first_step, params_finite, steps)
 
 
 def check_finite(metrics: dict[str, np.ndarray], first_step: int,
@@ -339,9 +374,9 @@ def restore_run_state(manager: ocp.CheckpointManager, step: int, like: TrainStat
   written_by = workdir_lib.config_at(workdir, config_dict, step)
   if written_by == config_dict:
     return restore(manager, step, like, mesh)
-  old_game = games.make_game(ml_collections.ConfigDict(written_by), source)
-  restored = restore(manager, step, step_lib.init_state(old_game, int(written_by["seed"]), mesh),
-                     mesh)
+  old_config = ml_collections.ConfigDict(written_by)
+  old_game = games.make_game(old_config, source)
+  restored = restore(manager, step, initial_state(old_game, old_config, mesh), mesh)
   shapes = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype), tree)
   try:
     same = (jax.tree.structure(like.opt_state) == jax.tree.structure(restored.opt_state)
@@ -355,6 +390,29 @@ def restore_run_state(manager: ocp.CheckpointManager, step: int, like: TrainStat
                                reason="the amended optimizers keep a state of another "
                                "structure")
   return restored.replace(opt_state=like.opt_state)
+
+
+def _means(records: list[dict]) -> list[dict]:
+  """The records figures draw: a run's, or the mean records of a run of several seeds."""
+  return [r for r in records if r.get("seed", "mean") == "mean"]
+
+
+def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None) -> dict:
+  """Writes one record (one seed) or a record per seed plus their mean and
+  standard error (``"seed": "mean"``, ``<name>_se``); returns the summary record."""
+  shared = shared or {}
+  if len(seeds) == 1:
+    record = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in values.items()}
+    log.write({"step": step, **record, **shared})
+    return record
+  for i, seed in enumerate(seeds):
+    log.write({"step": step, "seed": seed,
+               **{k: float(np.asarray(v)[i]) for k, v in values.items()}})
+  summary = {}
+  for k, v in values.items():
+    summary[k], summary[f"{k}_se"] = seeds_lib.aggregate(v)
+  log.write({"step": step, "seed": "mean", "num_seeds": len(seeds), **summary, **shared})
+  return summary
 
 
 def _nan_advice(error: NonFiniteError, ckpt: "Checkpoints", every: int) -> str:
@@ -398,14 +456,16 @@ def _train(config, config_dict, workdir, game, source, stop_after, amend) -> Run
 def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) -> RunResult:
   """Trains in a claimed, locked workdir."""
   t = config.train
-  state = step_lib.init_state(game, config.seed, mesh)
+  seeds = seeds_lib.seed_list(config)
+  multi = len(seeds) > 1
+  state = initial_state(game, config, mesh)
   arrays = step_lib.put_replicated(source.arrays, mesh)
   ckpt = Checkpoints(workdir, keep=t.get("keep_checkpoints", 3),
                      best_metric=t.get("best_metric", None), best_mode=t.get("best_mode", "min"))
   if decision["resume"] and ckpt.latest.latest_step() is not None:
     state = restore_run_state(ckpt.latest, ckpt.latest.latest_step(), state, mesh, workdir,
                               config_to_dict(config), source, record=True)
-  start = int(jax.device_get(state.step))
+  start = state_step(state)
   if start:
     print(f"resuming {workdir} from step {start}", file=sys.stderr, flush=True)
   train_log = MetricLog(os.path.join(workdir, "metrics.jsonl"), start)
@@ -414,7 +474,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
 
   spc = t.steps_per_call
   params_finite = jax.jit(all_finite)
-  run = step_lib.compile_steps(game.step, mesh, steps_per_call=spc,
+  run = step_lib.compile_steps(seeds_lib.vmap_step(game.step) if multi else game.step, mesh,
+                               steps_per_call=spc,
                                unroll=t.get("unroll", 1),
                                step_metrics=t.get("step_metrics", "every"))
   end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
@@ -423,8 +484,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     ckpt.close()
     print(f"{workdir} is already at step {start} (train.num_steps={t.num_steps}): nothing to "
           "train. Raise --config.train.num_steps to go on.", file=sys.stderr, flush=True)
-    last = eval_log.read()
-    final = {k: v for k, v in (last[-1] if last else {}).items() if k != "step"}
+    last = [r for r in eval_log.read() if r.get("seed", "mean") == "mean"]
+    final = {k: v for k, v in (last[-1] if last else {}).items() if k not in ("step", "seed")}
     return RunResult(state=state, game=game, source=source, final_metrics=final,
                      steps_per_second=0.0)
   progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
@@ -441,29 +502,33 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         arrays = step_lib.put_replicated(source.refill(step // spc + 1), mesh)
       chunk = jax.device_get(chunk)
       try:
-        check_finite(chunk, step, bool(params_finite((state.params, state.model_state))), spc)
+        check_finite_seeds(chunk, step, seeds,
+                           bool(params_finite((state.params, state.model_state))), spc)
       except NonFiniteError as e:
         raise NonFiniteError(_nan_advice(e, ckpt, every["checkpoint_every"])) from None
       step += spc
       for k, v in chunk.items():
-        window.setdefault(k, []).append(float(np.mean(v)))  # diagnostics: the call's last step
-      summary = {k: float(np.asarray(chunk[k])[-1]) for k in ("d_real", "d_fake", "level")
+        # Over the call's steps (diagnostics: its last step), per seed when several.
+        window.setdefault(k, []).append(np.mean(np.asarray(v, np.float64), axis=0))
+      summary = {k: float(np.mean(np.asarray(chunk[k])[-1])) for k in ("d_real", "d_fake", "level")
                  if k in chunk}
       log_now = step % every["log_every"] == 0 or step == end
       progress.update(step, summary, log=log_now)
       if log_now:
-        record = {"step": step, **{k: float(np.mean(v)) for k, v in window.items()},
-                  "steps_per_sec": progress.rate(step)}
-        train_log.write(record)
+        per_seed = {k: np.mean(np.stack(v), axis=0) for k, v in window.items()}
+        _write_records(train_log, step, seeds, per_seed,
+                       {"steps_per_sec": progress.rate(step)})
         window = {}
       if step % every["eval_every"] == 0 or step == end:
-        eval_metrics = evaluator.evaluate(state, step)
-        eval_log.write({"step": step, **eval_metrics})
+        results = evaluator.evaluate_seeds(state, step)
+        eval_metrics = _write_records(eval_log, step, seeds, {
+            k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
+            for k in results[0]} if multi else results[0])
       if step % every["checkpoint_every"] == 0 or step == end:
         ckpt.save(step, state, eval_metrics if step % every["eval_every"] == 0 or step == end
                   else None)
       if step % every["plot_every"] == 0 or step == end:
-        evaluator.plot(train_log.read(), eval_log.read())
+        evaluator.plot(_means(train_log.read()), _means(eval_log.read()))
   finally:
     ckpt.close()
   return RunResult(state=state, game=game, source=source, final_metrics=eval_metrics,

@@ -42,7 +42,8 @@ SECTIONS = {
     "game.perturbation": ("name", "level", "kwargs"),
     "train": ("batch_size", "num_steps", "steps_per_call", "unroll", "step_metrics", "log_every",
               "eval_every", "checkpoint_every", "plot_every", "keep_checkpoints",
-              "eval_samples", "best_metric", "best_mode", "num_devices", "progress"),
+              "eval_samples", "best_metric", "best_mode", "num_devices", "progress",
+              "num_seeds"),
 }
 EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
 STEP_METRICS = ("every", "last")
@@ -56,6 +57,7 @@ _RANGES = (
     ("train.keep_checkpoints", 1, None, True),
     ("train.eval_samples", 2, None, True),
     ("train.num_devices", 0, None, True),
+    ("train.num_seeds", 1, None, True),
     ("game.n_critic", 1, None, True),
     ("game.n_gen", 1, None, True),
     ("game.ensemble", 0, None, True),
@@ -165,7 +167,7 @@ def _check_schedule(spec: Any, field: str, num_steps: int, *, allow_inf: bool = 
                     what: str = "value") -> None:
   if spec is None:
     return
-  values = _schedule_values(_plain(spec), field, num_steps)
+  values = _wrap(lambda: _schedule_values(_plain(spec), field, num_steps))
   bad = np.isnan(values) | (values < 0) | (np.isinf(values) if not allow_inf else False)
   if bad.any():
     raise ConfigError(
@@ -241,8 +243,10 @@ def _wrap(build: Callable[[], Any], errors=(ValueError, TypeError, KeyError)) ->
   except ConfigError:
     raise
   except errors as e:
-    message = str(e).strip("'\"")
-    if not message.startswith("config.") and "config." not in message:
+    message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    if message.startswith(tuple(f"{s}." for s in SECTIONS[""])):
+      message = f"config.{message}"  # the factories name fields without the prefix
+    elif not message.startswith("config"):
       message = f"config: {message}"
     raise ConfigError(message) from e
 

@@ -37,6 +37,9 @@ HISTORY_FILE = "history.jsonl"
 RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
                     "train.plot_every", "train.checkpoint_every", "train.keep_checkpoints",
                     "train.eval_samples", "train.progress")
+# Fields added to the configs after runs were saved without them, at the value
+# those runs used: a saved run lacking one is the same run.
+ADDED_FIELDS = {"train.num_seeds": 1}
 # Prefixes of the fields ``amend=True`` may change: optimizer settings only;
 # everything else defines what the parameters mean.
 AMENDABLE_PREFIXES = ("optim.",)
@@ -61,6 +64,8 @@ def _same_when_missing(key: str, value: Any, name: Optional[str]) -> bool:
   run saved before an option was listed used its default, and is the same run.
   """
   from gan_jax import optim  # pylint: disable=g-import-not-at-top
+  if key in ADDED_FIELDS:
+    return value == ADDED_FIELDS[key]
   parts = key.split(".")
   if len(parts) != 3 or parts[0] != "optim" or name not in optim.OPTIMIZERS:
     return False

@@ -1,0 +1,89 @@
+"""Seeds as an axis of one program: S independent replicas of a run, vmapped.
+
+With ``train.num_seeds = S > 1`` the state pytree gains a leading axis of
+length S and the game's ``init``, ``step`` and ``sample`` are ``jax.vmap``-ped
+over it, so the S replicas compile once and run in one program. Replica ``i``
+has run seed ``config.seed + i``: its own initialisation, data, latent and
+perturbation streams (all drawn from the state's ``rng``) and its own sampler
+noise (the optimizer states' ``key`` fields, which the game seeds from the run
+seed when it is built). It computes what a single run with that seed computes,
+up to the rounding of batched arithmetic. The game never knows: batching is
+added here, around it.
+
+Checkpoints hold the stacked state (resume stays exact); metrics and
+evaluations are reported per seed and as mean and standard error over seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import games
+
+
+def seed_list(config) -> list[int]:
+  """The run seeds of a config's replicas: ``seed, seed + 1, ...``."""
+  n = int(config.train.get("num_seeds", 1) or 1)
+  return [int(config.seed) + i for i in range(n)]
+
+
+def _is_key_leaf(path) -> bool:
+  # optax convention (and gan_jax.transforms'): a transformation that needs
+  # randomness keeps it in a state field named ``key``.
+  last = path[-1] if path else None
+  return isinstance(last, jax.tree_util.GetAttrKey) and last.name == "key"
+
+
+def _rekey(opt_state: Any, raw_key: jax.Array) -> Any:
+  """``opt_state`` with every sampler ``key`` field set from ``raw_key``."""
+
+  def put(path, leaf):
+    if not _is_key_leaf(path):
+      return leaf
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(raw_key, impl=jax.random.key_impl(leaf))
+    return raw_key.astype(leaf.dtype).reshape(leaf.shape)
+
+  return jax.tree_util.tree_map_with_path(put, opt_state)
+
+
+def sampler_keys(seeds: Sequence[int], players: Sequence[str]) -> dict[str, jax.Array]:
+  """Per player, the stacked sampler keys a single run of each seed would use."""
+  return {p: jnp.stack([games.sampler_key(s, p) for s in seeds]) for p in players}
+
+
+def init_states(game, seeds: Sequence[int], sharding) -> Any:
+  """The stacked initial states of ``seeds``, built by one compiled program."""
+  players = list(jax.eval_shape(game.init, jax.random.PRNGKey(0)).opt_state)
+  keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+
+  def one(key, skeys):
+    state = game.init(key)
+    return state.replace(opt_state={p: _rekey(v, skeys[p]) if p in skeys else v
+                                    for p, v in state.opt_state.items()})
+
+  return jax.jit(jax.vmap(one), out_shardings=sharding)(keys, sampler_keys(seeds, players))
+
+
+def vmap_step(step_fn: Callable[..., Any]) -> Callable[..., Any]:
+  """``step(state, arrays, shard)`` over stacked states (the data arrays are shared)."""
+  return jax.vmap(step_fn, in_axes=(0, None, None))
+
+
+def take(tree: Any, index: int) -> Any:
+  """Replica ``index`` of a stacked pytree."""
+  return jax.tree.map(lambda x: x[index], tree)
+
+
+def aggregate(values: np.ndarray) -> tuple[float, float]:
+  """Mean and standard error over seeds (NaN-aware; SE 0 for one finite value)."""
+  v = np.asarray(values, dtype=np.float64)
+  v = v[np.isfinite(v)]
+  if v.size == 0:
+    return float("nan"), float("nan")
+  se = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+  return float(np.mean(v)), se
