@@ -71,6 +71,9 @@ def toy_config() -> ml_collections.ConfigDict:
   # program (gan_jax.train.seeds); metrics per seed and their mean +- SE.
   c.train.num_seeds = 1
   c.train.progress = True
+  # Figures every plot_every steps and at the end; False for headless sweeps
+  # (rendering is about half the wall time of a very short run).
+  c.train.figures = True
   return c
 
 

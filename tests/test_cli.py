@@ -202,6 +202,7 @@ class WorkdirTest(parameterized.TestCase):
     loop.train_and_evaluate(tiny_run_config(steps=4), workdir)
     events = [r["event"] for r in workdir_lib.read_history(workdir)]
     self.assertEqual(events, ["created"])
+    self.assertFalse(os.path.exists(os.path.join(workdir, "figures")))  # train.figures=False
 
 
 class ContinueAfterNanTest(parameterized.TestCase):

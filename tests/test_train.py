@@ -42,6 +42,7 @@ def shrink(c, *, steps=4, spc=2, batch=16, width=16):
     c.train[k] = steps
   c.train.eval_samples = 64
   c.train.progress = False
+  c.train.figures = False  # tests that look at figures turn them on
   level = c.game.perturbation.level
   if isinstance(level, ml_collections.ConfigDict) and level.get("name") == "beta":
     # One step per stage so that a few steps cross uniform, levels and data.
@@ -220,7 +221,9 @@ class LoopTest(parameterized.TestCase):
 
   def test_outputs_and_standalone_checkpoint_metrics(self):
     workdir = self.create_tempdir().full_path
-    result = loop.train_and_evaluate(tiny_run_config(), workdir)
+    c = tiny_run_config()
+    c.train.figures = True
+    result = loop.train_and_evaluate(c, workdir)
     for name in ("config.json", "metrics.jsonl", "eval.jsonl"):
       self.assertTrue(os.path.exists(os.path.join(workdir, name)), name)
     figures = {os.path.basename(f) for f in glob.glob(os.path.join(workdir, "figures", "*.png"))}

@@ -527,7 +527,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
       if step % every["checkpoint_every"] == 0 or step == end:
         ckpt.save(step, state, eval_metrics if step % every["eval_every"] == 0 or step == end
                   else None)
-      if step % every["plot_every"] == 0 or step == end:
+      if t.get("figures", True) and (step % every["plot_every"] == 0 or step == end):
         evaluator.plot(_means(train_log.read()), _means(eval_log.read()))
   finally:
     ckpt.close()

@@ -42,7 +42,7 @@ SECTIONS = {
     "game.perturbation": ("name", "level", "kwargs"),
     "train": ("batch_size", "num_steps", "steps_per_call", "unroll", "step_metrics", "log_every",
               "eval_every", "checkpoint_every", "plot_every", "keep_checkpoints",
-              "eval_samples", "best_metric", "best_mode", "num_devices", "progress",
+              "eval_samples", "best_metric", "best_mode", "num_devices", "progress", "figures",
               "num_seeds"),
 }
 EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
