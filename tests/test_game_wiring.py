@@ -404,6 +404,26 @@ def adversarial_reference(case, game, state, source, iters):
           "metrics": metrics}
 
 
+def check_step(test, case, state0, state, history, ref, players):
+  """A game's iterations against their reference: each player's update, the
+  EMA, the discriminator histories (``ref['history']``: name -> members) and
+  the reported metrics."""
+  for player in players:
+    assert_trees_close(test, state.params[player], ref[player], state0.params[player], player)
+  if case.get("ema_decay"):
+    assert_trees_close(test, state.extra["ema_generator"], ref["ema"],
+                       state0.params["generator"], "ema")
+  if case.get("ensemble", 0) > 1:
+    for name, members in ref["history"].items():
+      player = "discriminator" if name == "d_history" else name[:-len("_history")]
+      assert_trees_close(test, state.extra[name],
+                         jax.tree.map(lambda *m: jnp.stack(m), *members),
+                         jax.tree.map(lambda p: jnp.broadcast_to(p, (case["ensemble"], *p.shape)),
+                                      state0.params[player]), name)
+  for metrics, expected in zip(history, ref["metrics"]):
+    assert_metrics_close(test, metrics, expected)
+
+
 class AdversarialWiringTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*ADVERSARIAL_CASES.items())
@@ -412,19 +432,9 @@ class AdversarialWiringTest(parameterized.TestCase):
     iters = case.get("iters", 1)
     game, state0, state, history = run_game(c, source, iters)
     ref = adversarial_reference(case, game, state0, source, iters)
-    for player in ("generator", "discriminator"):
-      assert_trees_close(self, state.params[player], ref[player], state0.params[player],
-                         player)
-    if case.get("ema_decay"):
-      assert_trees_close(self, state.extra["ema_generator"], ref["ema"],
-                         state0.params["generator"], "ema")
     if case.get("ensemble", 0) > 1:
-      expected = jax.tree.map(lambda *m: jnp.stack(m), *ref["history"])
-      init = jax.tree.map(lambda p: jnp.broadcast_to(p, (case["ensemble"], *p.shape)),
-                          state0.params["discriminator"])
-      assert_trees_close(self, state.extra["d_history"], expected, init, "d_history")
-    for metrics, expected in zip(history, ref["metrics"]):
-      assert_metrics_close(self, metrics, expected)
+      ref = {**ref, "history": {"d_history": ref["history"]}}
+    check_step(self, case, state0, state, history, ref, ("generator", "discriminator"))
 
 
 # ------------------------------------------------------- encoder games
@@ -715,22 +725,7 @@ MDGAN_CASES = {
 class EncoderGamesWiringTest(parameterized.TestCase):
 
   def check(self, case, state0, state, history, ref, players):
-    for player in players:
-      assert_trees_close(self, state.params[player], ref[player], state0.params[player],
-                         player)
-    if case.get("ema_decay"):
-      assert_trees_close(self, state.extra["ema_generator"], ref["ema"],
-                         state0.params["generator"], "ema")
-    if case.get("ensemble", 0) > 1:
-      for name, members in ref["history"].items():
-        player = "discriminator" if name == "d_history" else name[:-len("_history")]
-        assert_trees_close(self, state.extra[name],
-                           jax.tree.map(lambda *m: jnp.stack(m), *members),
-                           jax.tree.map(lambda p: jnp.broadcast_to(p, (case["ensemble"],
-                                                                      *p.shape)),
-                                        state0.params[player]), name)
-    for metrics, expected in zip(history, ref["metrics"]):
-      assert_metrics_close(self, metrics, expected)
+    check_step(self, case, state0, state, history, ref, players)
 
   @parameterized.named_parameters(*REG_GAN_CASES.items())
   def test_reg_gan_iteration(self, case):
