@@ -70,6 +70,9 @@ def toy_config() -> ml_collections.ConfigDict:
   # Independent replicas (seeds seed, seed+1, ...) trained in one compiled
   # program (gan_jax.train.seeds); metrics per seed and their mean +- SE.
   c.train.num_seeds = 1
+  # Devices the seed axis is split over (each group of num_devices /
+  # seed_devices runs its seeds data parallel); must divide both.
+  c.train.seed_devices = 1
   c.train.progress = True
   # Figures every plot_every steps and at the end; False for headless sweeps
   # (rendering is about half the wall time of a very short run).

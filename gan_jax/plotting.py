@@ -133,6 +133,17 @@ def _new_figure(nrows: int, ncols: int, *, panel=(_PANEL, _PANEL), squeeze=False
   return fig, axes
 
 
+def _grid_figure(nrows: int, ncols: int, *, panel=(_PANEL, _PANEL)):
+  # Fixed margins instead of the constrained layout: for grids of like panels
+  # (one per seed) it looks the same and renders in about half the time.
+  fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows + 0.4))
+  axes = fig.subplots(nrows, ncols, squeeze=False)
+  fig.subplots_adjust(left=0.5 / (panel[0] * ncols), right=1 - 0.15 / (panel[0] * ncols),
+                      bottom=0.45 / (panel[1] * nrows + 0.4),
+                      top=1 - 0.55 / (panel[1] * nrows + 0.4), wspace=0.3, hspace=0.5)
+  return fig, axes
+
+
 def _series(name: str, values: ArrayLike, length: Optional[int] = None) -> np.ndarray:
   """A float vector; ``None`` entries become NaN (a gap in the line)."""
   if isinstance(values, (list, tuple)):
@@ -374,6 +385,92 @@ def _samples_projections(chosen, data, centers, limits, max_points) -> Figure:
   return fig
 
 
+def seed_samples_figure(samples: Sequence[tuple[Any, ArrayLike]], data: Optional[ArrayLike]
+                        = None, *, centers: Optional[ArrayLike] = None, box: Any = None,
+                        title: Optional[str] = None, max_points: int = 1000,
+                        images_per_seed: int = 16) -> Figure:
+  """Small multiples: one panel per seed of the same run, at the same step.
+
+  Points (``[n, d]``) are drawn over the data as in :func:`samples_figure`
+  (``d = 1`` a histogram, ``d >= 2`` the (x1, x2) projection); images
+  (``[n, H, W, C]``) as a mosaic of the first ``images_per_seed``.
+
+  Args:
+    samples: ``(seed, samples)`` pairs.
+    data: reference points ``[m, d]`` (points only; ignored for images).
+    centers: optional mode centres ``[k, d]``.
+    box: optional axis limits (as :func:`samples_figure`).
+    title: optional figure title.
+    max_points: at most this many points of each cloud are drawn.
+    images_per_seed: images shown per seed.
+
+  Returns:
+    The figure, one axes per seed.
+
+  Raises:
+    ValueError: for no samples or samples of different shapes.
+  """
+  items = list(samples)
+  if not items:
+    raise ValueError("samples is empty; pass at least one (seed, samples) pair")
+  shapes = {np.shape(x)[1:] for _, x in items}
+  if len(shapes) != 1:
+    raise ValueError(f"every seed's samples must have one shape; got {sorted(shapes)}")
+  cols = min(len(items), 5)
+  rows = math.ceil(len(items) / cols)
+  fig, axes = _grid_figure(rows, cols, panel=(0.8 * _PANEL, 0.8 * _PANEL))
+  flat = list(axes.reshape(-1))
+  image = len(shapes.pop()) >= 2
+  if not image:
+    data = None if data is None else _subsample(_points("data", data), max_points, seed=0)
+    limits = _box_limits(box, min(data.shape[1] if data is not None else 2, 3))
+  for (seed, x), ax in zip(items, flat):
+    if image:
+      arr = np.asarray(x, np.float64)[:images_per_seed]
+      arr = arr if arr.ndim == 4 else arr[..., None]
+      n, h, w, c = arr.shape
+      ncol = math.ceil(math.sqrt(n))
+      nrows = math.ceil(n / ncol)
+      mosaic = np.ones((nrows * (h + 1) + 1, ncol * (w + 1) + 1, c))
+      arr = (np.clip(np.nan_to_num(arr, nan=0.0), -1.0, 1.0) + 1.0) / 2.0
+      for k in range(n):
+        top, left = 1 + (k // ncol) * (h + 1), 1 + (k % ncol) * (w + 1)
+        mosaic[top:top + h, left:left + w] = arr[k]
+      ax.imshow(mosaic[..., 0] if c == 1 else mosaic, cmap="gray" if c == 1 else None,
+                vmin=0.0, vmax=1.0, interpolation="nearest")
+      ax.set_axis_off()
+      ax.set_title(f"seed {seed}", fontsize=9)
+      continue
+    pts, dropped = _finite_rows(_subsample(_points(f"samples of seed {seed}", x), max_points,
+                                           seed=1))
+    if pts.shape[1] == 1:
+      both = pts[:, 0] if data is None else np.concatenate([data[:, 0], pts[:, 0]])
+      lo, hi = limits[0] if limits is not None else (both.min(), both.max())
+      bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 41)
+      if data is not None:
+        ax.hist(data[:, 0], bins=bins, density=True, histtype="stepfilled", color=_DATA_COLOR)
+      ax.hist(pts[:, 0], bins=bins, density=True, histtype="step", color=_SAMPLE_COLOR)
+    else:
+      if data is not None:
+        ax.scatter(data[:, 0], data[:, 1], s=2, color=_DATA_COLOR, linewidths=0,
+                   rasterized=True)
+      ax.scatter(pts[:, 0], pts[:, 1], s=2, color=_SAMPLE_COLOR, alpha=0.6, linewidths=0,
+                 rasterized=True)
+      if centers is not None:
+        c = _points("centers", centers)
+        ax.plot(c[:, 0], c[:, 1], "x", color=_CENTER_COLOR, markersize=4)
+      if limits is not None:
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
+        ax.set_aspect("equal", adjustable="box")
+    ax.set_title(f"seed {seed}" + (f" ({dropped} non-finite)" if dropped else ""), fontsize=9)
+  for ax in flat[len(items):]:
+    ax.set_axis_off()
+  if title:
+    fig.suptitle(title)
+  return fig
+
+
 # ----------------------------------------------------------------------------
 # Images.
 
@@ -443,7 +540,8 @@ def curves_figure(steps: Optional[ArrayLike], history: Mapping[str, ArrayLike], 
                   keys: Sequence[str] = ("d_real", "d_fake"),
                   boundaries: Optional[Sequence[float]] = None,
                   boundary_label: Optional[str] = None, logy: bool = False,
-                  title: Optional[str] = None) -> Figure:
+                  title: Optional[str] = None,
+                  bands: Optional[Mapping[str, ArrayLike]] = None) -> Figure:
   """Metrics over training on one axes, with optional stage boundaries.
 
   The default keys give beta-GAN's Fig. 3: the discriminator's mean output on
@@ -460,6 +558,8 @@ def curves_figure(steps: Optional[ArrayLike], history: Mapping[str, ArrayLike], 
     boundary_label: legend entry of the boundary lines.
     logy: logarithmic y axis (non-positive values are hidden).
     title: optional axes title.
+    bands: metric name -> half-widths (e.g. the standard error over seeds of
+      a mean curve), drawn as a shaded band ``value +- half-width``.
 
   Returns:
     The figure (one axes; its ``lines`` are the curves then the boundaries).
@@ -475,7 +575,11 @@ def curves_figure(steps: Optional[ArrayLike], history: Mapping[str, ArrayLike], 
   fig, axes = _new_figure(1, 1, panel=(6.0, 3.5))
   ax = axes[0, 0]
   for key in present:
-    ax.plot(x, _series(key, history[key], len(x)), label=_LABELS.get(key, key), linewidth=1.2)
+    y = _series(key, history[key], len(x))
+    line, = ax.plot(x, y, label=_LABELS.get(key, key), linewidth=1.2)
+    if bands is not None and key in bands:
+      half = _series(f"{key} band", bands[key], len(x))
+      ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2, linewidth=0)
   if not present:
     _empty_panel(ax, f"none of {', '.join(keys)} recorded")
   _mark_boundaries(ax, boundaries, boundary_label)
@@ -486,6 +590,84 @@ def curves_figure(steps: Optional[ArrayLike], history: Mapping[str, ArrayLike], 
     ax.set_title(title)
   if ax.get_legend_handles_labels()[0]:
     ax.legend(fontsize=8)
+  return fig
+
+
+def _mean_and_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """NaN-aware mean and standard error over the first axis (SE 0 for one value)."""
+  finite = np.isfinite(values)
+  n = finite.sum(axis=0)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
+    dev = np.where(finite, values - mean, 0.0)
+    var = (dev ** 2).sum(axis=0) / np.maximum(n - 1, 1)
+    se = np.where(n > 1, np.sqrt(var / np.maximum(n, 1)), np.where(n == 1, 0.0, np.nan))
+  return mean, se
+
+
+def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayLike], *,
+                       seeds: Sequence[Any], keys: Optional[Sequence[str]] = None,
+                       boundaries: Optional[Sequence[float]] = None,
+                       title: Optional[str] = None) -> Figure:
+  """Metrics of a run of several seeds: every seed and their mean with a band.
+
+  One panel per metric: each seed as a thin line, the mean over seeds as a
+  thick line and mean +- one standard error (``std / sqrt(S)``, ``ddof = 1``,
+  over the seeds with a finite value at that step) as a shaded band.
+
+  Args:
+    steps: step of each entry (``None``: 0, 1, 2, ...).
+    per_seed: metric name -> values ``[S, T]`` (seed, step); NaN leaves gaps.
+    seeds: the S run seeds, for the legend.
+    keys: metrics to draw, in order (default: all of ``per_seed``); names
+      missing from ``per_seed`` are skipped.
+    boundaries: steps at which to draw vertical dotted lines (stage changes).
+    title: optional figure title.
+
+  Returns:
+    The figure, one axes per drawn metric (a note panel if none applies).
+
+  Raises:
+    ValueError: if a series is not ``[S, T]`` with S the number of seeds and T
+      the number of steps.
+  """
+  names = [k for k in (per_seed if keys is None else keys) if k in per_seed]
+  seeds = list(seeds)
+  arrays = {}
+  for k in names:
+    a = np.asarray(per_seed[k], dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != len(seeds):
+      raise ValueError(f"{k!r}: expected values of shape [seeds={len(seeds)}, steps], got "
+                       f"{a.shape}")
+    arrays[k] = a
+  length = next(iter(arrays.values())).shape[1] if arrays else 0
+  x = _steps(steps, length)
+  for k, a in arrays.items():
+    if a.shape[1] != len(x):
+      raise ValueError(f"{k!r} has {a.shape[1]} steps but steps has {len(x)}; they must match")
+  cols = max(1, min(len(names), 4))
+  rows = max(1, math.ceil(len(names) / cols))
+  fig, axes = _grid_figure(rows, cols, panel=(3.6, 2.9))
+  flat = list(axes.reshape(-1))
+  if not names:
+    _empty_panel(flat[0], "no metrics recorded")
+  for k, ax in zip(names, flat):
+    a = arrays[k]
+    for i, seed in enumerate(seeds):
+      ax.plot(x, a[i], linewidth=0.7, alpha=0.45, label=f"seed {seed}")
+    mean, se = _mean_and_se(a)
+    ax.fill_between(x, mean - se, mean + se, color="k", alpha=0.18, linewidth=0,
+                    label="mean +- SE")
+    ax.plot(x, mean, color="k", linewidth=1.8, label=f"mean of {len(seeds)}")
+    _mark_boundaries(ax, boundaries, None)
+    ax.set_title(_LABELS.get(k, k), fontsize=10)
+    ax.set_xlabel("step")
+  for ax in flat[len(names):] if names else flat[1:]:
+    ax.set_axis_off()
+  if names:
+    flat[len(names) - 1].legend(fontsize=6, loc="best")
+  if title:
+    fig.suptitle(title)
   return fig
 
 

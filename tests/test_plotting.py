@@ -402,3 +402,33 @@ def test_no_pyplot_imported(tmp_path):
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=root, env=env, check=True, timeout=120)
   assert out.stdout.split() == ["False", "False"]
+
+
+class TestSeedFigures:
+
+  def test_band_is_mean_plus_minus_standard_error(self):
+    values = np.array([[0.0, 1.0, np.nan], [2.0, 3.0, 5.0], [4.0, 8.0, 7.0]])
+    fig = plotting.seed_curves_figure([10, 20, 30], {"modes_captured": values},
+                                      seeds=[0, 1, 2])
+    ax = fig.axes[0]
+    mean_line = ax.lines[3]  # the three seeds, then the mean
+    np.testing.assert_allclose(mean_line.get_ydata(), [2.0, 4.0, 6.0])
+    band = ax.collections[0].get_paths()[0].vertices
+    se = [np.std([0, 2, 4], ddof=1) / np.sqrt(3), np.std([1, 3, 8], ddof=1) / np.sqrt(3),
+          np.std([5, 7], ddof=1) / np.sqrt(2)]
+    top = {x: y for x, y in band if x in (10, 20, 30) and y >= [2, 4, 6][[10, 20, 30].index(x)]}
+    np.testing.assert_allclose([top[10], top[20], top[30]], np.add([2, 4, 6], se))
+    with pytest.raises(ValueError, match=r"shape \[seeds=2, steps\]"):
+      plotting.seed_curves_figure([1, 2, 3], {"a": values}, seeds=[0, 1])
+
+  def test_small_multiples_one_panel_per_seed(self):
+    rng = np.random.default_rng(0)
+    fig = plotting.seed_samples_figure([(s, rng.normal(size=(50, 2))) for s in range(7)],
+                                       rng.normal(size=(80, 2)))
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == [f"seed {s}" for s in range(7)]
+    images = plotting.seed_samples_figure([(s, rng.uniform(-1, 1, (4, 8, 8, 1)))
+                                           for s in range(2)])
+    assert len(images.axes[0].images) == 1
+    with pytest.raises(ValueError, match="one shape"):
+      plotting.seed_samples_figure([(0, np.zeros((3, 2))), (1, np.zeros((3, 3)))])

@@ -85,6 +85,46 @@ class SeedAxisTest(parameterized.TestCase):
     for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # bit for bit
 
+  def test_seed_axis_split_over_devices_equals_one_group(self):
+    # 8 fake devices (conftest): 4 seeds over 2 groups of 4 data-parallel
+    # devices, against all 8 devices data parallel for every seed.
+    tmp = self.create_tempdir().full_path
+    c = sgld_config(steps=4, num_seeds=4)
+    c.train.batch_size = 32
+    one = loop.train_and_evaluate(c, os.path.join(tmp, "one"))
+    c.train.seed_devices = 2
+    split = loop.train_and_evaluate(c, os.path.join(tmp, "split"))
+    leaf = jax.tree.leaves(split.state.params)[0]
+    self.assertEqual(leaf.sharding.spec, jax.sharding.PartitionSpec("seeds"))
+    self.assertLen(leaf.addressable_shards[0].data, 2)  # two seeds per group
+    assert_trees_close(self, one.state.params, split.state.params, rtol=2e-5, atol=1e-6)
+    # It resumes from its own checkpoint in the same placement.
+    resumed = loop.train_and_evaluate(c, os.path.join(tmp, "split"))
+    self.assertEqual(jax.tree.leaves(resumed.state.params)[0].sharding.spec,
+                     jax.sharding.PartitionSpec("seeds"))
+    bad = sgld_config(num_seeds=3)
+    bad.train.seed_devices = 2
+    with self.assertRaisesRegex(ValueError, r"num_seeds \(3\) must be divisible by "
+                                r"train.seed_devices \(2\)"):
+      loop.train_and_evaluate(bad, os.path.join(tmp, "bad"))
+    bad.train.seed_devices = 3
+    with self.assertRaisesRegex(ValueError, r"seed_devices must divide the 8 devices.*"
+                                r"valid: 1, 2, 4, 8"):
+      loop.train_and_evaluate(bad, os.path.join(tmp, "bad3"))
+
+  def test_figures_of_several_seeds(self):
+    workdir = self.create_tempdir().full_path
+    c = sgld_config(steps=4, num_seeds=2)
+    c.train.figures = True
+    loop.train_and_evaluate(c, workdir)
+    for name in ("seeds_eval.png", "seeds_training.png", "seeds_samples.png", "d_curves.png",
+                 "samples.png"):
+      self.assertTrue(os.path.isfile(os.path.join(workdir, "figures", name)), name)
+    from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
+    steps, per_seed = evaluate.per_seed_series(records(workdir, "eval.jsonl"), [3, 4])
+    self.assertEqual(steps, [4])
+    self.assertEqual(per_seed["modes_captured"].shape, (2, 1))
+
   def test_aggregate(self):
     mean, se = seeds_lib.aggregate([1.0, 2.0, 3.0, np.nan])
     self.assertEqual((mean, se), (2.0, 1.0 / np.sqrt(3)))

@@ -52,6 +52,8 @@ class Evaluator:
     # record says so in 'sampled_with_ema' and the figures in their titles.
     self.uses_ema = bool(getattr(game, "ema_decay", 0.0))
     self._sample = jax.jit(lambda state, key: game.sample(state, key, self.n))
+    # All replicas of a run of several seeds in one call (train.num_seeds).
+    self._sample_seeds = jax.jit(jax.vmap(lambda state, key: game.sample(state, key, self.n)))
     self.dist = source.info if hasattr(source.info, "centers") else None
     self.reference = None
     if self.dist is not None:
@@ -70,19 +72,29 @@ class Evaluator:
   def _generator_note(self) -> str:
     return " (EMA generator)" if self.uses_ema else ""
 
+  def _sample_key(self, step: int) -> jax.Array:
+    return jax.random.fold_in(jax.random.PRNGKey(20_000 + self.seed), step)
+
+  def _draw(self, state, keys: jax.Array) -> np.ndarray:
+    """Samples of one state (one key) or of stacked replicas (a key per replica)."""
+    fn = self._sample if keys.ndim == 1 else self._sample_seeds
+    return np.asarray(jax.device_get(fn(state, keys)))
+
   def samples(self, state, step: int) -> np.ndarray:
-    key = jax.random.fold_in(jax.random.PRNGKey(20_000 + self.seed), step)
-    return np.asarray(jax.device_get(self._sample(state, key)))
+    return self._draw(state, self._sample_key(step))
 
   def evaluate(self, state, step: int) -> dict[str, float]:
     """Draws samples, saves them, returns their metrics as plain floats."""
     x = self.samples(state, step)
+    return self._record(x, self.protocol_samples(state, step, x), step)
+
+  def _record(self, x: np.ndarray, protocol: np.ndarray | None, step: int) -> dict[str, float]:
     os.makedirs(self.sample_dir, exist_ok=True)
     # Points are small; for images a grid's worth is enough to look at.
     keep = 1000 if x.ndim == 2 else 64
     np.savez_compressed(os.path.join(self.sample_dir, f"step_{step:08d}.npz"),
                         samples=x[:keep].astype(np.float32))
-    out = self.metrics(x, protocol_samples=self.protocol_samples(state, step, x))
+    out = self.metrics(x, protocol_samples=protocol)
     out["sampled_with_ema"] = float(self.uses_ema)
     return out
 
@@ -90,15 +102,20 @@ class Evaluator:
     """``evaluate`` of each replica of a run of several seeds (one dict per seed).
 
     Replica ``i`` is evaluated exactly as a single run of its seed would be
-    (its own held-out reference and sample keys), with the one compiled
-    sampler; the first seed's samples go to ``samples/`` (the figures draw
-    them), the others' to ``samples/seed_<seed>/``.
+    (its own held-out reference and sample keys); the replicas' samples are
+    drawn by one vmapped call (and the protocol's top-up by one more), only
+    the metrics are computed seed by seed. The first seed's samples go to
+    ``samples/`` (the figures draw them), the others' to
+    ``samples/seed_<seed>/``.
     """
     seeds = seeds_lib.seed_list(self.config)
     if len(seeds) == 1:
       return [self.evaluate(state, step)]
-    return [self._replica(i, seed).evaluate(seeds_lib.take(state, i), step)
-            for i, seed in enumerate(seeds)]
+    replicas = [self._replica(i, seed) for i, seed in enumerate(seeds)]
+    xs = self._draw(state, jnp.stack([r._sample_key(step) for r in replicas]))
+    protocol = self._top_up(state, step, xs, replicas)
+    return [r._record(xs[i], None if protocol is None else protocol[i], step)
+            for i, r in enumerate(replicas)]
 
   def _replica(self, index: int, seed: int) -> "Evaluator":
     cache = self.__dict__.setdefault("_replicas", {})
@@ -120,16 +137,20 @@ class Evaluator:
     The first ``PUBLISHED_PROTOCOL_SAMPLES`` of ``x``, topped up with further
     draws of the compiled sampler (fresh keys) when ``eval_samples`` is smaller.
     """
+    return self._top_up(state, step, x, [self])
+
+  def _top_up(self, state, step: int, x: np.ndarray, replicas) -> np.ndarray | None:
+    # x: [n, d] of one state, or [S, n, d] of stacked replicas (one key each).
     if self.dist is None or self.dist.centers is None:
       return None
     need = modes.PUBLISHED_PROTOCOL_SAMPLES
-    parts, have = [x], len(x)
-    base = jax.random.fold_in(jax.random.PRNGKey(30_000 + self.seed), step)
+    bases = [jax.random.fold_in(jax.random.PRNGKey(30_000 + r.seed), step) for r in replicas]
+    parts, have = [x], x.shape[-2]
     while have < need:
-      parts.append(np.asarray(jax.device_get(self._sample(state, jax.random.fold_in(
-          base, len(parts))))))
-      have += len(parts[-1])
-    return np.concatenate(parts)[:need]
+      keys = [jax.random.fold_in(b, len(parts)) for b in bases]
+      parts.append(self._draw(state, keys[0] if x.ndim == 2 else jnp.stack(keys)))
+      have += parts[-1].shape[-2]
+    return np.concatenate(parts, axis=-2)[..., :need, :]
 
   def metrics(self, x: np.ndarray, protocol_samples: np.ndarray | None = None
               ) -> dict[str, float]:
@@ -176,9 +197,22 @@ class Evaluator:
     return out
 
   def plot(self, train_records: list[dict], eval_records: list[dict]) -> None:
-    """Writes the run's figures into ``workdir/figures``."""
+    """Writes the run's figures into ``workdir/figures``.
+
+    The records are those of ``metrics.jsonl`` and ``eval.jsonl``. For a run
+    of several seeds the usual figures draw the mean records (with a +-SE band
+    on the D(real)/D(fake) curves and the samples of the first seed), and three
+    more show every seed: ``seeds_eval.png`` and ``seeds_training.png`` (each
+    seed's curve, the mean and a +-SE band) and ``seeds_samples.png`` (the
+    last samples of each seed, small multiples).
+    """
     os.makedirs(self.figure_dir, exist_ok=True)
     save = lambda fig, name: plotting.save_figure(fig, os.path.join(self.figure_dir, name))
+    seeds = seeds_lib.seed_list(self.config)
+    if len(seeds) > 1:
+      self._plot_seeds(seeds, train_records, eval_records, save)
+    train_records = [r for r in train_records if r.get("seed", "mean") == "mean"]
+    eval_records = [r for r in eval_records if r.get("seed", "mean") == "mean"]
     snaps = self._snapshots()
     if snaps and len(self.source.shape) == 1:
       centers = getattr(self.dist, "centers", None)
@@ -197,9 +231,12 @@ class Evaluator:
       history = {k: [r.get(k) if r.get(k) is not None else np.nan for r in train_records]
                  for k in train_records[-1]}
       boundaries = beta_boundaries(self.level_spec)
+      bands = {k: history[f"{k}_se"] for k in ("d_real", "d_fake") if f"{k}_se" in history}
       save(plotting.curves_figure(steps, history, keys=("d_real", "d_fake"),
                                   boundaries=[b for b in boundaries if b <= steps[-1]] or None,
-                                  title="discriminator output on real and generated data"),
+                                  title="discriminator output on real and generated data"
+                                  + (f" (mean +- SE of {len(seeds)} seeds)" if bands else ""),
+                                  bands=bands or None),
            "d_curves.png")
       save(plotting.losses_figure(steps, history), "losses.png")
       sched = {k: history[k] for k in history
@@ -228,6 +265,62 @@ class Evaluator:
                                           title=f"samples per mode, step {snaps[-1][0]}"
                                           f"{self._generator_note}"),
            "modes.png")
+
+
+  # Metrics drawn per seed, when recorded.
+  _SEED_EVAL_KEYS = ("modes_captured", "high_quality_share", "kl_mode_histogram",
+                     "energy_distance", "pacgan_modes", "grid_occupancy", "coverage")
+  _SEED_TRAIN_KEYS = ("d_real", "d_fake", "d_loss", "g_loss")
+
+  def _plot_seeds(self, seeds, train_records, eval_records, save) -> None:
+    boundaries = beta_boundaries(self.level_spec) or None
+    for records, keys, name, what in (
+        (train_records, self._SEED_TRAIN_KEYS, "seeds_training.png", "training"),
+        (eval_records, self._SEED_EVAL_KEYS, "seeds_eval.png", "evaluation")):
+      steps, per_seed = per_seed_series(records, seeds)
+      if steps:
+        last = steps[-1]
+        save(plotting.seed_curves_figure(
+            steps, per_seed, seeds=seeds, keys=keys,
+            boundaries=[b for b in boundaries if b <= last] if boundaries else None,
+            title=f"{self.source.name}: {what} of {len(seeds)} seeds"), name)
+    last = []
+    for i, seed in enumerate(seeds):
+      snaps = self._replica(i, seed)._snapshots()
+      if snaps:
+        last.append((seed, snaps[-1][1]))
+    if len(last) == len(seeds):
+      save(plotting.seed_samples_figure(
+          last, self.reference, centers=getattr(self.dist, "centers", None),
+          box=getattr(self.dist, "box", None),
+          title=f"{self.source.name}: each seed's samples at its last evaluation"
+          f"{self._generator_note}"), "seeds_samples.png")
+
+
+def per_seed_series(records: list[dict], seeds) -> tuple[list[int], dict[str, np.ndarray]]:
+  """The per-seed records of a run of several seeds as ``[S, T]`` arrays.
+
+  Returns the steps at which every seed has a record and, per metric, its
+  values ``[seed, step]`` (NaN where a seed's record lacks it).
+  """
+  by_step: dict[int, dict] = {}
+  for r in records:
+    if r.get("seed") in seeds:
+      by_step.setdefault(int(r["step"]), {})[r["seed"]] = r
+  steps = sorted(s for s, rs in by_step.items() if len(rs) == len(seeds))
+  names = sorted({k for s in steps for r in by_step[s].values() for k in r}
+                 - {"step", "seed"})
+  out = {}
+  for k in names:
+    out[k] = np.asarray([[_as_float(by_step[s][seed].get(k)) for s in steps] for seed in seeds])
+  return steps, out
+
+
+def _as_float(v) -> float:
+  try:
+    return float(v)
+  except (TypeError, ValueError):
+    return float("nan")
 
 
 def metric_names(game, source, config) -> set[str]:

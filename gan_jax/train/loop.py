@@ -127,10 +127,11 @@ class Checkpoints:
 
 
 def restore(manager: ocp.CheckpointManager, step: int, like: TrainState, mesh) -> TrainState:
-  """Restores ``step`` into the structure of ``like``, replicated on ``mesh``."""
+  """Restores ``step`` into the structure and placement of ``like`` (a state on
+  ``mesh``: replicated, or split over seeds)."""
   rep = step_lib.replicated(mesh)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep),
-                          _to_savable(like))
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+      x.shape, x.dtype, sharding=getattr(x, "sharding", rep)), _to_savable(like))
   restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
   return _from_savable(restored, like)
 
@@ -140,7 +141,7 @@ def initial_state(game, config, mesh):
   ``train.num_seeds > 1`` (``seeds.init_states``), else one replica."""
   seeds = seeds_lib.seed_list(config)
   if len(seeds) > 1:
-    return seeds_lib.init_states(game, seeds, step_lib.replicated(mesh))
+    return seeds_lib.init_states(game, seeds, step_lib.seed_sharding(mesh))
   return step_lib.init_state(game, seeds[0], mesh)
 
 
@@ -392,11 +393,6 @@ def restore_run_state(manager: ocp.CheckpointManager, step: int, like: TrainStat
   return restored.replace(opt_state=like.opt_state)
 
 
-def _means(records: list[dict]) -> list[dict]:
-  """The records figures draw: a run's, or the mean records of a run of several seeds."""
-  return [r for r in records if r.get("seed", "mean") == "mean"]
-
-
 def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None) -> dict:
   """Writes one record (one seed) or a record per seed plus their mean and
   standard error (``"seed": "mean"``, ``<name>_se``); returns the summary record."""
@@ -433,11 +429,17 @@ def _train(config, config_dict, workdir, game, source, stop_after, amend) -> Run
   from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
 
   t = config.train
-  mesh = step_lib.make_mesh(t.get("num_devices", 0))
   try:
-    step_lib.check_batch_divisible(t.batch_size, mesh)
+    mesh = step_lib.make_mesh(t.get("num_devices", 0), t.get("seed_devices", 1))
   except ValueError as e:
-    raise ConfigError(str(e), field="train.batch_size") from None
+    raise ConfigError(str(e), field=str(e).split(" ", 1)[0]) from None
+  for field, check, value in (("train.batch_size", step_lib.check_batch_divisible, t.batch_size),
+                              ("train.num_seeds", step_lib.check_seeds_divisible,
+                               t.get("num_seeds", 1))):
+    try:
+      check(value, mesh)
+    except ValueError as e:
+      raise ConfigError(str(e), field=field) from None
   # Refuse, before writing anything, a workdir that is already past this run's end.
   reached = workdir_lib.check(workdir, config_dict, amend=amend)["step"]
   if reached is not None and reached > t.num_steps:
@@ -477,7 +479,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   run = step_lib.compile_steps(seeds_lib.vmap_step(game.step) if multi else game.step, mesh,
                                steps_per_call=spc,
                                unroll=t.get("unroll", 1),
-                               step_metrics=t.get("step_metrics", "every"))
+                               step_metrics=t.get("step_metrics", "every"), stacked=multi)
   end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
   every = {name: t.get(name, spc) for name in _EVENT_FIELDS}
   if start >= end:
@@ -528,7 +530,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         ckpt.save(step, state, eval_metrics if step % every["eval_every"] == 0 or step == end
                   else None)
       if t.get("figures", True) and (step % every["plot_every"] == 0 or step == end):
-        evaluator.plot(_means(train_log.read()), _means(eval_log.read()))
+        evaluator.plot(train_log.read(), eval_log.read())
   finally:
     ckpt.close()
   return RunResult(state=state, game=game, source=source, final_metrics=eval_metrics,

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import games
+from gan_jax.train import step as step_lib
 
 
 def seed_list(config) -> list[int]:
@@ -70,8 +71,13 @@ def init_states(game, seeds: Sequence[int], sharding) -> Any:
 
 
 def vmap_step(step_fn: Callable[..., Any]) -> Callable[..., Any]:
-  """``step(state, arrays, shard)`` over stacked states (the data arrays are shared)."""
-  return jax.vmap(step_fn, in_axes=(0, None, None))
+  """``step(state, arrays, shard)`` over stacked states (the data arrays are shared).
+
+  The vmapped axis is named after the mesh's seed axis, so the batch sharding
+  constraints inside the step (``P('data')``) become ``P('seeds', 'data')``:
+  each seed's batch stays on its own seed group's devices.
+  """
+  return jax.vmap(step_fn, in_axes=(0, None, None), spmd_axis_name=step_lib.SEED_AXIS)
 
 
 def take(tree: Any, index: int) -> Any:

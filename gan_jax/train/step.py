@@ -1,13 +1,19 @@
 """Compiling a game's step: jit over a device mesh, many steps per call.
 
-Data parallelism is ``jax.jit`` over a one-axis mesh ``('data',)``: the state is
-replicated (``P()``), every batch drawn inside the step is constrained to be
-split along the batch dimension (``P('data')``). XLA's partitioner then turns
-the mean over the batch in each loss, and the batch statistics of batch norm,
-into cross-device collectives, so gradients are averaged over all devices and
-the result is the one of the global batch on one device. The same program runs
-on one CPU, eight fake CPU devices, a GPU box or a TPU slice; the older
-per-device mapping API, now in maintenance mode, is not used.
+The mesh has two axes, ``('seeds', 'data')``. Data parallelism is ``jax.jit``
+over the ``'data'`` axis: the state is replicated along it, every batch drawn
+inside the step is constrained to be split along the batch dimension
+(``P('data')``). XLA's partitioner then turns the mean over the batch in each
+loss, and the batch statistics of batch norm, into cross-device collectives,
+so gradients are averaged over all devices and the result is the one of the
+global batch on one device. A run of several seeds (``train.num_seeds``,
+``gan_jax.train.seeds``) stacks its replicas along a leading state axis; with
+``train.seed_devices = k`` that axis is split over ``k`` devices (``P('seeds')``)
+and each group of ``n / k`` devices runs its seeds data parallel. One seed, or
+``k = 1``, is a ``(1, n)`` mesh: plain data parallelism. The same program runs
+on one CPU, eight fake CPU devices, a GPU box, a TPU slice or, the mesh being
+built over ``jax.devices()`` (every process's devices), several hosts; the
+older per-device mapping API, now in maintenance mode, is not used.
 """
 
 from __future__ import annotations
@@ -18,22 +24,38 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+SEED_AXIS = "seeds"
 DATA_AXIS = "data"
 
 
-def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
-  """A 1-D ``('data',)`` mesh over the first ``num_devices`` devices (0: all)."""
+def make_mesh(num_devices: int = 0, seed_devices: int = 1) -> jax.sharding.Mesh:
+  """A ``('seeds', 'data')`` mesh over the first ``num_devices`` devices (0: all):
+  ``seed_devices`` groups along the seed axis, the rest data parallel."""
   devices = jax.devices()
   if num_devices < 0 or num_devices > len(devices):
     raise ValueError(f"train.num_devices must be in [0, {len(devices)}] (0 = all "
                      f"{len(devices)} devices), got {num_devices}")
   n = num_devices or len(devices)
-  return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
-                       devices=devices[:n])
+  if seed_devices < 1 or n % seed_devices:
+    divisors = [k for k in range(1, n + 1) if n % k == 0]
+    raise ValueError(f"train.seed_devices must divide the {n} devices of the run; got "
+                     f"{seed_devices}; valid: {', '.join(map(str, divisors))}")
+  return jax.make_mesh((seed_devices, n // seed_devices), (SEED_AXIS, DATA_AXIS),
+                       axis_types=(jax.sharding.AxisType.Auto,) * 2, devices=devices[:n])
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def seed_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """Stacked replicas split along their leading (seed) axis."""
+  return NamedSharding(mesh, P(SEED_AXIS))
+
+
+def state_sharding(mesh: jax.sharding.Mesh, stacked: bool) -> NamedSharding:
+  """Where a state lives: split over seeds when ``stacked``, else replicated."""
+  return seed_sharding(mesh) if stacked else replicated(mesh)
 
 
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
@@ -44,8 +66,15 @@ def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh) -> None:
   n = mesh.shape[DATA_AXIS]
   if batch_size % n:
     raise ValueError(f"train.batch_size ({batch_size}) must be divisible by the number "
-                     f"of devices ({n}); set train.batch_size to a multiple of {n} or "
-                     "train.num_devices to a divisor of it")
+                     f"of devices per seed group ({n}); set train.batch_size to a multiple "
+                     f"of {n}, or train.num_devices / train.seed_devices so that it is")
+
+
+def check_seeds_divisible(num_seeds: int, mesh: jax.sharding.Mesh) -> None:
+  k = mesh.shape[SEED_AXIS]
+  if num_seeds % k:
+    raise ValueError(f"train.num_seeds ({num_seeds}) must be divisible by "
+                     f"train.seed_devices ({k}), the devices the seed axis is split over")
 
 
 STEP_METRICS = ("every", "last")
@@ -57,7 +86,8 @@ ESSENTIAL_METRICS = ("d_loss", "g_loss", "level")
 def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
                   steps_per_call: int = 1, unroll: int | bool = 1,
                   donate: bool = True,
-                  step_metrics: str = "every") -> Callable[[Any, Any], tuple[Any, Any]]:
+                  step_metrics: str = "every",
+                  stacked: bool = False) -> Callable[[Any, Any], tuple[Any, Any]]:
   """Compiles ``steps_per_call`` iterations of a game into one call.
 
   Args:
@@ -77,6 +107,8 @@ def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
       still caught after the call, the parameters being checked, but located to
       the call, not the step). The benchmark measures no speed difference
       between the two on the toy MLPs (within its +-5% resolution).
+    stacked: ``step_fn`` runs stacked replicas (``seeds.vmap_step``): the
+      state stays split over the mesh's seed axis (``state_sharding``).
 
   Returns:
     ``run(state, arrays) -> (state, stacked_metrics)``, jitted.
@@ -113,7 +145,8 @@ def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
       metrics[k] = jnp.concatenate([stacked[:, i], metrics[k]])
     return state, metrics
 
-  return jax.jit(run, out_shardings=(rep, rep), donate_argnums=(0,) if donate else ())
+  return jax.jit(run, out_shardings=(state_sharding(mesh, stacked), rep),
+                 donate_argnums=(0,) if donate else ())
 
 
 def put_replicated(tree: Any, mesh: jax.sharding.Mesh) -> Any:

@@ -43,7 +43,7 @@ SECTIONS = {
     "train": ("batch_size", "num_steps", "steps_per_call", "unroll", "step_metrics", "log_every",
               "eval_every", "checkpoint_every", "plot_every", "keep_checkpoints",
               "eval_samples", "best_metric", "best_mode", "num_devices", "progress", "figures",
-              "num_seeds"),
+              "num_seeds", "seed_devices"),
 }
 EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
 STEP_METRICS = ("every", "last")
@@ -58,6 +58,7 @@ _RANGES = (
     ("train.eval_samples", 2, None, True),
     ("train.num_devices", 0, None, True),
     ("train.num_seeds", 1, None, True),
+    ("train.seed_devices", 1, None, True),
     ("game.n_critic", 1, None, True),
     ("game.n_gen", 1, None, True),
     ("game.ensemble", 0, None, True),
