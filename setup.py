@@ -31,5 +31,7 @@ setuptools.setup(
         "test": ["pytest>=9.0", "pytest-xdist>=3.8", "scipy>=1.17", "prdc>=0.2"],
         # tfds.load streams through TensorFlow; array-backed tfds.data_source does not need it.
         "tensorflow": ["tensorflow>=2.20"],
+        # TensorBoard scalars of a run (gan_jax/train/board.py), no TensorFlow needed.
+        "tensorboard": ["tensorboardX>=2.6"],
     },
 )

@@ -77,6 +77,8 @@ def toy_config() -> ml_collections.ConfigDict:
   # Figures every plot_every steps and at the end; False for headless sweeps
   # (rendering is about half the wall time of a very short run).
   c.train.figures = True
+  # TensorBoard scalars in <workdir>/tensorboard when tensorboardX is installed.
+  c.train.tensorboard = True
   return c
 
 

@@ -317,6 +317,11 @@ def seeds_suite(num_seeds: int, overrides: list[str]):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
+  def parts(name):  # the loop's own account of its wall time (timings.jsonl)
+    import json  # pylint: disable=g-import-not-at-top
+    with open(f"{root}/{name}/timings.jsonl", encoding="utf-8") as f:
+      return json.loads(f.readlines()[-1])
+
   together = timed([f"--config.train.num_seeds={num_seeds}"], "together")
   alone = [timed([f"--config.seed={s}"], f"seed_{s}") for s in range(num_seeds)]
   print(f"main job{' (' + ', '.join(overrides) + ')' if overrides else ''}, {num_seeds} seeds:")
@@ -324,6 +329,13 @@ def seeds_suite(num_seeds: int, overrides: list[str]):
   print(f"  {num_seeds} sequential single-seed runs: {sum(alone):.1f} s "
         f"(each {min(alone):.1f}-{max(alone):.1f} s)")
   print(f"  ratio (together / sequential): {together / sum(alone):.3f}")
+  names = ("setup", "first_call", "steps", "evaluation", "checkpoints", "figures", "logging")
+  for label, runs in ((f"{num_seeds}-seed run", ["together"]),
+                      ("single-seed runs (mean)", [f"seed_{s}" for s in range(num_seeds)])):
+    p = [parts(r) for r in runs]
+    split = ", ".join(f"{n} {np.mean([q.get(n, 0.0) for q in p]):.1f} s" for n in names)
+    share = np.mean([q["outside_steps_share"] for q in p])
+    print(f"  {label}: {split}; outside the compiled steps: {100 * share:.1f}% of the loop")
 
 
 def toy_suite(rounds: int, min_time: float):

@@ -12,6 +12,10 @@ A mistake in the command (an unknown or out-of-range field, a workdir of
 another run or in use, a data set that is not here) is printed as one paragraph
 and exits with status 2; training that produced NaN or inf exits with status 3.
 --debug shows the traceback as well.
+
+Several processes (hosts) train one run over a global device mesh; every
+process runs the same command with its own --process_id (or --distributed
+where the cluster is detected), see README "Many hosts".
 """
 
 import importlib.util
@@ -25,6 +29,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from gan_jax import errors
+from gan_jax.train import distributed
 from gan_jax.train import loop
 
 FLAGS = flags.FLAGS
@@ -35,6 +40,12 @@ flags.DEFINE_bool("amend", False, "Resume the workdir's run even though optimize
                   "(--config.optim.*) differ from its saved config, e.g. a lower learning "
                   "rate after a NaN; recorded in the workdir's history.jsonl.")
 flags.DEFINE_bool("debug", False, "Show the traceback of a user error too.")
+flags.DEFINE_bool("distributed", False, "Run as one of several processes, the cluster "
+                  "detected from the environment (TPU pod slice, SLURM, Open MPI).")
+flags.DEFINE_string("coordinator_address", None, "Multi-process run: host:port of process "
+                    "0's coordinator (with --num_processes and --process_id).")
+flags.DEFINE_integer("num_processes", None, "Multi-process run: the number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-process run: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 USER_ERROR_STATUS = 2
@@ -129,6 +140,12 @@ def main(argv):
           "(see --helpfull)", USER_ERROR_STATUS, debug=False)
   # Progress goes to stderr by itself; keep library chatter (checkpointing) quiet.
   logging.set_verbosity(logging.WARNING)
+  multi = [FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id]
+  if FLAGS.distributed or any(v is not None for v in multi):
+    try:
+      distributed.initialize(*multi)
+    except ValueError as e:
+      _fail(str(e), USER_ERROR_STATUS, debug=FLAGS.debug)
   try:
     result = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir, amend=FLAGS.amend)
   except errors.UserError as e:
@@ -139,6 +156,8 @@ def main(argv):
     if FLAGS.debug:
       raise
     _fail(str(e), NON_FINITE_STATUS, debug=False)
+  if not distributed.is_primary():
+    return
   summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.final_metrics.items())
                       if isinstance(v, (int, float)) and v is not None)
   print(f"finished {FLAGS.workdir}: {summary or 'no evaluation metrics'}")

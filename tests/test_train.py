@@ -386,3 +386,40 @@ def test_last_step_metrics_only_same_training():
   # A call's metrics of its last step only are that step's: NaN located there.
   with pytest.raises(loop.NonFiniteError, match="'d_loss' became NaN or inf at step 14"):
     loop.check_finite({"d_loss": np.array([np.nan])}, 10, steps=4)
+
+
+def read_tensorboard_scalars(folder):
+  """{tag: [(step, value)]} of the event files in ``folder`` (tensorboardX's protos)."""
+  import struct  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in sorted(os.listdir(folder)):
+    with open(os.path.join(folder, name), "rb") as f:
+      data = f.read()
+    pos = 0
+    while pos < len(data):
+      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 12 + length + 4
+      for v in event.summary.value:
+        out.setdefault(v.tag, []).append((event.step, v.simple_value))
+  return out
+
+
+class TensorBoardTest(parameterized.TestCase):
+
+  def test_records_become_scalars(self):
+    workdir = self.create_tempdir().full_path
+    c = tiny_run_config(steps=4)
+    loop.train_and_evaluate(c, workdir)
+    scalars = read_tensorboard_scalars(os.path.join(workdir, "tensorboard"))
+    metrics = loop.MetricLog(os.path.join(workdir, "metrics.jsonl"), 4).read()
+    evals = loop.MetricLog(os.path.join(workdir, "eval.jsonl"), 4).read()
+    self.assertEqual(scalars["train/d_loss"],
+                     [(r["step"], pytest.approx(r["d_loss"], rel=1e-6)) for r in metrics])
+    self.assertEqual(scalars["eval/energy_distance"],
+                     [(r["step"], pytest.approx(r["energy_distance"], rel=1e-6)) for r in evals])
+    c.train.tensorboard = False
+    off = self.create_tempdir().full_path
+    loop.train_and_evaluate(c, off)
+    self.assertFalse(os.path.exists(os.path.join(off, "tensorboard")))

@@ -915,7 +915,9 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
   to ``[-1, 1]`` inside the compiled step. With several hosts each holds
   ``N // P`` contiguous examples (:func:`host_shard` with ``drop_remainder``,
   so every host compiles the same shapes) and draws its part of the batch from
-  them; ``size`` is the global ``N``.
+  them; ``size`` is the global ``N``. Without those options (the trainer's
+  default) every process holds the whole split: the compiled step then draws
+  the global batch as one process would.
 
   Args:
     name: one of :data:`IMAGE_DATASETS`.
@@ -944,10 +946,20 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
   options = {k: v for k, v in options.items() if k in own}
   process_index = options.pop("process_index", None)
   process_count = options.pop("process_count", None)
+  if process_count is None and process_index is None:
+    # The trainer's default: every process holds the whole split and the
+    # compiled step draws the global batch from it, each device computing its
+    # own part (gan_jax.train.distributed), so several processes train exactly
+    # as one. Explicit options give one host's part instead.
+    process_index, process_count = 0, 1
   set_options = {k: options.pop(k) for k in _SET_OPTIONS.get(name, ()) if k in options}
   stream_buffer = options.pop("stream_buffer", None) or 0
   stream_seed = options.pop("stream_seed", None) or 0
   if stream_buffer:
+    if jax.process_count() > 1:
+      raise ValueError("stream_buffer: streaming is not supported with several processes "
+                       f"yet (this job has {jax.process_count()}); keep the split in memory "
+                       "with stream_buffer=0 (every process then holds the whole split)")
     if name in _MODE_SETS:
       raise ValueError(f"stream_buffer: {name} is composed from MNIST, which is kept in "
                        "memory; set stream_buffer to 0")

@@ -18,6 +18,7 @@ import numpy as np
 from gan_jax import plotting
 from gan_jax.metrics import fidelity
 from gan_jax.metrics import modes
+from gan_jax.train import distributed
 from gan_jax.train import seeds as seeds_lib
 
 # Grid cells per axis for the occupancy of beta-GAN's uniform stage.
@@ -78,7 +79,7 @@ class Evaluator:
   def _draw(self, state, keys: jax.Array) -> np.ndarray:
     """Samples of one state (one key) or of stacked replicas (a key per replica)."""
     fn = self._sample if keys.ndim == 1 else self._sample_seeds
-    return np.asarray(jax.device_get(fn(state, keys)))
+    return distributed.fetch(fn(state, keys))
 
   def samples(self, state, step: int) -> np.ndarray:
     return self._draw(state, self._sample_key(step))
@@ -89,11 +90,12 @@ class Evaluator:
     return self._record(x, self.protocol_samples(state, step, x), step)
 
   def _record(self, x: np.ndarray, protocol: np.ndarray | None, step: int) -> dict[str, float]:
-    os.makedirs(self.sample_dir, exist_ok=True)
-    # Points are small; for images a grid's worth is enough to look at.
-    keep = 1000 if x.ndim == 2 else 64
-    np.savez_compressed(os.path.join(self.sample_dir, f"step_{step:08d}.npz"),
-                        samples=x[:keep].astype(np.float32))
+    if distributed.is_primary():  # every process computes the metrics, one writes
+      os.makedirs(self.sample_dir, exist_ok=True)
+      # Points are small; for images a grid's worth is enough to look at.
+      keep = 1000 if x.ndim == 2 else 64
+      np.savez_compressed(os.path.join(self.sample_dir, f"step_{step:08d}.npz"),
+                          samples=x[:keep].astype(np.float32))
     out = self.metrics(x, protocol_samples=protocol)
     out["sampled_with_ema"] = float(self.uses_ema)
     return out

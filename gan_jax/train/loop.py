@@ -32,6 +32,9 @@ import orbax.checkpoint as ocp
 from gan_jax import games
 from gan_jax.data import make_source
 from gan_jax.errors import ConfigError, WorkdirConflictError, WorkdirLockedError  # pylint: disable=unused-import
+from gan_jax.errors import WorkdirError
+from gan_jax.train import board as board_lib
+from gan_jax.train import distributed
 from gan_jax.train import seeds as seeds_lib
 from gan_jax.train import step as step_lib
 from gan_jax.train import validate
@@ -147,7 +150,7 @@ def initial_state(game, config, mesh):
 
 def state_step(state) -> int:
   """The iteration count of a state (of its first replica, when stacked)."""
-  return int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
+  return int(np.asarray(distributed.fetch(state.step)).reshape(-1)[0])
 
 
 def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best: bool = False,
@@ -194,9 +197,10 @@ def _finite_or_none(v: float):
 class MetricLog:
   """Append-only JSON-lines file; on resume, records past the checkpoint are dropped."""
 
-  def __init__(self, path: str, resume_step: int):
+  def __init__(self, path: str, resume_step: int, board=None, prefix: str = ""):
     self.path = path
-    if os.path.exists(path):
+    self.board, self.prefix = board, prefix  # TensorBoard scalars too (board.py)
+    if distributed.is_primary() and os.path.exists(path):
       with open(path, encoding="utf-8") as f:
         kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
       tmp = path + ".tmp"
@@ -205,10 +209,14 @@ class MetricLog:
       os.replace(tmp, path)
 
   def write(self, record: dict[str, Any]) -> None:
+    if not distributed.is_primary():
+      return  # one writer: process 0
     clean = {k: (_finite_or_none(float(v)) if isinstance(v, (float, int, np.number)) and
                  not isinstance(v, bool) else v) for k, v in record.items()}
     with open(self.path, "a", encoding="utf-8") as f:
       f.write(json.dumps(clean) + "\n")
+    if self.board is not None:
+      self.board.write(self.prefix, record)
 
   def read(self) -> list[dict[str, Any]]:
     if not os.path.exists(self.path):
@@ -273,6 +281,7 @@ class Progress:
   def __init__(self, total: int, start: int, enabled: bool = True):
     self.total, self.start = total, start
     self.t0 = time.time()
+    enabled = enabled and distributed.is_primary()
     self.live = enabled and sys.stderr.isatty()
     self.enabled = enabled
 
@@ -307,6 +316,8 @@ class RunResult:
   source: Any
   final_metrics: dict[str, float]
   steps_per_second: float
+  # Wall time per part of the run (see _Clock); empty when nothing was trained.
+  timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -347,12 +358,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if stop_after is not None and (stop_after < 1 or stop_after % t.steps_per_call):
     raise ValueError(f"stop_after ({stop_after}) must be a positive multiple of "
                      f"config.train.steps_per_call ({t.steps_per_call})")
-  if jax.process_count() > 1:
-    # Each process would write the same files and hold its own part of image
-    # data; both need process-aware code that is not written yet.
-    raise NotImplementedError(
-        f"train_and_evaluate runs on one host; this job has {jax.process_count()} "
-        "processes. Multi-host training is planned on jax.distributed.")
   source = validated.source
   try:
     return _train(config, config_dict, workdir, validated.game, source, stop_after, amend)
@@ -440,24 +445,71 @@ def _train(config, config_dict, workdir, game, source, stop_after, amend) -> Run
       check(value, mesh)
     except ValueError as e:
       raise ConfigError(str(e), field=field) from None
-  # Refuse, before writing anything, a workdir that is already past this run's end.
-  reached = workdir_lib.check(workdir, config_dict, amend=amend)["step"]
-  if reached is not None and reached > t.num_steps:
-    raise ConfigError(
-        f"workdir {workdir!r} holds this run at step {reached}, beyond "
-        f"config.train.num_steps={t.num_steps}; nothing was changed. To train further, "
-        f"raise --config.train.num_steps above {reached}; to score the run as it is, use "
-        "experiments/score.py.", field="train.num_steps")
-  decision, lock = workdir_lib.claim(workdir, config_dict, amend=amend)
+  decision, lock = _claim(workdir, config_dict, t.num_steps, amend)
   try:
     return _run(config, workdir, game, source, stop_after, mesh, decision, evaluate)
   finally:
-    lock.release()
+    if lock is not None:
+      lock.release()
+
+
+def _claim(workdir, config_dict, num_steps, amend):
+  """Checks, locks and claims the workdir (process 0; the others learn its decision)."""
+  if not distributed.is_primary():
+    code = int(distributed.broadcast(np.int32(0)))
+    if code == 0:
+      raise WorkdirError(f"process 0 refused the workdir {workdir!r}; its error says why")
+    return {"resume": code == 2}, None
+  try:
+    # Refuse, before writing anything, a workdir that is already past this run's end.
+    reached = workdir_lib.check(workdir, config_dict, amend=amend)["step"]
+    if reached is not None and reached > num_steps:
+      raise ConfigError(
+          f"workdir {workdir!r} holds this run at step {reached}, beyond "
+          f"config.train.num_steps={num_steps}; nothing was changed. To train further, "
+          f"raise --config.train.num_steps above {reached}; to score the run as it is, use "
+          "experiments/score.py.", field="train.num_steps")
+    decision, lock = workdir_lib.claim(workdir, config_dict, amend=amend)
+  except BaseException:
+    distributed.broadcast(np.int32(0))  # the others stop too
+    raise
+  distributed.broadcast(np.int32(2 if decision["resume"] else 1))
+  return decision, lock
+
+
+class _Clock:
+  """Wall time per part of a run (``RunResult.timings``, ``timings.jsonl``).
+
+  ``setup``: building, initialising or restoring the state; ``first_call``:
+  the first compiled call (compilation included); ``steps``: the other calls,
+  waited for; ``evaluation``, ``checkpoints``, ``figures``, ``logging``: the
+  work between calls. ``outside_steps_share`` is the share of the loop's wall
+  time (after the first call) spent outside the compiled calls.
+  """
+
+  def __init__(self):
+    self.t0 = time.perf_counter()
+    self.parts: dict[str, float] = {}
+
+  def add(self, name: str, since: float) -> float:
+    now = time.perf_counter()
+    self.parts[name] = self.parts.get(name, 0.0) + now - since
+    return now
+
+  def summary(self) -> dict[str, float]:
+    out = dict(self.parts)
+    out["total"] = time.perf_counter() - self.t0
+    outside = sum(v for k, v in self.parts.items()
+                  if k not in ("setup", "first_call", "steps"))
+    loop_time = outside + self.parts.get("steps", 0.0)
+    out["outside_steps_share"] = outside / loop_time if loop_time > 0 else float("nan")
+    return out
 
 
 def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) -> RunResult:
   """Trains in a claimed, locked workdir."""
   t = config.train
+  clock = _Clock()
   seeds = seeds_lib.seed_list(config)
   multi = len(seeds) > 1
   state = initial_state(game, config, mesh)
@@ -468,14 +520,15 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     state = restore_run_state(ckpt.latest, ckpt.latest.latest_step(), state, mesh, workdir,
                               config_to_dict(config), source, record=True)
   start = state_step(state)
-  if start:
+  if start and distributed.is_primary():
     print(f"resuming {workdir} from step {start}", file=sys.stderr, flush=True)
-  train_log = MetricLog(os.path.join(workdir, "metrics.jsonl"), start)
-  eval_log = MetricLog(os.path.join(workdir, "eval.jsonl"), start)
+  board = board_lib.open_board(workdir, start, t.get("tensorboard", True))
+  train_log = MetricLog(os.path.join(workdir, "metrics.jsonl"), start, board, "train")
+  eval_log = MetricLog(os.path.join(workdir, "eval.jsonl"), start, board, "eval")
   evaluator = evaluate.Evaluator(game, source, config, workdir)
 
   spc = t.steps_per_call
-  params_finite = jax.jit(all_finite)
+  params_finite = jax.jit(all_finite, out_shardings=step_lib.replicated(mesh))
   run = step_lib.compile_steps(seeds_lib.vmap_step(game.step) if multi else game.step, mesh,
                                steps_per_call=spc,
                                unroll=t.get("unroll", 1),
@@ -484,6 +537,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   every = {name: t.get(name, spc) for name in _EVENT_FIELDS}
   if start >= end:
     ckpt.close()
+    if board is not None:
+      board.close()
     print(f"{workdir} is already at step {start} (train.num_steps={t.num_steps}): nothing to "
           "train. Raise --config.train.num_steps to go on.", file=sys.stderr, flush=True)
     last = [r for r in eval_log.read() if r.get("seed", "mean") == "mean"]
@@ -491,6 +546,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     return RunResult(state=state, game=game, source=source, final_metrics=final,
                      steps_per_second=0.0)
   progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
+  tick = clock.add("setup", clock.t0)
   window: dict[str, list[float]] = {}
   eval_metrics: dict[str, float] = {}
   step = start
@@ -502,12 +558,14 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
       if source.refill is not None and step + spc < end:
         # The next call's buffer goes to the device while this call runs.
         arrays = step_lib.put_replicated(source.refill(step // spc + 1), mesh)
-      chunk = jax.device_get(chunk)
+      chunk = distributed.fetch(chunk)
       try:
         check_finite_seeds(chunk, step, seeds,
-                           bool(params_finite((state.params, state.model_state))), spc)
+                           bool(distributed.fetch(params_finite((state.params,
+                                                                 state.model_state)))), spc)
       except NonFiniteError as e:
         raise NonFiniteError(_nan_advice(e, ckpt, every["checkpoint_every"])) from None
+      tick = clock.add("first_call" if step == start else "steps", tick)
       step += spc
       for k, v in chunk.items():
         # Over the call's steps (diagnostics: its last step), per seed when several.
@@ -521,17 +579,33 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         _write_records(train_log, step, seeds, per_seed,
                        {"steps_per_sec": progress.rate(step)})
         window = {}
+      tick = clock.add("logging", tick)
       if step % every["eval_every"] == 0 or step == end:
         results = evaluator.evaluate_seeds(state, step)
         eval_metrics = _write_records(eval_log, step, seeds, {
             k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
             for k in results[0]} if multi else results[0])
+        tick = clock.add("evaluation", tick)
       if step % every["checkpoint_every"] == 0 or step == end:
         ckpt.save(step, state, eval_metrics if step % every["eval_every"] == 0 or step == end
                   else None)
-      if t.get("figures", True) and (step % every["plot_every"] == 0 or step == end):
+        tick = clock.add("checkpoints", tick)
+      if (t.get("figures", True) and distributed.is_primary()
+          and (step % every["plot_every"] == 0 or step == end)):
         evaluator.plot(train_log.read(), eval_log.read())
+        tick = clock.add("figures", tick)
+      if board is not None and log_now:
+        board.flush()
+        tick = clock.add("logging", tick)
   finally:
     ckpt.close()
+    if board is not None:
+      board.close()
+  timings = clock.summary()
+  if distributed.is_primary():
+    with open(os.path.join(workdir, "timings.jsonl"), "a", encoding="utf-8") as f:
+      f.write(json.dumps({"from_step": start, "to_step": step, "num_seeds": len(seeds),
+                          **{k: round(v, 4) for k, v in timings.items()}}) + "\n")
   return RunResult(state=state, game=game, source=source, final_metrics=eval_metrics,
-                   steps_per_second=progress.rate(step) if step > start else 0.0)
+                   steps_per_second=progress.rate(step) if step > start else 0.0,
+                   timings=timings)

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from gan_jax.train import distributed
+
 SEED_AXIS = "seeds"
 DATA_AXIS = "data"
 
@@ -150,8 +152,8 @@ def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
 
 
 def put_replicated(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-  """Places a pytree on every device of the mesh."""
-  return jax.device_put(tree, replicated(mesh))
+  """Places a host pytree (the same on every process) on every device of the mesh."""
+  return distributed.place(tree, replicated(mesh))
 
 
 def init_state(game, seed: int, mesh: jax.sharding.Mesh):

@@ -43,7 +43,7 @@ SECTIONS = {
     "train": ("batch_size", "num_steps", "steps_per_call", "unroll", "step_metrics", "log_every",
               "eval_every", "checkpoint_every", "plot_every", "keep_checkpoints",
               "eval_samples", "best_metric", "best_mode", "num_devices", "progress", "figures",
-              "num_seeds", "seed_devices"),
+              "num_seeds", "seed_devices", "tensorboard"),
 }
 EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
 STEP_METRICS = ("every", "last")

@@ -1,0 +1,89 @@
+"""Several processes, one program: JAX's multi-controller runtime.
+
+Every process runs the same Python program over one global mesh of all
+processes' devices (``step.make_mesh`` builds it from ``jax.devices()``). The
+compiled step is the single-process step: batches are drawn inside it and
+constrained to ``P('data')``, so each device computes its own part of every
+global batch and the result is the one a single process with as many devices
+computes (random draws included: JAX's partitionable threefry gives the same
+numbers whatever the sharding). Data arrays kept on the devices are placed
+with ``jax.make_array_from_callback`` (each process fills its own devices).
+Only process 0 writes metrics, samples, figures, progress and the workdir's
+own files; orbax saves and restores the checkpoints collectively.
+
+``initialize`` starts the runtime: with no arguments ``jax.distributed``
+detects the cluster by itself (TPU pod slices, SLURM, Open MPI); otherwise the
+coordinator's address, the number of processes and this process's id are
+given (also how the two-process CPU test runs, over gloo collectives).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> None:
+  """Starts JAX's distributed runtime (call before anything touches a device).
+
+  Raises:
+    ValueError: when only some of the three settings are given.
+  """
+  given = [v is not None for v in (coordinator_address, num_processes, process_id)]
+  if any(given) and not all(given):
+    raise ValueError("multi-process training needs all of --coordinator_address, "
+                     "--num_processes and --process_id, or none of them (then the "
+                     "cluster's environment is detected: TPU pod, SLURM, Open MPI)")
+  # CPU devices of several processes talk over gloo; GPUs and TPUs use their
+  # own collectives whatever this says.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if all(given):
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+  else:
+    jax.distributed.initialize()
+
+
+def is_primary() -> bool:
+  """Whether this process writes the run's files (process 0)."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reaches the barrier ``name`` (no-op alone)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
+
+
+def broadcast(value: Any) -> Any:
+  """Process 0's ``value`` (a pytree of numbers/arrays) on every process."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(value))
+
+
+def place(tree: Any, sharding) -> Any:
+  """Host arrays (the same on every process) as global arrays with ``sharding``."""
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+  return jax.tree.map(put, tree)
+
+
+def fetch(tree: Any) -> Any:
+  """A pytree of global arrays as host numpy arrays on every process."""
+
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+  return jax.tree.map(get, tree)
