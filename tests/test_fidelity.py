@@ -15,6 +15,7 @@ from prdc import compute_prdc
 
 import gan_jax.data as data
 from gan_jax.data.source import from_toy
+from gan_jax.metrics import distances
 from gan_jax.metrics import fidelity
 from gan_jax.metrics import modes
 from gan_jax.train import evaluate
@@ -350,6 +351,30 @@ class EvaluatorReportTest(absltest.TestCase):
     for key in ("precision", "recall", "density", "coverage"):
       self.assertTrue(np.isnan(out[key]), key)
     self.assertEqual(out["pacgan_modes"], 8.0)   # the NaN sample is only not HQ
+
+
+class CompiledDistanceStatisticsTest(absltest.TestCase):
+  """metrics.distances (what evaluation reports) against the NumPy references."""
+
+  def test_matches_the_references_one_set_and_stacked_seeds(self):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 3))
+    y = rng.normal(size=(250, 3)) * 1.2 + 0.1
+    got = distances.sample_statistics(x, y)
+    want = {"energy_distance": modes.energy_distance(x, y),
+            "mmd_rbf": modes.mmd_rbf(x, y, bandwidth="median"),
+            **fidelity.prdc(y, x, k_precision_recall=3, k_density_coverage=5)}
+    for k in distances.KEYS:
+      self.assertAlmostEqual(float(got[k]), want[k], delta=1e-12, msg=k)
+    stacked = distances.sample_statistics(np.stack([x, x[::-1] + 0.3]), np.stack([y, y]))
+    self.assertEqual(stacked["energy_distance"].shape, (2,))
+    self.assertAlmostEqual(float(stacked["energy_distance"][1]),
+                           modes.energy_distance(x[::-1] + 0.3, y), delta=1e-12)
+    self.assertAlmostEqual(float(stacked["coverage"][1]),
+                           fidelity.density_coverage(y, x[::-1] + 0.3, k=5)["coverage"],
+                           delta=1e-12)
+    with self.assertRaisesRegex(ValueError, r"same d and S"):
+      distances.sample_statistics(x, y[:, :2])
 
 
 if __name__ == "__main__":

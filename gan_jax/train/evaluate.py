@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import plotting
-from gan_jax.metrics import fidelity
+from gan_jax.metrics import distances
 from gan_jax.metrics import modes
 from gan_jax.train import distributed
 from gan_jax.train import seeds as seeds_lib
@@ -26,7 +26,6 @@ _OCCUPANCY_BINS = {1: 64, 2: 24, 3: 10}
 # Neighbour ranks of the papers: precision / recall (Kynkaanniemi et al.) and
 # density / coverage (Naeem et al.).
 _K_PRECISION_RECALL, _K_DENSITY_COVERAGE = 3, 5
-_FIDELITY_KEYS = ("precision", "recall", "density", "coverage")
 
 
 def beta_boundaries(level_spec: Any) -> list[int]:
@@ -168,9 +167,11 @@ class Evaluator:
     out: dict[str, float] = {}
     if self.dist is not None:
       bins = _OCCUPANCY_BINS.get(self.dist.dim, 4)
-      out.update(modes.toy_metrics(x, self.dist, reference=self.reference,
-                                   occupancy_bins=bins))
-      out.update(self._fidelity(x))
+      # The pairwise-distance statistics (energy distance, MMD, precision /
+      # recall / density / coverage) come from one compiled program
+      # (metrics.distances, checked against the NumPy references).
+      out.update(modes.toy_metrics(x, self.dist, reference=None, occupancy_bins=bins))
+      out.update(self._distance_statistics(x))
       if self.dist.centers is not None:
         p = x[:modes.PUBLISHED_PROTOCOL_SAMPLES] if protocol_samples is None else protocol_samples
         stats = modes.published_mode_statistics(p, self.dist.centers, self.dist.std,
@@ -180,14 +181,16 @@ class Evaluator:
         out["pacgan_kl"] = stats["kl_mode_histogram"]
     return out
 
-  def _fidelity(self, x: np.ndarray) -> dict[str, float]:
+  def _distance_statistics(self, x: np.ndarray) -> dict[str, float]:
     # A diverged generator (NaN samples) or a tiny eval set must not stop the
     # run: the metrics are then undefined, not an error.
     k_max = max(_K_PRECISION_RECALL, _K_DENSITY_COVERAGE)
     if (min(len(x), len(self.reference)) <= k_max or not np.all(np.isfinite(x))):
-      return {k: float("nan") for k in _FIDELITY_KEYS}
-    return fidelity.prdc(self.reference, x, k_precision_recall=_K_PRECISION_RECALL,
-                         k_density_coverage=_K_DENSITY_COVERAGE)
+      return {k: float("nan") for k in distances.KEYS}
+    stats = distances.sample_statistics(x, self.reference,
+                                        k_precision_recall=_K_PRECISION_RECALL,
+                                        k_density_coverage=_K_DENSITY_COVERAGE)
+    return {k: float(v) for k, v in stats.items()}
 
   def _snapshots(self) -> list[tuple[int, np.ndarray]]:
     files = sorted(glob.glob(os.path.join(self.sample_dir, "step_*.npz")))
