@@ -1,14 +1,29 @@
-"""Class-conditional generators and discriminators (labels after the input)."""
+"""Class-conditional generators and discriminators (labels after the input),
+and the games that train them: adversarial, Reg-GAN and MDGAN."""
+import dataclasses
 import functools
 import math
+import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from configs import che_circle
+from configs import reg_gan_mnist
+from gan_jax import games
 from gan_jax import models
+from gan_jax.data import make_source
+from gan_jax.data import toy
+from gan_jax.data.source import from_arrays
+from gan_jax.train import loop
+from gan_jax.train import step as step_lib
+from tests.test_image_games import shrink_images
+from tests.test_image_games import write_npz
+from tests.test_train import shrink
 
 KEY = jax.random.key(0)
 K = 3  # classes
@@ -322,6 +337,147 @@ class CompatibilityAndErrorsTest(parameterized.TestCase):
     self.assertEqual((g.num_classes, g.label_features), (10, 16))
     with self.assertRaisesRegex(ValueError, "valid: projection, concat"):
       models.make_discriminator("mlp", widths=(4,), conditioning="acgan")
+
+
+# ---------------------------------------------------------------- the games
+CIRCLE_CLASSES = 6  # che_circle's modes: a point's label is its mode
+
+
+def _labelled_circle(n=256):
+  """Che et al.'s 6 Gaussians with each point's mode as its class."""
+  x, y = toy.make_toy("che_circle").sample_with_labels(jax.random.key(4), n)
+  return from_arrays("che_circle", x, y, num_classes=CIRCLE_CLASSES)
+
+
+def _conditional(c, k):
+  c.model.generator.num_classes = k
+  c.model.discriminator.num_classes = k
+  return c
+
+
+def _train(c, source, steps=2):
+  """``steps`` compiled iterations; (game, initial state, state, metrics per step)."""
+  game = games.make_game(c, source)
+  mesh = step_lib.make_mesh(1)
+  state = step_lib.init_state(game, c.seed, mesh)
+  init = jax.tree.map(np.asarray, state)
+  run = step_lib.compile_steps(game.step, mesh, steps_per_call=1)
+  arrays = step_lib.put_replicated(source.arrays, mesh)
+  history = []
+  for i in range(steps):
+    state, metrics = run(state, arrays)
+    history.append(jax.device_get(metrics))
+    loop.check_finite(history[-1], i)
+  return game, init, state, history
+
+
+def _max_change(a, b):
+  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+class ConditionalGamesTest(parameterized.TestCase):
+  """Conditional Reg-GAN and MDGAN train on labelled points and images; what
+  each label reaches is checked in closed form in tests/test_game_wiring.py."""
+
+  def check_trained(self, game, init, state, history, source, k):
+    self.assertTrue(game.conditional)
+    for metrics in history:
+      for name in ("g_loss", "d_loss", "reconstruction"):
+        self.assertTrue(np.all(np.isfinite(metrics[name])), name)
+    for player, params in state.params.items():
+      self.assertGreater(_max_change(params, init.params[player]), 0.0, player)
+      if player not in ("generator", "encoder"):
+        # The projection of every discriminator got gradients: labels reached its loss.
+        self.assertGreater(_max_change(params["label_embed"],
+                                       init.params[player]["label_embed"]), 0.0, player)
+    key = jax.random.PRNGKey(1)
+    labels = jnp.arange(8) % k
+    sample = jax.jit(lambda s, key, y: game.sample(s, key, 8, labels=y))
+    a, b = sample(state, key, labels), sample(state, key, (labels + 1) % k)
+    self.assertEqual(a.shape, (8, *source.shape))
+    # Same latents, other classes: every sample changes.
+    self.assertGreater(float(np.min(np.max(np.abs(a - b).reshape(8, -1), axis=1))), 0.0)
+    uniform = jax.jit(lambda s, key: game.sample(s, key, 8))(state, key)
+    self.assertTrue(np.all(np.isfinite(uniform)))
+    x, y = source.draw(jax.random.PRNGKey(2), source.arrays, 4)
+    self.assertEqual(game.reconstruct(state, x, y).shape, x.shape)
+    self.assertEqual(game.discriminate(state, x, y).shape, (4,))
+
+  @parameterized.parameters("reg", "mdgan")
+  def test_encoder_game_on_labelled_points(self, variant):
+    c = _conditional(shrink(che_circle.get_config(variant), steps=2, spc=1), CIRCLE_CLASSES)
+    source = _labelled_circle()
+    self.check_trained(*_train(c, source), source, CIRCLE_CLASSES)
+
+  @parameterized.parameters("reg", "mdgan")
+  def test_encoder_game_on_labelled_images(self, variant):
+    path = write_npz(os.path.join(self.create_tempdir().full_path, "data.npz"), (28, 28))
+    c = _conditional(shrink_images(reg_gan_mnist.get_config(variant), path, steps=2), 10)
+    for player in ("generator", "discriminator", "encoder"):
+      c.model[player].base_features = 4
+    source = make_source(c.data)
+    self.check_trained(*_train(c, source), source, 10)
+
+
+class PlainGenerator(nn.Module):
+  """A generator without a ``num_classes`` field: it cannot take labels."""
+
+  @nn.compact
+  def __call__(self, z, *, train=True):
+    return nn.Dense(2)(z)
+
+
+class ConditionalGameErrorsTest(parameterized.TestCase):
+  """Impossible conditioning is refused when the game is built, with the choices."""
+
+  def config(self, game, k_g, k_d):
+    c = shrink(che_circle.get_config("reg"), steps=2, spc=1)
+    c.game.name = game
+    c.model.generator.num_classes = k_g
+    c.model.discriminator.num_classes = k_d
+    return c
+
+  @parameterized.parameters("adversarial", "reg_gan", "mdgan")
+  def test_unlabelled_data(self, game):
+    c = self.config(game, 6, 6)
+    with self.assertRaisesRegex(ValueError, r"data 'che_circle' has no labels; set num_classes "
+                                r"to 0, or use a labelled data set"):
+      games.make_game(c, make_source(c.data))
+
+  @parameterized.parameters("adversarial", "reg_gan", "mdgan")
+  def test_player_mismatches(self, game):
+    source = _labelled_circle(64)
+    for k_g, k_d, pattern in (
+        (6, 0, r"discriminator.num_classes equal to model.generator.num_classes \(6\); got 0"),
+        (6, 3, r"discriminator.num_classes equal to.*\(6\); got 3"),
+        (0, 6, r"generator.num_classes=0: the generator decides.*generator.num_classes=6 "
+               r"\(conditional\) or model.discriminator.num_classes=0"),
+        (5, 5, r"generator.num_classes=5 but data 'che_circle' has 6 classes; valid: 6 "
+               r"\(conditional\) or 0")):
+      with self.assertRaisesRegex(ValueError, pattern):
+        games.make_game(self.config(game, k_g, k_d), source)
+
+  @parameterized.parameters("reg_gan", "mdgan")
+  def test_encoder_takes_no_labels(self, game):
+    c = self.config(game, 6, 6)
+    c.model.encoder.num_classes = 6
+    with self.assertRaisesRegex(ValueError, r"model.encoder.num_classes: encoder 'mlp' takes no "
+                                r"labels.*G\(E\(x\), y\) gets x's labels.*take labels: none"):
+      games.make_game(c, _labelled_circle(64))
+
+  @parameterized.parameters("adversarial", "reg_gan")
+  def test_generator_without_num_classes(self, game):
+    built = games.make_game(self.config(game, 0, 0), _labelled_circle(64))
+    with self.assertRaisesRegex(ValueError, r"model.discriminator.num_classes=6 but "
+                                r"model.generator.num_classes=0"):
+      dataclasses.replace(built, discriminator=dataclasses.replace(built.discriminator,
+                                                                   num_classes=6))
+    with self.assertRaisesRegex(ValueError, r"model.generator \(PlainGenerator\) takes no class "
+                                r"labels.*valid: a generator that takes labels \(mlp, dcgan, "
+                                r"resnet\), or num_classes=0"):
+      dataclasses.replace(built, generator=PlainGenerator(),
+                          discriminator=dataclasses.replace(built.discriminator, num_classes=6))
 
 
 if __name__ == "__main__":

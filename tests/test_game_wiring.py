@@ -44,13 +44,32 @@ keys. The key derivation the references reproduce (``TrainState.step_key``:
   own ``transforms.sgld``.
 * an EMA generator with batch norm samples with the batch statistics of
   ``4 * batch_size`` latents drawn with ``split(fold_in(step_key, 2**20))[0]``.
+
+Class-conditional cases (``"conditional"``: labelled points, ``num_classes =
+K`` in G and D) write the conditional players out too: the generator is
+linear in ``[z, one_hot(y)]``, the discriminator adds the projection
+``<embed(y), h>`` to its logit; the registered encoders take no labels, and a
+test-only encoder linear in ``[x, one_hot(y)]`` stands for one that does.
+Where labels go (METHODS: labels travel with their examples):
+
+* a discriminator update scores ``(x, y_x)`` against ``(G(z, y_x), y_x)``
+  (MDGAN's D1: ``(G(E(x), y_x), y_x)``; D2: ``(G(E(x), y_x), y_x)`` as real
+  against ``(G(z, y_x), y_x)``);
+* a generator term ``G(z, y)`` generates the labels ``y`` of a real batch of
+  its own: the adversarial game's labels key (slot 3 of its row), Reg-GAN's
+  slot 4 of ``split(k, 5)``, MDGAN's diffusion data key;
+* reconstructions are ``G(E(x), y_x)`` and are scored with ``y_x``;
+* ``sample`` draws ``z`` with ``split(key)[0]`` and, unless given, classes
+  uniformly with ``split(key)[1]``.
 """
 
+import dataclasses
 import functools
 import math
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -73,6 +92,8 @@ D_PLAYER_TAG = 102  # gan_jax.games: the discriminator's sampler seed tag
 POINTS = np.array([[0.5, -0.2], [-0.6, 0.3], [0.1, 0.7], [-0.3, -0.7], [0.8, 0.05],
                    [-0.1, 0.2]], np.float32)
 IMAGES = np.random.default_rng(0).uniform(-1, 1, (5, 6, 6, 1)).astype(np.float32)
+K = 3  # classes of the conditional cases
+POINT_LABELS = np.array([0, 2, 1, 2, 0, 1], np.int32)
 
 
 # ----------------------------------------------------------- the players
@@ -86,10 +107,44 @@ def linear_map(p, x, out_shape):
   return dense(p["out"], x.reshape(n, -1)).reshape((n, *out_shape))
 
 
-def tanh_critic(p, x):
-  """The discriminator logit: one tanh hidden layer."""
+def with_one_hot(x, labels):
+  """Flat ``x``, and ``one_hot(y)`` appended for a conditional player."""
+  h = x.reshape(x.shape[0], -1)
+  return h if labels is None else jnp.concatenate([h, jax.nn.one_hot(labels, K)], axis=1)
+
+
+def generate(p, z, labels, out_shape):
+  """The linear generator: ``G(z)``, or ``G(z, y)`` linear in ``[z, one_hot(y)]``."""
+  return linear_map(p, with_one_hot(z, labels), out_shape)
+
+
+def tanh_critic(p, x, labels=None):
+  """The discriminator logit: one tanh hidden layer; a conditional one adds
+  the projection ``<embed(y), h>`` of its hidden features."""
   h = jnp.tanh(dense(p["trunk"]["dense_0"], x.reshape(x.shape[0], -1)))
-  return dense(p["out"], h)[:, 0]
+  logit = dense(p["out"], h)[:, 0]
+  if labels is None:
+    return logit
+  return logit + jnp.sum(p["label_embed"]["embedding"][labels] * h, axis=1)
+
+
+def draw(source, key):
+  """A real batch and its labels (None for unlabelled data)."""
+  out = source.draw(key, source.arrays, BATCH)
+  return out if source.has_labels else (out, None)
+
+
+class LabelledLinearEncoder(nn.Module):
+  """A test-only encoder that takes labels: linear in ``[x, one_hot(y)]``."""
+  latent_shape: tuple[int, ...]
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x, labels, *, train=True):
+    h = jnp.concatenate([x.reshape(x.shape[0], -1), jax.nn.one_hot(labels, self.num_classes)],
+                        axis=1)
+    return nn.Dense(math.prod(self.latent_shape), name="out")(h).reshape(
+        (x.shape[0], *self.latent_shape))
 
 
 def sub(p, q, lr):
@@ -208,7 +263,7 @@ def perturb_fake(name, key, fake, level, kwargs):
 
 
 # ------------------------------------------------------------- the configs
-def base_config(data):
+def base_config(data, conditional=False):
   c = common.toy_config()
   c.seed = SEED
   c.model.generator = ml_collections.ConfigDict({"name": "mlp", "widths": ()})
@@ -221,13 +276,23 @@ def base_config(data):
         {"name": "sgd", "learning_rate": LR[player]})
   c.train.batch_size = BATCH
   c.train.num_steps = 10
-  source = from_arrays("images" if data == "images" else "points",
-                       jnp.asarray(IMAGES if data == "images" else POINTS))
+  if conditional:
+    assert data == "points"
+    c.model.generator.num_classes = K
+    c.model.discriminator.num_classes = K
+    source = from_arrays("points", jnp.asarray(POINTS), jnp.asarray(POINT_LABELS),
+                         num_classes=K)
+  else:
+    source = from_arrays("images" if data == "images" else "points",
+                         jnp.asarray(IMAGES if data == "images" else POINTS))
   return c, source
 
 
-def run_game(c, source, iters):
+def run_game(c, source, iters, **fields):
+  """Builds the game of ``c`` (``fields`` replace some of its players) and steps it."""
   game = games.make_game(c, source)
+  if fields:
+    game = dataclasses.replace(game, **fields)
   state0 = game.init(jax.random.PRNGKey(SEED))
   # Stepped eagerly: the wiring is the same as compiled, and the op-by-op
   # programs are cached across the cases, where each compiled step would cost seconds.
@@ -298,11 +363,19 @@ ADVERSARIAL_CASES = {
     # Generator against the last 3 samples of an SGLD discriminator.
     "sgld_ensemble": {"n_critic": 2, "iters": 2, "ensemble": 3,
                       "sgld": {"learning_rate": 0.05, "temperature": 0.02}},
+    # Class-conditional: labels with the data, G(z, y), D(x, y) (projection).
+    "conditional": {"conditional": True, "iters": 2},
+    # WGAN-GP's interpolates are scored with the batch's one set of labels.
+    "conditional_wgan_gp": {"conditional": True, "loss": "wasserstein",
+                            "penalties": [("wgan_gp", 3.0, 1, {}, lambda t: 3.0)]},
+    "conditional_ct_dropout": {"conditional": True, "loss": "wasserstein", "dropout": 0.3,
+                               "penalties": [("wgan_gp", 3.0, 1, {}, lambda t: 3.0),
+                                             ("ct", 2.0, 1, {}, lambda t: 2.0)]},
 }
 
 
 def adversarial_config(case):
-  c, source = base_config(case.get("data", "points"))
+  c, source = base_config(case.get("data", "points"), case.get("conditional", False))
   g = c.game
   g.loss = case.get("loss", "non_saturating")
   g.n_critic, g.n_gen = case.get("n_critic", 1), case.get("n_gen", 1)
@@ -331,13 +404,13 @@ def adversarial_reference(case, game, state, source, iters):
   if case.get("dropout"):
     module = game.discriminator  # flax's dropout masks: apply the module itself
 
-    def critic(p, x, key, features=False):
-      return module.apply({"params": p}, x, train=True, rngs={"dropout": key},
+    def critic(p, x, key, features=False, labels=None):
+      return module.apply({"params": p}, x, labels, train=True, rngs={"dropout": key},
                           return_features=features)
   else:
-    def critic(p, x, key, features=False):
+    def critic(p, x, key, features=False, labels=None):
       assert not features
-      return tanh_critic(p, x)
+      return tanh_critic(p, x, labels)
 
   g, d = state.params["generator"], state.params["discriminator"]
   ema, history = g, [d] * k
@@ -353,21 +426,22 @@ def adversarial_reference(case, game, state, source, iters):
     d_losses, g_losses = [], []
     for i in range(n_critic):
       real_key, z_key, p_key, pen_key, drop_key = keys[i]
-      real = source.draw(real_key, source.arrays, BATCH)
-      fake = linear_map(g, sample_latent(z_key, BATCH, LATENT, prior="normal"), out_shape)
+      # Conditional: the real batch's classes generated, one batch of labels on both sides.
+      real, y = draw(source, real_key)
+      fake = generate(g, sample_latent(z_key, BATCH, LATENT, prior="normal"), y, out_shape)
       real_in, fake_in = perturb_pair(p_name, p_key, real, fake, level, p_kwargs)
       d_step = t * n_critic + i
 
       def d_loss(p):
-        loss = d_objective(critic(p, real_in, jax.random.fold_in(drop_key, 0)),
-                           critic(p, fake_in, jax.random.fold_in(drop_key, 1)))
+        loss = d_objective(critic(p, real_in, jax.random.fold_in(drop_key, 0), labels=y),
+                           critic(p, fake_in, jax.random.fold_in(drop_key, 1), labels=y))
         total, raw = loss, 0.0
         for j, (name, _, every, kwargs, weight_at) in enumerate(case.get("penalties", [])):
           if d_step % every:
             continue
           omega, factor = PENALTIES[name]
-          value = omega(lambda x: critic(p, x, jax.random.fold_in(drop_key, 2)),
-                        lambda x, key: critic(p, x, key, features=True),
+          value = omega(lambda x: critic(p, x, jax.random.fold_in(drop_key, 2), labels=y),
+                        lambda x, key: critic(p, x, key, features=True, labels=y),
                         real_in, fake_in, jax.random.fold_in(pen_key, j), **kwargs)
           total, raw = total + factor * weight_at(t) * every * value, raw + value
         return total, (loss, total - loss, raw)
@@ -381,13 +455,15 @@ def adversarial_reference(case, game, state, source, iters):
       history = [d] + history[:-1]
       d_losses.append(loss)
     for j in range(n_gen):
-      z_key, p_key, drop_key = keys[n_critic + j][:3]
+      z_key, p_key, drop_key, label_key = keys[n_critic + j][:4]
       z = sample_latent(z_key, BATCH, LATENT, prior="normal")
+      y = draw(source, label_key)[1]  # classes of a real batch of its own
       members = history if k > 1 else [d]
 
       def g_loss(p):
-        fake = perturb_fake(p_name, p_key, linear_map(p, z, out_shape), level, p_kwargs)
-        return mean(jnp.stack([g_objective(critic(m, fake, drop_key)) for m in members]))
+        fake = perturb_fake(p_name, p_key, generate(p, z, y, out_shape), level, p_kwargs)
+        return mean(jnp.stack([g_objective(critic(m, fake, drop_key, labels=y))
+                               for m in members]))
 
       loss, grads = jax.value_and_grad(g_loss)(g)
       g = sub(g, grads, LR["generator"])
@@ -454,7 +530,7 @@ MODE_LOSS = {"non_saturating": OBJECTIVES["non_saturating"][1],
 
 
 def encoder_config(name, case):
-  c, source = base_config(case.get("data", "points"))
+  c, source = base_config(case.get("data", "points"), case.get("conditional", False))
   c.game.name = name
   c.model.latent_prior = "uniform"
   c.model.latent_kwargs = ml_collections.ConfigDict({"low": 0.0})
@@ -483,6 +559,19 @@ def latent01(key):
   return sample_latent(key, BATCH, LATENT, prior="uniform", low=0.0)
 
 
+def encode(e, x, labels, case):
+  """``E(x)``; ``E(x, y)`` with the test-only encoder that takes labels."""
+  return linear_map(e, with_one_hot(x, labels if case.get("labelled_encoder") else None),
+                    LATENT)
+
+
+def encoder_game_fields(case):
+  """Players that replace the config's: the test-only labelled encoder."""
+  if case.get("labelled_encoder"):
+    return {"encoder": LabelledLinearEncoder(LATENT, K)}
+  return {}
+
+
 def repeat_key(key, j):
   return key if j == 0 else jax.random.fold_in(key, REPEAT_TAG + j)
 
@@ -501,9 +590,10 @@ class RefDiscriminator:
                                 temperature=case["sgld"]["temperature"], key=seed)
       self.opt = self.tx.init(params)
 
-  def step(self, case, key, real, fake, t, d_index, *, real_is_data=True):
-    """One update on (real, fake): the objective, the penalties on the perturbed
-    pair; heat only when the real side is data. Returns (loss, weighted, raw)."""
+  def step(self, case, key, real, fake, t, d_index, *, real_is_data=True, labels=None):
+    """One update on (real, fake), both scored with ``labels``: the objective,
+    the penalties on the perturbed pair; heat only when the real side is data.
+    Returns (loss, weighted, raw)."""
     p_key, _, pen_key = jax.random.split(key, 3)
     p_name, level, p_kwargs = case.get("perturbation", ("none", 0.0, {}))
     if p_name == "heat" and not real_is_data:
@@ -512,7 +602,7 @@ class RefDiscriminator:
     objective = OBJECTIVES[case.get("loss", "non_saturating")][0]
 
     def loss_fn(p):
-      critic = lambda x: tanh_critic(p, x)
+      critic = lambda x: tanh_critic(p, x, labels)
       loss = objective(critic(real_in), critic(fake_in))
       total, raw = loss, 0.0
       for j, (name, _, every, kwargs, weight_at) in enumerate(case.get("penalties", [])):
@@ -532,10 +622,10 @@ class RefDiscriminator:
     self.history = [self.params] + self.history[:-1]
     return out
 
-  def generator_loss(self, loss, x):
+  def generator_loss(self, loss, x, labels=None):
     """An adversarial term of the generator: the mean over the ensemble if kept."""
     members = self.history if self.k > 1 else [self.params]
-    return mean(jnp.stack([loss(tanh_critic(m, x)) for m in members]))
+    return mean(jnp.stack([loss(tanh_critic(m, x, labels)) for m in members]))
 
 
 def ema_step(ema, g, case):
@@ -567,26 +657,29 @@ def reg_gan_reference(case, state, source, iters):
     for i in range(n_critic):
       x_key, z_key, key = jax.random.split(
           jax.random.fold_in(jax.random.fold_in(base, 1), i), 3)
-      real = source.draw(x_key, source.arrays, BATCH)
-      fake = linear_map(g, latent01(z_key), shape)
-      d_out = d.step(case, key, real, fake, t, t * n_critic + i)
+      # D: (x, y_x) against (G(z, y_x), y_x).
+      real, y = draw(source, x_key)
+      fake = generate(g, latent01(z_key), y, shape)
+      d_out = d.step(case, key, real, fake, t, t * n_critic + i, labels=y)
     for j in range(n_gen):
-      x_key, z_key, p_key, _ = jax.random.split(repeat_key(jax.random.fold_in(base, 2), j), 4)
-      x = source.draw(x_key, source.arrays, BATCH)
+      x_key, z_key, p_key, _, label_key = jax.random.split(
+          repeat_key(jax.random.fold_in(base, 2), j), 5)
+      x, y_x = draw(source, x_key)
       z = latent01(z_key)
+      y_z = draw(source, label_key)[1]  # G(z)'s classes: a real batch of their own
 
       def mode_terms(g, e):
-        """lambda1 ||x - G(E(x))||^2 - lambda2 log D(G(E(x))), averaged over x."""
-        rec = linear_map(g, linear_map(e, x, LATENT), shape)
+        """lambda1 ||x - G(E(x), y_x)||^2 - lambda2 log D(G(E(x), y_x), y_x), averaged over x."""
+        rec = generate(g, encode(e, x, y_x, case), y_x, shape)
         rec_in = perturb_fake(p_name, jax.random.fold_in(p_key, 1), rec, level, p_kwargs)
         geometric = recon_error(x, rec)
-        mode = d.generator_loss(mode_loss, rec_in)
+        mode = d.generator_loss(mode_loss, rec_in, y_x)
         return l1 * geometric + l2 * mode, (geometric, mode)
 
       def t_g(g):
-        fake = perturb_fake(p_name, jax.random.fold_in(p_key, 0), linear_map(g, z, shape),
+        fake = perturb_fake(p_name, jax.random.fold_in(p_key, 0), generate(g, z, y_z, shape),
                             level, p_kwargs)
-        gan = d.generator_loss(g_objective, fake)
+        gan = d.generator_loss(g_objective, fake, y_z)
         terms, aux = mode_terms(g, e)
         return gan + terms, (gan, *aux)
 
@@ -613,8 +706,8 @@ def mdgan_reference(case, state, source, iters):
   d2 = RefDiscriminator(state.params["d_diffusion"], case, "d_diffusion")
   ema, metrics = g, []
 
-  def reconstruct(g, e, x):
-    return linear_map(g, linear_map(e, x, LATENT), shape)
+  def reconstruct(g, e, x, y):
+    return generate(g, encode(e, x, y, case), y, shape)
 
   for t in range(iters):
     base = jax.random.fold_in(state.rng, t)
@@ -623,17 +716,17 @@ def mdgan_reference(case, state, source, iters):
     step_key = jax.random.fold_in(base, 1)
     for i in range(n_critic):
       x_key, key = jax.random.split(repeat_key(step_key, i), 4)[:2]
-      x = source.draw(x_key, source.arrays, BATCH)
-      d1_out = d1.step(case, key, x, reconstruct(g, e, x), t, t * n_critic + i)
+      x, y = draw(source, x_key)
+      d1_out = d1.step(case, key, x, reconstruct(g, e, x, y), t, t * n_critic + i, labels=y)
     for j in range(n_gen):
       x_key, _, p_key, _ = jax.random.split(repeat_key(step_key, j), 4)
-      x = source.draw(x_key, source.arrays, BATCH)
+      x, y = draw(source, x_key)
 
       def manifold(ge):
-        rec = reconstruct(*ge, x)
+        rec = reconstruct(*ge, x, y)
         rec_in = perturb_fake(p_name, p_key, rec, level, p_kwargs)
         geometric = recon_error(x, rec)
-        return lam * d1.generator_loss(mode_loss, rec_in) + geometric, geometric
+        return lam * d1.generator_loss(mode_loss, rec_in, y) + geometric, geometric
 
       (m_loss, geometric), (g_grads, e_grads) = jax.value_and_grad(
           manifold, has_aux=True)((g, e))
@@ -644,16 +737,19 @@ def mdgan_reference(case, state, source, iters):
     step_key = jax.random.fold_in(base, 2)
     for i in range(n_critic):
       x_key, z_key, key = jax.random.split(repeat_key(step_key, i), 5)[:3]
-      x = source.draw(x_key, source.arrays, BATCH)
-      d2_out = d2.step(case, key, reconstruct(g, e, x), linear_map(g, latent01(z_key), shape),
-                       t, t * n_critic + i, real_is_data=False)
+      x, y = draw(source, x_key)
+      # D2: (G(E(x), y_x), y_x) as real against (G(z, y_x), y_x).
+      d2_out = d2.step(case, key, reconstruct(g, e, x, y),
+                       generate(g, latent01(z_key), y, shape), t, t * n_critic + i,
+                       real_is_data=False, labels=y)
     for j in range(n_gen):
-      _, z_key, _, p_key, _ = jax.random.split(repeat_key(step_key, j), 5)
+      x_key, z_key, _, p_key, _ = jax.random.split(repeat_key(step_key, j), 5)
       z = latent01(z_key)
+      y = draw(source, x_key)[1]  # the classes of the step's real batch
 
       def diffusion(g):
-        fake = perturb_fake(p_name, p_key, linear_map(g, z, shape), level, p_kwargs)
-        return d2.generator_loss(g_objective, fake)
+        fake = perturb_fake(p_name, p_key, generate(g, z, y, shape), level, p_kwargs)
+        return d2.generator_loss(g_objective, fake, y)
 
       g_loss, g_grads = jax.value_and_grad(diffusion)(g)
       g = sub(g, g_grads, LR["generator"])
@@ -695,6 +791,19 @@ REG_GAN_CASES = {
     # Both of G's adversarial terms against the last 3 samples of an SGLD D.
     "sgld_ensemble": {**REG, "n_critic": 2, "iters": 2, "ensemble": 3, "sgld": SGLD},
     "ema_n_gen_2": {**REG, "n_gen": 2, "iters": 2, "ema_decay": 0.7},
+    # Class-conditional: see the module docstring for where labels go.
+    "conditional": {**REG, "conditional": True},
+    # Repeated updates draw fresh batches and fresh labels.
+    "conditional_n_critic_2_n_gen_2": {**REG, "conditional": True, "n_critic": 2, "n_gen": 2,
+                                       "iters": 2},
+    # WGAN-GP's interpolates between x and G(z, y_x), scored with y_x.
+    "conditional_wasserstein_gp": {**REG, "conditional": True, "loss": "wasserstein",
+                                   "penalties": [("wgan_gp", 3.0, 1, {}, lambda t: 3.0)]},
+    # Both adversarial terms against the last 3 samples of a conditional SGLD D.
+    "conditional_sgld_ensemble": {**REG, "conditional": True, "n_critic": 2, "iters": 2,
+                                  "ensemble": 3, "sgld": SGLD},
+    # An encoder that takes labels gets x's: E(x, y_x).
+    "conditional_labelled_encoder": {**REG, "conditional": True, "labelled_encoder": True},
 }
 
 MD = {"lambda_manifold": 0.6}
@@ -719,6 +828,15 @@ MDGAN_CASES = {
     # Two updates of each discriminator per step, lazy R1 on their steps 0, 2.
     "n_critic_2_lazy_r1": {**MD, "n_critic": 2, "iters": 2,
                            "penalties": [("r1", 1.5, 2, {}, lambda t: 1.5)]},
+    # Class-conditional: see the module docstring for where labels go.
+    "conditional": {**MD, "conditional": True, "iters": 2},
+    "conditional_n_critic_2_n_gen_2": {**MD, "conditional": True, "n_critic": 2, "n_gen": 2,
+                                       "iters": 2},
+    # R1 on each discriminator's real side with that side's labels, noised inputs.
+    "conditional_instance_noise_r1": {**MD, "conditional": True,
+                                      "perturbation": ("instance_noise", 0.3, {}),
+                                      "penalties": [("r1", 1.5, 1, {}, lambda t: 1.5)]},
+    "conditional_labelled_encoder": {**MD, "conditional": True, "labelled_encoder": True},
 }
 
 
@@ -731,7 +849,7 @@ class EncoderGamesWiringTest(parameterized.TestCase):
   def test_reg_gan_iteration(self, case):
     c, source = encoder_config("reg_gan", case)
     iters = case.get("iters", 1)
-    _, state0, state, history = run_game(c, source, iters)
+    _, state0, state, history = run_game(c, source, iters, **encoder_game_fields(case))
     ref = reg_gan_reference(case, state0, source, iters)
     self.check(case, state0, state, history, ref, ("generator", "encoder", "discriminator"))
 
@@ -739,10 +857,48 @@ class EncoderGamesWiringTest(parameterized.TestCase):
   def test_mdgan_iteration(self, case):
     c, source = encoder_config("mdgan", case)
     iters = case.get("iters", 1)
-    _, state0, state, history = run_game(c, source, iters)
+    _, state0, state, history = run_game(c, source, iters, **encoder_game_fields(case))
     ref = mdgan_reference(case, state0, source, iters)
     self.check(case, state0, state, history, ref,
                ("generator", "encoder", "d_manifold", "d_diffusion"))
+
+
+# ------------------------------------------- conditional games, evaluation
+class ConditionalEvaluationTest(parameterized.TestCase):
+  """``sample``, ``reconstruct`` and ``discriminate`` of conditional games, by hand."""
+
+  @parameterized.parameters("adversarial", "reg_gan", "mdgan")
+  def test_labels_reach_the_players(self, name):
+    if name == "adversarial":
+      c, source = adversarial_config({"conditional": True})
+      latent = lambda key, n: sample_latent(key, n, LATENT, prior="normal")
+    else:
+      c, source = encoder_config(name, {**REG, **MD, "conditional": True})
+      latent = lambda key, n: sample_latent(key, n, LATENT, prior="uniform", low=0.0)
+    game, _, state, _ = run_game(c, source, 1)
+    g, shape, n = state.params["generator"], tuple(source.shape), 8
+    key = jax.random.PRNGKey(7)
+    z_key, label_key = jax.random.split(key)
+    z = latent(z_key, n)
+    uniform = jax.random.randint(label_key, (n,), 0, K)
+    samples = game.sample(state, key, n)
+    np.testing.assert_allclose(samples, generate(g, z, uniform, shape), rtol=1e-5, atol=1e-6)
+    given = (uniform + 1) % K
+    relabelled = game.sample(state, key, n, labels=given)
+    np.testing.assert_allclose(relabelled, generate(g, z, given, shape), rtol=1e-5, atol=1e-6)
+    self.assertGreater(float(jnp.min(jnp.max(jnp.abs(samples - relabelled), axis=1))), 1e-4)
+    x, y = jnp.asarray(POINTS[:5]), jnp.asarray(POINT_LABELS[:5])
+    d_name = {"adversarial": "discriminator", "reg_gan": "discriminator",
+              "mdgan": "d_diffusion"}[name]
+    np.testing.assert_allclose(game.discriminate(state, x, y),
+                               tanh_critic(state.params[d_name], x, y), rtol=1e-5, atol=1e-6)
+    if name != "adversarial":
+      np.testing.assert_allclose(
+          game.reconstruct(state, x, y),
+          generate(g, linear_map(state.params["encoder"], x, LATENT), y, shape),
+          rtol=1e-5, atol=1e-6)
+      with self.assertRaisesRegex(ValueError, r"needs the labels of x.*\[0, 3\)"):
+        game.reconstruct(state, x)
 
 
 # ------------------------------------------------- EMA with batch norm in G
@@ -762,14 +918,14 @@ class EMAStatisticsTest(parameterized.TestCase):
 
   @parameterized.parameters("adversarial", "reg_gan")
   def test_ema_samples_use_statistics_of_the_ema_weights(self, name):
+    # Every game samples z with split(key)[0] (base.generator_samples).
+    sample_key = lambda key: jax.random.split(key)[0]
     if name == "adversarial":
       c, source = base_config("points")
       latent = lambda key, n: sample_latent(key, n, LATENT, prior="normal")
-      sample_key = lambda key: jax.random.split(key)[0]
     else:
       c, source = encoder_config(name, REG)
       latent = lambda key, n: sample_latent(key, n, LATENT, prior="uniform", low=0.0)
-      sample_key = lambda key: key
     c.model.generator = ml_collections.ConfigDict(
         {"name": "mlp", "widths": (3,), "batch_norm": True})
     c.game.ema_decay = 0.5

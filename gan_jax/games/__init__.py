@@ -9,7 +9,9 @@ Every game takes the same components (objective, penalties, perturbation,
 optimizers, n_critic / n_gen, ensemble, EMA), read once by ``_shared_args``
 and implemented once in ``games.base``; a game only decides which players see
 what. A combination a game does not implement fails with the reason
-(joint_batch in the encoder games).
+(joint_batch in the encoder games). Class conditioning (``num_classes`` of
+generator and discriminator, ``base.Conditioning``) is one of the components:
+labels reach the players of every game by the same rules.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from gan_jax import optim
 from gan_jax import schedules
 from gan_jax.data.source import DataSource
 from gan_jax.games.adversarial import AdversarialGame
-from gan_jax.games.base import PenaltySpec
+from gan_jax.games.base import PenaltySpec, label_takers
 from gan_jax.games.encoder import MDGANGame, RegGANGame
 
 _REGISTRIES = {models.make_generator: models.GENERATORS,
@@ -147,7 +149,16 @@ def _build_encoder_game(cls, config, source: DataSource, discriminators, **extra
   model = config.model
   g = _module(models.make_generator, model.generator, "model.generator",
               out_shape=tuple(source.shape), image_shape=tuple(source.shape))
-  e = _module(models.make_encoder, model.get("encoder", None) or {}, "model.encoder",
+  e_spec = dict(_plain(model.get("encoder", None) or {}))
+  e_cls = models.ENCODERS.get(e_spec.get("name"))
+  if ("num_classes" in e_spec and e_cls is not None
+      and "num_classes" not in models.module_fields(e_cls)[0]):
+    raise ValueError(
+        f"config.model.encoder.num_classes: encoder {e_spec['name']!r} takes no labels; in a "
+        f"conditional {game.name} game it codes x alone and G(E(x), y) gets x's labels. "
+        "Remove model.encoder.num_classes; encoders that take labels: "
+        f"{label_takers(models.ENCODERS)}")
+  e = _module(models.make_encoder, e_spec, "model.encoder",
               latent_shape=tuple(model.latent_shape))
   d = _module(models.make_discriminator, model.discriminator, "model.discriminator")
   e_field = "encoder" if config.optim.get("encoder", None) is not None else "generator"

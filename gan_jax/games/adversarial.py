@@ -17,9 +17,15 @@ Every toy method of the source papers is a configuration of this one game:
 
 One call of ``step`` is one iteration: ``n_critic`` discriminator updates then
 ``n_gen`` generator updates. Schedules are evaluated at the iteration count.
-The components themselves (penalties, perturbations, ensemble, EMA and the
-variables an EMA generator samples with) live in ``games.base``, shared with
-the encoder games.
+The components themselves (penalties, perturbations, ensemble, EMA, the
+variables an EMA generator samples with and class conditioning) live in
+``games.base``, shared with the encoder games.
+
+Class-conditional (``num_classes = K > 0`` in generator and discriminator,
+``base.Conditioning``): a discriminator update scores ``(x, y)`` against
+``(G(z, y), y)``, ``y`` the real batch's labels; a generator update generates
+the labels of a real batch it draws with its labels key, so classes follow
+the data's frequencies; ``sample`` draws them uniformly unless given.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import optax
 from gan_jax import losses
 from gan_jax.games import base
 from gan_jax.games.base import (PenaltySpec, Perturbation, apply_model, init_module,
-                                make_schedule)
+                                label_kwargs, make_schedule)
 from gan_jax.data.source import DataSource
 from gan_jax.models.latent import sample_latent
 from gan_jax.games.state import TrainState, step_key
@@ -100,14 +106,8 @@ class AdversarialGame:
   def __post_init__(self):
     self.penalty_terms = base.Penalties(tuple(self.penalties))
     self.perturb = Perturbation(self.perturbation, dict(self.perturbation_kwargs))
-    self.conditional = bool(getattr(self.generator, "num_classes", 0))
-    if self.conditional:
-      if not self.data.has_labels:
-        raise ValueError(f"model.generator.num_classes > 0 makes a conditional game, but data "
-                         f"{self.data.name!r} has no labels; set num_classes to 0")
-      if getattr(self.discriminator, "num_classes", 0) != self.generator.num_classes:
-        raise ValueError("a conditional game needs model.discriminator.num_classes equal to "
-                         f"model.generator.num_classes ({self.generator.num_classes})")
+    self.conditioning = base.conditioning(self.data, self.generator, self.discriminator)
+    self.conditional = self.conditioning.conditional
     self.perturb.check_data(tuple(self.data.shape), self.data.name)
     base.check_game_numbers(n_critic=self.n_critic, n_gen=self.n_gen,
                             batch_size=self.batch_size, ema_decay=self.ema_decay,
@@ -124,7 +124,7 @@ class AdversarialGame:
     g_key, d_key, run_key = jax.random.split(rng, 3)
     z = jnp.zeros((2, *self.latent_shape), jnp.float32)
     x = jnp.zeros((2, *self.data.shape), jnp.float32)
-    lab = _label_kwargs(jnp.zeros((2,), jnp.int32) if self.conditional else None)
+    lab = label_kwargs(jnp.zeros((2,), jnp.int32) if self.conditional else None)
     g_params, g_state = init_module(self.generator, g_key, z, **lab)
     d_params, d_state = init_module(self.discriminator, d_key, x, **lab)
     extra = {}
@@ -145,7 +145,7 @@ class AdversarialGame:
   def generate(self, params, model_state, z, *, train: bool, labels=None):
     """Generator output, and its updated collections when training."""
     return apply_model(self.generator, params, model_state, z, train=train,
-                       **_label_kwargs(labels))
+                       **label_kwargs(labels))
 
   def _critic(self, params, model_state, key, *, features=False, labels=None):
     """The discriminator as a function of its input, as penalties expect it.
@@ -158,17 +158,14 @@ class AdversarialGame:
     def fn(x, dropout_key=key):
       return apply_model(self.discriminator, params, model_state, x, train=True,
                          rngs={"dropout": dropout_key}, keep_updates=False,
-                         return_features=features, **_label_kwargs(labels))[0]
+                         return_features=features, **label_kwargs(labels))[0]
 
     return fn
 
   # ------------------------------------------------------------- updates
   def _draw(self, key, arrays, n):
     """(examples, labels or None): labels only in a conditional game."""
-    out = self.data.draw(key, arrays, n)
-    if not self.data.has_labels:
-      return out, None
-    return out if self.conditional else (out[0], None)
+    return self.conditioning.draw(self.data, key, arrays, n)
 
   def _d_update(self, state, arrays, index, level, shard, keys):
     real_key, z_key, p_key, pen_key, drop_key = keys
@@ -188,13 +185,13 @@ class AdversarialGame:
     d_step = state.step * self.n_critic + index
 
     def logits_fn(params):
-      lab = _label_kwargs(labels)
+      lab = label_kwargs(labels)
       if self.joint_batch:
         both, upd = apply_model(self.discriminator, params, d_state,
                                 jnp.concatenate([real_in, fake_in]), train=True,
                                 rngs={"dropout": drop_key},
-                                **_label_kwargs(None if labels is None else
-                                                jnp.concatenate([labels, labels])))
+                                **label_kwargs(None if labels is None else
+                                               jnp.concatenate([labels, labels])))
         real_logits, fake_logits = jnp.split(both, 2)
         return real_logits, fake_logits, upd
       # Independent dropout masks for each pass (and for the penalties' passes).
@@ -310,29 +307,18 @@ class AdversarialGame:
              labels: jax.Array | None = None):
     """``n`` generator samples in inference mode (EMA weights if kept).
 
-    A conditional generator draws classes uniformly unless ``labels`` are given.
+    A conditional generator draws classes uniformly unless ``labels`` are given
+    (``base.generator_samples``).
     """
-    z_key, label_key = jax.random.split(key)
     latent_fn = lambda k, m: sample_latent(k, m, self.latent_shape, prior=self.latent_prior,
                                            **self.latent_kwargs)
-    label_fn = ((lambda k, m: jax.random.randint(k, (m,), 0, self.data.num_classes))
-                if self.conditional else None)
-    params, collections, _ = base.sampling_variables(
-        self.generator, state, ema=ema, latent_fn=latent_fn, batch_size=self.batch_size,
-        label_fn=label_fn)
-    z = latent_fn(z_key, n)
-    if self.conditional and labels is None:
-      labels = label_fn(label_key, n)
-    out, _ = self.generate(params, collections, z, train=False, labels=labels)
-    return out
+    return base.generator_samples(self.generator, state, key, n, ema=ema, latent_fn=latent_fn,
+                                  batch_size=self.batch_size, conditioning=self.conditioning,
+                                  labels=labels)
 
   def discriminate(self, state: TrainState, x: jax.Array, labels: jax.Array | None = None):
     """Discriminator logits in inference mode."""
     return apply_model(self.discriminator, state.params["discriminator"],
                        state.model_state["discriminator"], x, train=False,
-                       **_label_kwargs(labels))[0]
+                       **label_kwargs(labels))[0]
 
-
-def _label_kwargs(labels) -> dict[str, Any]:
-  """Labels are passed only to conditional models, so unconditional ones need no argument."""
-  return {} if labels is None else {"labels": labels}

@@ -8,7 +8,10 @@
 * the ensemble of recent discriminator samples (``init_history``,
   ``push_history``, ``ensemble_mean``) and the sampler diagnostics;
 * the generator EMA (``ema_update``) and the variables a generator samples
-  with (``sampling_variables``: EMA weights with batch statistics of their own).
+  with (``sampling_variables``: EMA weights with batch statistics of their own),
+  and the samples themselves (``generator_samples``);
+* ``Conditioning`` / ``conditioning``: the class labels of a class-conditional
+  game, checked against the data and the players, and how they are drawn.
 
 A game composes these; a new component added here reaches every game.
 """
@@ -24,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import models
 from gan_jax import penalties as penalties_lib
 from gan_jax import perturb
 from gan_jax import schedules
@@ -53,6 +57,11 @@ EMA_STATISTICS_BATCHES = 4
 # Tag of the step key that draws those latents: far above any number of keys a
 # step splits (split(k, n)[i] is fold_in(k, i)), so no training draw shares it.
 _EMA_STATISTICS_TAG = 1 << 20
+
+
+def label_kwargs(labels) -> dict[str, Any]:
+  """Labels are passed only to conditional models, so unconditional ones need no argument."""
+  return {} if labels is None else {"labels": labels}
 
 
 def make_schedule(spec: Any, field: str) -> Callable[[jax.Array], jax.Array]:
@@ -147,6 +156,122 @@ class Perturbation:
     if self.name == "blur":
       return perturb.gaussian_blur(fake, level, **dict(self.kwargs))
     return fake
+
+
+# --------------------------------------------------------------- conditioning
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+  """Which class labels a game's players see, and how they are drawn.
+
+  A game is class-conditional when its generator and discriminator(s) are
+  built with ``num_classes = K > 0``; then every generator call is
+  ``G(z, y)`` and every discriminator call ``D(x, y)``:
+
+  * real examples carry the labels drawn with them (``draw``);
+  * a discriminator update generates the real batch's classes,
+    ``G(z, y_real)``, so both sides of the discriminator (and the penalties,
+    which close over one batch of labels) see the same labels;
+  * a generator update draws the classes it generates as real labels, from a
+    batch of its own: they follow the data's class frequencies;
+  * sampling for evaluation draws classes uniformly from ``[0, K)`` unless
+    given (``uniform``).
+
+  Attributes:
+    num_classes: ``K``; 0 for an unconditional game.
+    encoder: whether the encoder of an encoder game takes labels, ``E(x, y)``
+      (an encoder built with ``num_classes = K``); otherwise it codes ``x``
+      alone.
+  """
+  num_classes: int = 0
+  encoder: bool = False
+
+  @property
+  def conditional(self) -> bool:
+    return self.num_classes > 0
+
+  def draw(self, data, key, arrays, n: int):
+    """A real batch ``(x, labels)``, labels None unless the game is conditional."""
+    out = data.draw(key, arrays, n)
+    if not data.has_labels:
+      return out, None
+    return out if self.conditional else (out[0], None)
+
+  def generated_labels(self, data, key, arrays, n: int):
+    """Classes a generator update generates: the labels of a real batch (None if unconditional)."""
+    return self.draw(data, key, arrays, n)[1] if self.conditional else None
+
+  def uniform(self, key, n: int):
+    """Classes uniform over ``[0, K)`` (for sampling), None if unconditional."""
+    if not self.conditional:
+      return None
+    return jax.random.randint(key, (n,), 0, self.num_classes)
+
+
+def _model_classes(module: nn.Module) -> int | None:
+  """A module's ``num_classes``, or None if it has no such field (takes no labels)."""
+  value = getattr(module, "num_classes", None)
+  return None if value is None else int(value)
+
+
+def label_takers(registry: Mapping[str, type]) -> str:
+  """Names of the registered modules that take class labels (a ``num_classes`` field)."""
+  names = [n for n, cls in registry.items() if "num_classes" in models.module_fields(cls)[0]]
+  return ", ".join(names) or "none"
+
+
+def conditioning(data, generator: nn.Module, discriminator: nn.Module,
+                 encoder: nn.Module | None = None) -> Conditioning:
+  """The ``Conditioning`` of a game, its players checked against each other and the data.
+
+  The generator decides: ``model.generator.num_classes = K > 0`` makes a
+  conditional game, which needs a labelled data set of ``K`` classes and a
+  discriminator of ``K`` classes. An encoder takes labels only if it is built
+  with ``num_classes`` (then equal to ``K``); an encoder without that field
+  codes ``x`` alone and the labels reach the reconstruction through
+  ``G(E(x), y)``.
+
+  Raises:
+    ValueError: naming the mismatch and the valid choices.
+  """
+  k_g, k_d = _model_classes(generator), _model_classes(discriminator)
+  k_e = None if encoder is None else _model_classes(encoder)
+  for field, module, k, other, registry in (
+      ("generator", generator, k_g, k_d, models.GENERATORS),
+      ("discriminator", discriminator, k_d, k_g, models.DISCRIMINATORS)):
+    if k is None and other:
+      raise ValueError(
+          f"model.{field} ({type(module).__name__}) takes no class labels (it has no "
+          f"num_classes field), so it cannot play in a conditional game "
+          f"(num_classes={other}); valid: a {field} that takes labels "
+          f"({label_takers(registry)}), or num_classes=0 for an unconditional game")
+  k_g, k_d = k_g or 0, k_d or 0
+  if not k_g:
+    if k_d:
+      raise ValueError(
+          f"model.discriminator.num_classes={k_d} but model.generator.num_classes=0: the "
+          f"generator decides whether a game is conditional; set "
+          f"model.generator.num_classes={k_d} (conditional) or "
+          "model.discriminator.num_classes=0 (unconditional)")
+    if k_e:
+      raise ValueError(
+          f"model.encoder.num_classes={k_e} in an unconditional game "
+          "(model.generator.num_classes=0); set it to 0, or make the game conditional")
+    return Conditioning()
+  if not data.has_labels:
+    raise ValueError(f"model.generator.num_classes > 0 makes a conditional game, but data "
+                     f"{data.name!r} has no labels; set num_classes to 0, or use a labelled "
+                     "data set")
+  if data.num_classes and k_g != data.num_classes:
+    raise ValueError(f"model.generator.num_classes={k_g} but data {data.name!r} has "
+                     f"{data.num_classes} classes; valid: {data.num_classes} (conditional) "
+                     "or 0 (unconditional)")
+  if k_d != k_g:
+    raise ValueError("a conditional game needs model.discriminator.num_classes equal to "
+                     f"model.generator.num_classes ({k_g}); got {k_d}")
+  if k_e and k_e != k_g:
+    raise ValueError(f"model.encoder.num_classes={k_e} must equal "
+                     f"model.generator.num_classes ({k_g}), or be 0 (E codes x alone)")
+  return Conditioning(num_classes=k_g, encoder=bool(k_e))
 
 
 # ------------------------------------------------------------------ penalties
@@ -407,3 +532,23 @@ def sampling_variables(module: nn.Module, state, *, ema: bool, latent_fn: Callab
     collections = standing_statistics(module, params, collections, latent_fn(z_key, n),
                                       **kwargs)
   return params, collections, True
+
+
+def generator_samples(module: nn.Module, state, key: jax.Array, n: int, *, ema: bool,
+                      latent_fn: Callable, batch_size: int, conditioning: Conditioning,
+                      labels: jax.Array | None = None) -> jax.Array:
+  """``n`` samples of a game's generator in inference mode, any game.
+
+  ``z`` is drawn with ``split(key)[0]``; a conditional generator's classes
+  with ``split(key)[1]``, uniformly over ``[0, K)``, unless ``labels`` are
+  given. The variables are ``sampling_variables``' (the EMA weights if kept
+  and ``ema``, with batch statistics of their own).
+  """
+  z_key, label_key = jax.random.split(key)
+  label_fn = conditioning.uniform if conditioning.conditional else None
+  params, collections, _ = sampling_variables(module, state, ema=ema, latent_fn=latent_fn,
+                                              batch_size=batch_size, label_fn=label_fn)
+  if labels is None:
+    labels = conditioning.uniform(label_key, n)
+  return apply_model(module, params, collections, latent_fn(z_key, n), train=False,
+                     **label_kwargs(labels))[0]

@@ -47,13 +47,35 @@ Batch norm (paper, Appendix B): ``G(z)`` and ``G(E(x))`` batches keep separate
 batch statistics with shared BN parameters: the generator's running averages
 for reconstructions live under ``model_state['generator_recon']``.
 
+Class-conditional games (``num_classes = K > 0`` in generator and
+discriminator; ``base.Conditioning``, shared with the adversarial game): real
+data carries its labels ``y_x`` everywhere it goes, and every generated batch
+is generated with labels the discriminator then also sees:
+
+* Reg-GAN's D scores ``(x, y_x)`` against ``(G(z, y_x), y_x)``; the G/E update
+  minimizes ``-log D(G(z, y), y) + lambda1 ||x - G(E(x), y_x)||^2
+  - lambda2 log D(G(E(x), y_x), y_x)``, the classes ``y`` of ``G(z, .)``
+  being the labels of a real batch of their own (the data's class
+  frequencies), as in the adversarial game's generator update.
+* MDGAN's D1 scores ``(x, y_x)`` against ``(G(E(x), y_x), y_x)``, the manifold
+  update uses the same pairs; D2 scores ``(G(E(x), y_x), y_x)`` as real
+  against ``(G(z, y_x), y_x)``, and the diffusion update generates
+  ``G(z, y)`` with the labels ``y`` of its step's real batch.
+* Decision, the encoder: the registered encoders take no labels, so ``E``
+  codes ``x`` alone and the class reaches the reconstruction through
+  ``G(E(x), y_x)``: ``E`` need only code what the label does not say. An
+  encoder module built with ``num_classes = K`` would get ``E(x, y_x)``.
+* ``sample`` draws classes uniformly unless given; ``reconstruct`` and
+  ``discriminate`` take ``x``'s labels.
+
 Keys (``step_key = fold_in(state.rng, state.step)``): Reg-GAN discriminator
 update ``i``: ``split(fold_in(step_key, 1, i), 3)`` = (data, latent, d);
-generator update ``j``: ``split(k, 4)`` = (data, latent, perturbation,
-dropout) with ``k = fold_in(step_key, 2)``. MDGAN manifold step
-``split(fold_in(step_key, 1), 4)`` = (data, d, perturbation, dropout),
-diffusion step ``split(fold_in(step_key, 2), 5)`` = (data, latent, d,
-perturbation, dropout). In a step of key ``k`` (Reg-GAN's generator
+generator update ``j``: ``split(k, 5)`` = (data, latent, perturbation,
+dropout, labels of ``G(z)``) with ``k = fold_in(step_key, 2)``. MDGAN
+manifold step ``split(fold_in(step_key, 1), 4)`` = (data, d, perturbation,
+dropout), diffusion step ``split(fold_in(step_key, 2), 5)`` = (data, latent,
+d, perturbation, dropout), its generator update taking the labels of the
+batch its data key draws. In a step of key ``k`` (Reg-GAN's generator
 updates, both players of MDGAN) a player's update ``i`` takes its slots of
 ``split(repeat_key(k, i), n)``, where ``repeat_key(k, 0) = k`` and
 ``repeat_key(k, i) = fold_in(k, 16 + i)`` (fresh batches), so the first
@@ -74,7 +96,8 @@ import optax
 from gan_jax import losses
 from gan_jax.data.source import DataSource
 from gan_jax.games import base
-from gan_jax.games.base import PenaltySpec, Perturbation, apply_model, init_module, make_schedule
+from gan_jax.games.base import (PenaltySpec, Perturbation, apply_model, init_module,
+                                label_kwargs, make_schedule)
 from gan_jax.models.latent import sample_latent
 from gan_jax.games.state import TrainState, step_key
 
@@ -166,6 +189,9 @@ class _EncoderGameBase:
     self.perturb = Perturbation(self.perturbation, dict(self.perturbation_kwargs))
     self.perturb.check_data(tuple(self.data.shape), self.data.name)
     self.level_schedule = make_schedule(self.perturbation_level, "game.perturbation.level")
+    self.conditioning = base.conditioning(self.data, self.generator, self.discriminator,
+                                          encoder=self.encoder)
+    self.conditional = self.conditioning.conditional
 
   @staticmethod
   def history_name(name: str) -> str:
@@ -176,13 +202,16 @@ class _EncoderGameBase:
     keys = jax.random.split(rng, 3 + len(self._discriminators))
     z = jnp.zeros((2, *self.latent_shape), jnp.float32)
     x = jnp.zeros((2, *self.data.shape), jnp.float32)
+    lab = label_kwargs(jnp.zeros((2,), jnp.int32) if self.conditional else None)
     params, model_state, opt_state, extra = {}, {}, {}, {}
-    params["generator"], model_state["generator"] = init_module(self.generator, keys[0], z)
+    params["generator"], model_state["generator"] = init_module(self.generator, keys[0], z,
+                                                                **lab)
     # A separate copy: state buffers are donated, and a buffer may appear only once.
     model_state["generator_recon"] = jax.tree.map(jnp.copy, model_state["generator"])
-    params["encoder"], model_state["encoder"] = init_module(self.encoder, keys[1], x)
+    params["encoder"], model_state["encoder"] = init_module(
+        self.encoder, keys[1], x, **(lab if self.conditioning.encoder else {}))
     for name, key in zip(self._discriminators, keys[3:]):
-      params[name], model_state[name] = init_module(self.discriminator, key, x)
+      params[name], model_state[name] = init_module(self.discriminator, key, x, **lab)
       if self.ensemble > 1:
         extra[self.history_name(name)] = base.init_history(params[name], self.ensemble)
     opt_state["generator"] = self.g_tx.init(params["generator"])
@@ -196,38 +225,55 @@ class _EncoderGameBase:
 
   # ---------------------------------------------------------------- helpers
   def _draw(self, key, arrays):
-    out = self.data.draw(key, arrays, self.batch_size)
-    return out[0] if self.data.has_labels else out
+    """A real batch ``(x, y_x)``; ``y_x`` None unless the game is conditional."""
+    return self.conditioning.draw(self.data, key, arrays, self.batch_size)
+
+  def _generated_labels(self, key, arrays):
+    """The classes a generator update generates (None if unconditional)."""
+    return self.conditioning.generated_labels(self.data, key, arrays, self.batch_size)
+
+  def _generate(self, g_params, ms, z, labels, *, keep_updates=True):
+    """``G(z, y)`` in training mode with the ``G(z)`` batch statistics."""
+    return apply_model(self.generator, g_params, ms["generator"], z, train=True,
+                       keep_updates=keep_updates, **label_kwargs(labels))
 
   def _latent(self, key, n):
     return sample_latent(key, n, self.latent_shape, prior=self.latent_prior,
                          **self.latent_kwargs)
 
-  def _reconstruct(self, g_params, e_params, ms, x):
-    """G(E(x)) in training mode with the reconstruction BN statistics."""
-    code, e_state = apply_model(self.encoder, e_params, ms["encoder"], x, train=True)
+  def _encoder_labels(self, labels):
+    """The encoder's label argument: ``y_x`` only for an encoder that takes labels."""
+    return label_kwargs(labels if self.conditioning.encoder else None)
+
+  def _reconstruct(self, g_params, e_params, ms, x, labels):
+    """``G(E(x), y_x)`` in training mode with the reconstruction BN statistics
+    (``E(x, y_x)`` for an encoder that takes labels)."""
+    code, e_state = apply_model(self.encoder, e_params, ms["encoder"], x, train=True,
+                                **self._encoder_labels(labels))
     rec, g_rec_state = apply_model(self.generator, g_params, ms["generator_recon"], code,
-                                   train=True)
+                                   train=True, **label_kwargs(labels))
     return rec, e_state, g_rec_state
 
-  def _d_logits(self, name, params, ms, x, key, features=False):
+  def _d_logits(self, name, params, ms, x, key, features=False, labels=None):
     return apply_model(self.discriminator, params, ms[name], x, train=True,
                        rngs={"dropout": key}, keep_updates=False,
-                       return_features=features)[0]
+                       return_features=features, **label_kwargs(labels))[0]
 
-  def _adversarial_term(self, state, name, ms, x, key, generator_loss):
-    """``(loss, logits)`` of generated ``x`` against discriminator ``name``
-    (the mean over its ensemble when one is kept)."""
+  def _adversarial_term(self, state, name, ms, x, labels, key, generator_loss):
+    """``(loss, logits)`` of generated ``(x, labels)`` against discriminator
+    ``name`` (the mean over its ensemble when one is kept)."""
 
     def member(d_params):
-      logits = self._d_logits(name, d_params, ms, x, key)
+      logits = self._d_logits(name, d_params, ms, x, key, labels=labels)
       return generator_loss(logits), logits
 
     return base.ensemble_mean(member, state.params[name],
                               state.extra.get(self.history_name(name)))
 
-  def _d_update(self, state, name, real, fake, key, level, *, real_is_data, d_step):
-    """One update of discriminator ``name``: ``real`` vs ``fake`` (no gradient to G).
+  def _d_update(self, state, name, real, fake, labels, key, level, *, real_is_data, d_step):
+    """One update of discriminator ``name``: ``(real, labels)`` vs ``(fake,
+    labels)`` (no gradient to G; one batch of labels for both sides, so the
+    penalties close over it).
 
     Returns the new state and the update's metrics (objective loss without
     penalties as ``d_loss``, ``d_real``, ``d_fake``, the penalties' values).
@@ -237,18 +283,19 @@ class _EncoderGameBase:
                                          jax.lax.stop_gradient(fake), level,
                                          real_is_data=real_is_data)
     d_state = state.model_state[name]
+    lab = label_kwargs(labels)
 
     def logits_fn(params):
       # Independent dropout masks for the two passes.
       rl, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
-                            rngs={"dropout": jax.random.fold_in(drop_key, 0)})
+                            rngs={"dropout": jax.random.fold_in(drop_key, 0)}, **lab)
       fl, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
-                            rngs={"dropout": jax.random.fold_in(drop_key, 1)})
+                            rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
       return rl, fl, upd
 
     def critic_fn(params, key, features):
       return lambda x, dropout_key=key: self._d_logits(name, params, state.model_state, x,
-                                                       dropout_key, features)
+                                                       dropout_key, features, labels)
 
     loss_fn = base.discriminator_loss_fn(
         self.objective, self.penalty_terms, logits_fn, critic_fn, real_in, fake_in,
@@ -283,25 +330,35 @@ class _EncoderGameBase:
     return state.replace(step=state.step + 1), metrics
 
   # ------------------------------------------------------------ evaluation
-  def sample(self, state: TrainState, key: jax.Array, n: int, *, ema: bool = True):
+  def sample(self, state: TrainState, key: jax.Array, n: int, *, ema: bool = True,
+             labels: jax.Array | None = None):
     """``n`` generator samples in inference mode (the EMA generator if kept, with
-    batch statistics of its own: ``base.sampling_variables``)."""
-    params, collections, _ = base.sampling_variables(
-        self.generator, state, ema=ema, latent_fn=self._latent, batch_size=self.batch_size)
-    return apply_model(self.generator, params, collections, self._latent(key, n),
-                       train=False)[0]
+    batch statistics of its own); a conditional generator's classes uniform
+    unless ``labels`` are given (``base.generator_samples``)."""
+    return base.generator_samples(self.generator, state, key, n, ema=ema,
+                                  latent_fn=self._latent, batch_size=self.batch_size,
+                                  conditioning=self.conditioning, labels=labels)
 
-  def reconstruct(self, state: TrainState, x: jax.Array):
-    """``G(E(x))`` in inference mode (reconstruction statistics)."""
+  def _check_labels_given(self, labels, what):
+    if self.conditional and labels is None:
+      raise ValueError(f"{what} of a class-conditional game needs the labels of x: int class "
+                       f"ids [B] in [0, {self.conditioning.num_classes})")
+
+  def reconstruct(self, state: TrainState, x: jax.Array, labels: jax.Array | None = None):
+    """``G(E(x), y_x)`` in inference mode (reconstruction statistics); ``labels``
+    (``y_x``) required exactly when the game is conditional."""
+    self._check_labels_given(labels, "reconstruct")
     code = apply_model(self.encoder, state.params["encoder"], state.model_state["encoder"],
-                       x, train=False)[0]
+                       x, train=False, **self._encoder_labels(labels))[0]
     return apply_model(self.generator, state.params["generator"],
-                       state.model_state["generator_recon"], code, train=False)[0]
+                       state.model_state["generator_recon"], code, train=False,
+                       **label_kwargs(labels))[0]
 
-  def discriminate(self, state: TrainState, x: jax.Array):
+  def discriminate(self, state: TrainState, x: jax.Array, labels: jax.Array | None = None):
+    """The last discriminator's logits in inference mode (D; MDGAN's D2)."""
     name = self._discriminators[-1]
     return apply_model(self.discriminator, state.params[name], state.model_state[name], x,
-                       train=False)[0]
+                       train=False, **label_kwargs(labels))[0]
 
 
 @dataclasses.dataclass
@@ -319,23 +376,25 @@ class RegGANGame(_EncoderGameBase):
   lambda2: float = 0.4
 
   def _generator_update(self, state, arrays, shard, key, level):
-    x_key, z_key, p_key, drop_key = jax.random.split(key, 4)
-    x = shard(self._draw(x_key, arrays))
+    x_key, z_key, p_key, drop_key, label_key = jax.random.split(key, 5)
+    x, x_labels = self._draw(x_key, arrays)
+    x = shard(x)
     z = shard(self._latent(z_key, self.batch_size))
+    z_labels = self._generated_labels(label_key, arrays)
     ms = state.model_state
 
     def loss_fn(ge):
       g_params, e_params = ge
-      fake, g_state = apply_model(self.generator, g_params, ms["generator"], z, train=True)
-      rec, e_state, g_rec_state = self._reconstruct(g_params, e_params, ms, x)
+      fake, g_state = self._generate(g_params, ms, z, z_labels)
+      rec, e_state, g_rec_state = self._reconstruct(g_params, e_params, ms, x, x_labels)
       # Distinct keys: the two batches get independent noise and dropout.
       gan, _ = self._adversarial_term(
           state, "discriminator", ms,
-          self.perturb.fake(jax.random.fold_in(p_key, 0), fake, level),
+          self.perturb.fake(jax.random.fold_in(p_key, 0), fake, level), z_labels,
           jax.random.fold_in(drop_key, 0), self.objective.generator)
       mode, _ = self._adversarial_term(
           state, "discriminator", ms,
-          self.perturb.fake(jax.random.fold_in(p_key, 1), rec, level),
+          self.perturb.fake(jax.random.fold_in(p_key, 1), rec, level), x_labels,
           jax.random.fold_in(drop_key, 1), self.mode_objective.generator)
       geometric = reconstruction_error(x, rec)
       total = gan + self.lambda1 * geometric + self.lambda2 * mode
@@ -357,11 +416,13 @@ class RegGANGame(_EncoderGameBase):
     for i in range(self.n_critic):
       key = step_key(state, 1, i)
       x_key, z_key, d_key = jax.random.split(key, 3)
-      real = shard(self._draw(x_key, arrays))
+      real, labels = self._draw(x_key, arrays)
+      real = shard(real)
       z = shard(self._latent(z_key, self.batch_size))
-      fake = apply_model(self.generator, state.params["generator"],
-                         state.model_state["generator"], z, train=True, keep_updates=False)[0]
-      state, aux = self._d_update(state, "discriminator", real, fake, d_key, level,
+      # The real batch's classes generated: D sees one batch of labels on both sides.
+      fake = self._generate(state.params["generator"], state.model_state, z, labels,
+                            keep_updates=False)[0]
+      state, aux = self._d_update(state, "discriminator", real, fake, labels, d_key, level,
                                   real_is_data=True, d_step=state.step * self.n_critic + i)
       metrics.update(aux)
     for j in range(self.n_gen):
@@ -388,14 +449,14 @@ class MDGANGame(_EncoderGameBase):
   lambda_manifold: float = 1.0
   _discriminators: tuple[str, ...] = ("d_manifold", "d_diffusion")
 
-  def _manifold_update(self, state, x, p_key, drop_key, level):
+  def _manifold_update(self, state, x, labels, p_key, drop_key, level):
     ms = state.model_state
 
     def manifold_loss(ge):
       g_params, e_params = ge
-      rec, e_state, g_rec_state = self._reconstruct(g_params, e_params, ms, x)
+      rec, e_state, g_rec_state = self._reconstruct(g_params, e_params, ms, x, labels)
       adv, _ = self._adversarial_term(state, "d_manifold", ms,
-                                      self.perturb.fake(p_key, rec, level), drop_key,
+                                      self.perturb.fake(p_key, rec, level), labels, drop_key,
                                       self.mode_objective.generator)
       geometric = reconstruction_error(x, rec)
       total = self.lambda_manifold * adv + geometric
@@ -408,13 +469,13 @@ class MDGANGame(_EncoderGameBase):
     return state, {"manifold_loss": m_loss, "reconstruction": geometric,
                    "e_grad_norm": optax.tree.norm(e_grads)}
 
-  def _diffusion_update(self, state, z, p_key, drop_key, level):
+  def _diffusion_update(self, state, z, labels, p_key, drop_key, level):
     ms = state.model_state
 
     def diffusion_loss(g_params):
-      fake, g_state = apply_model(self.generator, g_params, ms["generator"], z, train=True)
+      fake, g_state = self._generate(g_params, ms, z, labels)
       loss, _ = self._adversarial_term(state, "d_diffusion", ms,
-                                       self.perturb.fake(p_key, fake, level), drop_key,
+                                       self.perturb.fake(p_key, fake, level), labels, drop_key,
                                        self.objective.generator)
       return loss, g_state
 
@@ -437,35 +498,39 @@ class MDGANGame(_EncoderGameBase):
     key = step_key(state, 1)
     for i in range(self.n_critic):
       x_key, d_key = jax.random.split(_repeat_key(key, i), 4)[:2]
-      x = shard(self._draw(x_key, arrays))
+      x, labels = self._draw(x_key, arrays)
+      x = shard(x)
       rec = self._reconstruct(state.params["generator"], state.params["encoder"],
-                              state.model_state, x)[0]
-      state, aux = self._d_update(state, "d_manifold", x, rec, d_key, level,
+                              state.model_state, x, labels)[0]
+      state, aux = self._d_update(state, "d_manifold", x, rec, labels, d_key, level,
                                   real_is_data=True, d_step=state.step * self.n_critic + i)
       metrics.update(self._prefixed("d_manifold", aux))
     for j in range(self.n_gen):
       x_key, _, p_key, drop_key = jax.random.split(_repeat_key(key, j), 4)
-      x = shard(self._draw(x_key, arrays))
-      state, aux = self._manifold_update(state, x, p_key, drop_key, level)
+      x, labels = self._draw(x_key, arrays)
+      state, aux = self._manifold_update(state, shard(x), labels, p_key, drop_key, level)
       metrics.update(aux)
 
     # ---- diffusion step: D2 on G(E(x)) (as real, not data) vs G(z); G spreads its mass.
     key = step_key(state, 2)
     for i in range(self.n_critic):
       x_key, z_key, d_key = jax.random.split(_repeat_key(key, i), 5)[:3]
-      x = shard(self._draw(x_key, arrays))
+      x, labels = self._draw(x_key, arrays)
+      x = shard(x)
       z = shard(self._latent(z_key, self.batch_size))
       ms = state.model_state
-      rec = self._reconstruct(state.params["generator"], state.params["encoder"], ms, x)[0]
-      fake = apply_model(self.generator, state.params["generator"], ms["generator"], z,
-                         train=True, keep_updates=False)[0]
-      state, aux = self._d_update(state, "d_diffusion", rec, fake, d_key, level,
+      rec = self._reconstruct(state.params["generator"], state.params["encoder"], ms, x,
+                              labels)[0]
+      fake = self._generate(state.params["generator"], ms, z, labels, keep_updates=False)[0]
+      state, aux = self._d_update(state, "d_diffusion", rec, fake, labels, d_key, level,
                                   real_is_data=False, d_step=state.step * self.n_critic + i)
       metrics.update(self._prefixed("d_diffusion", aux))
     for j in range(self.n_gen):
-      _, z_key, _, p_key, drop_key = jax.random.split(_repeat_key(key, j), 5)
+      x_key, z_key, _, p_key, drop_key = jax.random.split(_repeat_key(key, j), 5)
       z = shard(self._latent(z_key, self.batch_size))
-      state, aux = self._diffusion_update(state, z, p_key, drop_key, level)
+      # The classes of the step's real batch (the first update shares D2's batch).
+      labels = self._generated_labels(x_key, arrays)
+      state, aux = self._diffusion_update(state, z, labels, p_key, drop_key, level)
       metrics.update(aux)
     metrics.update({"d_loss": metrics["d_diffusion_loss"],
                     "d_real": metrics["d_diffusion_real"],
