@@ -25,6 +25,9 @@ def toy_config() -> ml_collections.ConfigDict:
   c.model.latent_shape = (2,)  # Shape of z.
   c.model.latent_prior = "uniform"  # 'uniform' or 'normal'.
   c.model.latent_kwargs = ml_collections.ConfigDict()  # e.g. {'low': 0.0} for U[0,1].
+  # Computation dtype of every model: 'float32' or 'bfloat16' (bf16 compute on float32
+  # parameters, optimizer states and batch statistics; outputs come back float32).
+  c.model.dtype = "float32"
 
   c.game = ml_collections.ConfigDict()
   c.game.name = "adversarial"  # gan_jax.games.GAMES

@@ -31,6 +31,25 @@ Conventions shared by all penalties:
 * The value is differentiable with respect to anything ``d_fn`` closes over: the
   parameter gradient of an input-gradient penalty is a gradient of a gradient
   (double backprop), which JAX derives automatically.
+
+Precision, for discriminators that compute in bfloat16 (``dtype='bfloat16'`` in
+``gan_jax.models``, which casts its inputs itself):
+
+* Inputs are promoted to at least float32 before ``d_fn`` sees them (bfloat16
+  real or fake batches, WGAN-GP's interpolates, DRAGAN's perturbed points), so
+  input gradients are taken with respect to float32 inputs and come back in
+  float32.
+* Logits (and CT's features) are promoted to at least float32 as ``d_fn``
+  returns them, so Roth's weights, the CT gaps and every diagnostic are
+  computed from float32 logits.
+* Squared gradient norms are reduced in at least float32.
+* Norms (WGAN-GP, DRAGAN, CT's feature distance, the ``grad_norm``
+  diagnostics) use a guarded square root: ``sqrt(s)`` for ``s > 0`` and 0 at an
+  exact ``s = 0`` with derivative 0 there (a subgradient of the norm at 0)
+  instead of ``sqrt``'s infinite one, whose product with the zero derivative of
+  ``s`` would be NaN. The value is exact everywhere, unbiased by any epsilon.
+  An exact zero is ordinary: a ReLU critic with every unit inactive around an
+  interpolate, or two CT passes with identical dropout masks.
 """
 
 from __future__ import annotations
@@ -54,8 +73,19 @@ PenaltyOutput = tuple[Array, Diagnostics]
 
 def _float_dtype(*xs) -> Any:
   dtype = jnp.result_type(*xs)
-  # Random interpolation weights need a floating dtype even for integer images.
-  return dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.result_type(float)
+  # Random interpolation weights need a floating dtype even for integer images;
+  # bfloat16 batches are promoted (see "Precision" above).
+  if not jnp.issubdtype(dtype, jnp.inexact):
+    return jnp.result_type(float)
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def _full_precision(x: Array) -> Array:
+  """``x`` in at least float32 (bfloat16 and float16 are promoted)."""
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.inexact):
+    return x
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
 def _check_batch(x: Array, name: str) -> None:
@@ -89,7 +119,7 @@ def _flat_logits(logits: Array, batch_size: int, name: str) -> Array:
     raise ValueError(
         f"the discriminator must return logits of shape [B] or [B, 1] with B = "
         f"{batch_size} (the batch size of {name}); got logits of shape {shape}")
-  return jnp.reshape(logits, (batch_size,))
+  return _full_precision(jnp.reshape(logits, (batch_size,)))
 
 
 def _check_divergence(divergence: Any) -> None:
@@ -99,14 +129,19 @@ def _check_divergence(divergence: Any) -> None:
 
 
 def _squared_norms(g: Array) -> Array:
-  """Per-example squared Euclidean norm over all trailing axes."""
+  """Per-example squared Euclidean norm over all trailing axes, in at least float32."""
+  g = _full_precision(g)
   return jnp.sum(jnp.square(jnp.reshape(g, (g.shape[0], -1))), axis=1)
 
 
 def _safe_sqrt(sq: Array) -> Array:
-  # sqrt has an infinite derivative at 0 (a zero input gradient, or identical
-  # dropout passes in CT); the double `where` makes that derivative 0 instead of NaN
-  # and leaves every other point exact.
+  """``sqrt(sq)``, with value and derivative 0 at an exact ``sq = 0``.
+
+  ``sqrt`` has an infinite derivative at 0 (a zero input gradient, or identical
+  dropout passes in CT); chained with the zero derivative of ``sq = |g|^2`` it
+  gives NaN. The inner ``where`` keeps the untaken branch's derivative finite,
+  the outer one selects 0 there; every other point is exact.
+  """
   positive = sq > 0
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
@@ -138,9 +173,11 @@ def _logits_and_input_grad(
 
   Returns:
     ``(logits [B], grad [B, ...], aux)`` where ``grad`` is the gradient of
-    ``sum(logits)`` w.r.t. ``x``.
+    ``sum(logits)`` w.r.t. ``x``; ``x`` is promoted to at least float32 first
+    and the logits as they leave ``d_fn``, so both are at least float32.
   """
   batch_size = jnp.shape(x)[0]
+  x = _full_precision(x)
 
   def fn(inputs):
     logits, aux = _split_output(d_fn(inputs), has_aux)
@@ -174,7 +211,8 @@ def roth_js_penalty(
   ``Omega_JS = E_P[(1 - D(x))^2 ||grad_x psi(x)||^2] + E_Q[D(x)^2 ||grad_x psi(x)||^2]``
   with ``D = sigmoid(psi)`` and ``psi`` the discriminator logit. The weights are
   computed from the logits as ``(1 - D)^2 = sigmoid(-psi)^2`` and
-  ``D^2 = sigmoid(psi)^2``, exact for saturated logits. The discriminator loss is
+  ``D^2 = sigmoid(psi)^2``, exact for saturated logits, and always from logits in
+  at least float32 (a bfloat16 discriminator's are promoted). The discriminator loss is
   ``loss_D + (gamma / 2) * Omega_JS``; ``gamma`` (default 2.0 for images, annealed;
   0.1 on the 3-D toy) is applied by the caller.
 
@@ -270,7 +308,8 @@ def roth_fgan_penalty(
   Computed as ``E_Q[w(v) ||grad_x v||^2]``: since ``grad_x T = g_f'(v) grad_x v``
   the weight is ``w(v) = f*''(g_f(v)) g_f'(v)^2``, evaluated in closed form in
   ``v`` by ``gan_jax.losses.fgan_penalty_weight`` (e.g. ``sigmoid(v)`` for
-  ``gan`` and ``js``, 1 for ``reverse_kl``). Through ``T`` the computation would
+  ``gan`` and ``js``, 1 for ``reverse_kl``), from the logits promoted to at least
+  float32 (as a bfloat16 discriminator's are). Through ``T`` the computation would
   break down for confident fakes in float32: ``T`` rounds onto the edge of the
   conjugate's domain, where ``f*''`` is infinite, while ``||grad_x T||^2``
   underflows (from logits of about 20, 0 or NaN instead of a weight near 1).
@@ -334,8 +373,13 @@ def wgan_gp_penalty(
   ``E[(||grad_x f(x_hat)||_2 - target_norm)^2]`` with
   ``x_hat = e * real + (1 - e) * fake`` and one ``e ~ U[0, 1]`` per example,
   drawn as ``jax.random.uniform(key, (B, 1, ..., 1), dtype)`` (one call, ``key``
-  used as is) and broadcast over the trailing axes. Loss weight ``lambda`` (10 in
-  the paper) applied by the caller.
+  used as is) and broadcast over the trailing axes; ``dtype`` is the batches' float
+  dtype promoted to at least float32, so the interpolates are float32 even for
+  bfloat16 batches. The norm is the guarded square root of the module's
+  "Precision" notes: exact, and with a finite parameter gradient where
+  ``grad f(x_hat)`` is exactly 0 (the penalty's derivative in the norm is then
+  taken as 0, a subgradient). Loss weight ``lambda`` (10 in the paper) applied
+  by the caller.
 
   Args:
     d_fn: critic ``x -> scores`` (``[B]`` or ``[B, 1]``), or ``x -> (scores, aux)``
@@ -387,7 +431,11 @@ def ct_penalty(
   where ``x'`` and ``x''`` denote two passes of the stochastic critic on the same
   real batch with independent dropout masks and ``h`` its penultimate features.
   The keys of the two passes are ``key_1, key_2 = jax.random.split(key)``, in that
-  order. Loss weight ``lambda_CT`` (2 in the paper) applied by the caller.
+  order. Scores and features are promoted to at least float32 before their
+  differences are taken, and the feature distance is the guarded square root of the
+  module's "Precision" notes, so identical passes (equal dropout masks, or no
+  dropout) give a gap of exactly 0 with a finite, zero derivative. Loss weight
+  ``lambda_CT`` (2 in the paper) applied by the caller.
 
   Args:
     d_fn_features: stochastic critic ``(x, key) -> (scores, features)`` with scores
@@ -424,6 +472,7 @@ def ct_penalty(
       raise ValueError(
           f"the critic must return features of shape [B, ...] with B = {batch_size} "
           f"(the batch size of real); got features of shape {jnp.shape(features)}")
+  features_1, features_2 = _full_precision(features_1), _full_precision(features_2)
   logit_gap = jnp.abs(logits_1 - logits_2)
   feature_gap = _safe_sqrt(_squared_norms(features_1 - features_2))
   ct = jnp.mean(jax.nn.relu(logit_gap + feature_weight * feature_gap - margin))
@@ -522,7 +571,10 @@ def dragan_penalty(
   ``delta = c * std(real) * u``, ``std`` the standard deviation over *all* entries
   of the batch (a scalar, as in the authors' code) and ``u ~ U[0, 1]`` elementwise,
   drawn as ``jax.random.uniform(key, real.shape, dtype)`` (one call, ``key`` used
-  as is). Loss weight ``lambda`` (10) applied by the caller.
+  as is), ``dtype`` the batch's float dtype promoted to at least float32. The norm
+  is the guarded square root of the module's "Precision" notes (finite parameter
+  gradient where the input gradient is exactly 0). Loss weight ``lambda`` (10)
+  applied by the caller.
 
   Args:
     d_fn: discriminator ``x -> logits`` (``[B]`` or ``[B, 1]``), or
@@ -547,7 +599,8 @@ def dragan_penalty(
   _check_batch(real, "real")
   dtype = _float_dtype(real)
   u = jax.random.uniform(key, jnp.shape(real), dtype)
-  perturbed = real + c * jnp.std(real.astype(dtype)) * u
+  real = real.astype(dtype)
+  perturbed = real + c * jnp.std(real) * u
   logits, grad, aux = _logits_and_input_grad(
       d_fn, perturbed, has_aux=has_aux, name="real")
   norms = _safe_sqrt(_squared_norms(grad))

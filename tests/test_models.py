@@ -169,6 +169,34 @@ class MLPTest(parameterized.TestCase):
     _, feats = _apply(d, return_features=True)(v, x)
     np.testing.assert_allclose(feats, mlp.ACTIVATIONS[name](h), rtol=1e-5, atol=1e-6)
 
+  def test_maxout_discriminator_matches_hand_computation(self):
+    # Two maxout layers of widths 3 and 2 with 4 pieces each: dense layers of
+    # 12 and 8 units, unit j the max of dense units 4j .. 4j+3.
+    pieces = 4
+    d = models.MLPDiscriminator(widths=(3, 2), activation="maxout", pieces=pieces)
+    x = _normal((5, 6))
+    v = _variables(d, x)
+    p = jax.tree.map(np.asarray, v["params"])
+    self.assertEqual(p["trunk"]["dense_0"]["kernel"].shape, (6, 3 * pieces))
+    self.assertEqual(p["trunk"]["dense_1"]["kernel"].shape, (3, 2 * pieces))
+
+    def maxout_by_hand(a):
+      return np.stack([max(row[j * pieces:(j + 1) * pieces]) for row in a
+                       for j in range(a.shape[1] // pieces)]).reshape(len(a), -1)
+
+    h = maxout_by_hand(x @ p["trunk"]["dense_0"]["kernel"] + p["trunk"]["dense_0"]["bias"])
+    h = maxout_by_hand(h @ p["trunk"]["dense_1"]["kernel"] + p["trunk"]["dense_1"]["bias"])
+    logits, feats = _apply(d, return_features=True)(v, x)
+    np.testing.assert_allclose(feats, h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logits, h @ p["out"]["kernel"][:, 0] + p["out"]["bias"][0],
+                               rtol=1e-5, atol=1e-6)
+    # Mixed with elementwise activations per layer; pieces checked.
+    mixed = models.MLPGenerator(widths=(4, 3), out_shape=(2,), activation=("maxout", "relu"),
+                                pieces=3)
+    self.assertEqual(_variables(mixed, x)["params"]["trunk"]["dense_1"]["kernel"].shape, (4, 3))
+    with self.assertRaisesRegex(ValueError, "pieces .* int >= 1; got 0"):
+      models.MLPDiscriminator(widths=(4,), activation="maxout", pieces=0)
+
   def test_leaky_relu_slope(self):
     np.testing.assert_allclose(mlp.ACTIVATIONS["leaky_relu"](jnp.array([-1.0, 2.0])),
                                [-0.2, 2.0])

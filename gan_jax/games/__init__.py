@@ -43,8 +43,9 @@ def _plain(value):
 
 
 def _module(factory, spec, field, **defaults):
-  """Builds a module from its config entry; ``defaults`` fill the data-dependent
-  shape fields a module has (``out_shape``/``image_shape``/``latent_shape``)."""
+  """Builds a module from its config entry; ``defaults`` fill the fields a module
+  has that its entry lacks (data-dependent shapes ``out_shape``/``image_shape``/
+  ``latent_shape``; the run's computation ``dtype``)."""
   spec = dict(_plain(spec))
   name = spec.pop("name", None)
   cls = _REGISTRIES[factory].get(name)
@@ -129,9 +130,11 @@ def _shared_args(config) -> dict[str, Any]:
 
 def _build_adversarial(config, source: DataSource) -> AdversarialGame:
   game = config.game
+  dtype = config.model.get("dtype", "float32")  # a player's own dtype field wins
   g = _module(models.make_generator, config.model.generator, "model.generator",
-              out_shape=tuple(source.shape), image_shape=tuple(source.shape))
-  d = _module(models.make_discriminator, config.model.discriminator, "model.discriminator")
+              out_shape=tuple(source.shape), image_shape=tuple(source.shape), dtype=dtype)
+  d = _module(models.make_discriminator, config.model.discriminator, "model.discriminator",
+              dtype=dtype)
   return AdversarialGame(
       generator=g, discriminator=d, data=source,
       g_tx=_optimizer(config, "generator", source),
@@ -147,8 +150,9 @@ def _build_encoder_game(cls, config, source: DataSource, discriminators, **extra
                      "(each side's batch statistics kept apart, as the paper's Appendix B "
                      "does for G(z) and G(E(x)))")
   model = config.model
+  dtype = model.get("dtype", "float32")  # a player's own dtype field wins
   g = _module(models.make_generator, model.generator, "model.generator",
-              out_shape=tuple(source.shape), image_shape=tuple(source.shape))
+              out_shape=tuple(source.shape), image_shape=tuple(source.shape), dtype=dtype)
   e_spec = dict(_plain(model.get("encoder", None) or {}))
   e_cls = models.ENCODERS.get(e_spec.get("name"))
   if ("num_classes" in e_spec and e_cls is not None
@@ -159,8 +163,9 @@ def _build_encoder_game(cls, config, source: DataSource, discriminators, **extra
         "Remove model.encoder.num_classes; encoders that take labels: "
         f"{label_takers(models.ENCODERS)}")
   e = _module(models.make_encoder, e_spec, "model.encoder",
-              latent_shape=tuple(model.latent_shape))
-  d = _module(models.make_discriminator, model.discriminator, "model.discriminator")
+              latent_shape=tuple(model.latent_shape), dtype=dtype)
+  d = _module(models.make_discriminator, model.discriminator, "model.discriminator",
+              dtype=dtype)
   e_field = "encoder" if config.optim.get("encoder", None) is not None else "generator"
   return cls(
       generator=g, encoder=e, discriminator=d, data=source,

@@ -8,6 +8,14 @@ Generators and discriminators take optional class labels after their input,
 ``G.apply(v, z, labels)`` and ``D.apply(v, x, labels)``, required exactly when
 built with ``num_classes > 0``.
 
+Every module takes ``dtype``, its computation dtype (one of
+``COMPUTE_DTYPES``): ``'float32'`` (default) or ``'bfloat16'``, which computes
+in bfloat16 on float32 parameters and batch statistics and returns float32
+outputs (``gan_jax.models.precision``)::
+
+  critic = make_discriminator('dcgan', layer_norm=True, batch_norm=False,
+                              dtype='bfloat16')
+
 A new architecture joins by adding its module class to the registries below.
 """
 from __future__ import annotations
@@ -23,6 +31,7 @@ from gan_jax.models.latent import sample_latent
 from gan_jax.models.mlp import MLPDiscriminator
 from gan_jax.models.mlp import MLPEncoder
 from gan_jax.models.mlp import MLPGenerator
+from gan_jax.models.precision import COMPUTE_DTYPES
 from gan_jax.models.resnet import ResNetDiscriminator
 from gan_jax.models.resnet import ResNetEncoder
 from gan_jax.models.resnet import ResNetGenerator
@@ -138,6 +147,7 @@ def make_encoder(name: str, /, **kwargs):
 
 
 __all__ = [
+    "COMPUTE_DTYPES",
     "ConvTranspose2x",
     "DCGANDiscriminator",
     "DCGANEncoder",

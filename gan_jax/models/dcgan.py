@@ -19,6 +19,9 @@ on the first layer, and a dense layer from the flattened last map to a logit.
 With ``num_classes > 0`` the generator appends a label code to the flattened
 latent and the discriminator is a projection discriminator, or sees the
 one-hot labels as extra constant input channels (``mlp.CONDITIONINGS``).
+
+Each module's ``dtype`` field picks the computation dtype (float32, or
+bfloat16 on float32 parameters: ``gan_jax.models.precision``).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import flax.linen as nn
 import jax
 
 from gan_jax.models import mlp
+from gan_jax.models import precision
 from gan_jax.models.upsample import ConvTranspose2x
 
 IMAGE_SIZES = (28, 32, 64)
@@ -84,6 +88,9 @@ class DCGANGenerator(nn.Module):
       unconditional, and then no label parameters exist).
     label_features: width of the learned label embedding appended to the
       flattened latent; 0 appends the one-hot labels instead.
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32 and the output is returned in float32.
 
   References:
     Radford et al., Unsupervised Representation Learning with Deep
@@ -101,9 +108,11 @@ class DCGANGenerator(nn.Module):
   init_std: float = 0.02
   num_classes: int = 0
   label_features: int = 0
+  dtype: str = "float32"
 
   def __post_init__(self):
     mlp.freeze_sequences(self, ("image_shape",))
+    precision.normalize_dtype_field(self)
     shape = tuple(self.image_shape)
     if len(shape) != 3:
       raise ValueError(
@@ -124,12 +133,13 @@ class DCGANGenerator(nn.Module):
 
   def _upsampler(self, features: int, use_bias: bool, init, name: str):
     kernel_size = (self.kernel_size, self.kernel_size)
+    kw = precision.layer_kwargs(self.dtype)
     if self.upsample == "subpixel":
       return ConvTranspose2x(features, kernel_size, use_bias=use_bias,
-                             kernel_init=init, name=name)
+                             kernel_init=init, name=name, **kw)
     return nn.ConvTranspose(features, kernel_size, strides=(2, 2),
                             padding="SAME", use_bias=use_bias,
-                            kernel_init=init, name=name)
+                            kernel_init=init, name=name, **kw)
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
@@ -155,20 +165,22 @@ class DCGANGenerator(nn.Module):
     h = mlp.with_label_code(z.reshape(z.shape[0], -1), labels,
                             num_classes=self.num_classes,
                             label_features=self.label_features)
+    kw = precision.layer_kwargs(self.dtype)
     h = nn.Dense(start * start * features, use_bias=not self.batch_norm,
-                 kernel_init=init, name="project")(h)
+                 kernel_init=init, name="project", **kw)(h)
     h = h.reshape(z.shape[0], start, start, features)
     if self.batch_norm:
-      h = mlp.batch_norm_layer(train, "bn_project")(h)
+      h = mlp.batch_norm_layer(train, "bn_project", kw["dtype"])(h)
     h = nn.relu(h)
     for i in range(stages - 1):
       features //= 2
       h = self._upsampler(features, not self.batch_norm, init, f"up_{i}")(h)
       if self.batch_norm:
-        h = mlp.batch_norm_layer(train, f"bn_{i}")(h)
+        h = mlp.batch_norm_layer(train, f"bn_{i}", kw["dtype"])(h)
       h = nn.relu(h)
     h = self._upsampler(channels, True, init, f"up_{stages - 1}")(h)
-    return mlp.OUTPUT_ACTIVATIONS[self.output_activation](h)
+    h = mlp.OUTPUT_ACTIVATIONS[self.output_activation](h)
+    return precision.full_precision(h)
 
 
 class _ConvTrunk(nn.Module):
@@ -182,6 +194,7 @@ class _ConvTrunk(nn.Module):
   kernel_size: int
   kernel_init: str
   init_std: float
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -189,23 +202,24 @@ class _ConvTrunk(nn.Module):
       raise ValueError(f"images must be [B, H, W, C]; got shape {x.shape}")
     stages = _check_size(x.shape[1], x.shape[2])
     init = mlp.kernel_initializer(self.kernel_init, init_std=self.init_std)
+    kw = precision.layer_kwargs(self.dtype)
     h = x
     for i in range(stages):
       normed = i > 0 and (self.batch_norm or self.layer_norm)
       conv = nn.Conv(self.base_features * 2 ** i,
                      (self.kernel_size, self.kernel_size), strides=(2, 2),
                      padding="SAME", use_bias=not normed, kernel_init=init,
-                     name=f"conv_{i}")
+                     name=f"conv_{i}", **kw)
       if self.spectral_norm:
         h = nn.SpectralNorm(conv, name=f"sn_conv_{i}")(h, update_stats=train)
       else:
         h = conv(h)
       if normed and self.batch_norm:
-        h = mlp.batch_norm_layer(train, f"bn_{i}")(h)
+        h = mlp.batch_norm_layer(train, f"bn_{i}", kw["dtype"])(h)
       elif normed:
         # Normalise each example over (H, W, C), as WGAN-GP's critic does.
         h = nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=-1,
-                         name=f"ln_{i}")(h)
+                         name=f"ln_{i}", **kw)(h)
       h = nn.leaky_relu(h, negative_slope=0.2)
       if self.dropout_rate > 0:
         h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
@@ -235,6 +249,10 @@ class DCGANDiscriminator(nn.Module):
       flattened last map (parameter ``label_embed``, spectrally normalised
       with ``spectral_norm``); ``'concat'`` appends ``num_classes`` constant
       one-hot maps to the input image's channels.
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32, and the logit head runs in float32 on the trunk's features
+      (logits and features are returned in float32).
 
   References:
     Radford et al., Unsupervised Representation Learning with Deep
@@ -255,8 +273,10 @@ class DCGANDiscriminator(nn.Module):
   init_std: float = 0.02
   num_classes: int = 0
   conditioning: str = "projection"
+  dtype: str = "float32"
 
   def __post_init__(self):
+    precision.normalize_dtype_field(self)
     _check_base(self.base_features)
     mlp.check_norms(self.batch_norm, self.layer_norm)
     mlp.check_dropout(self.dropout_rate)
@@ -287,7 +307,9 @@ class DCGANDiscriminator(nn.Module):
       x = mlp.with_label_maps(x, labels, num_classes=self.num_classes)
     h = _ConvTrunk(self.base_features, self.batch_norm, self.layer_norm,
                    self.spectral_norm, self.dropout_rate, self.kernel_size,
-                   self.kernel_init, self.init_std, name="trunk")(x, train=train)
+                   self.kernel_init, self.init_std, self.dtype,
+                   name="trunk")(x, train=train)
+    h = precision.full_precision(h)
     init = mlp.kernel_initializer(self.kernel_init, init_std=self.init_std)
     logits = mlp.logit_head(h, labels, num_classes=self.num_classes,
                             conditioning=self.conditioning, kernel_init=init,
@@ -308,6 +330,9 @@ class DCGANEncoder(nn.Module):
     kernel_size: convolution kernel size.
     kernel_init: weight initializer name.
     init_std: scale of the normal initializers.
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32 and the output is returned in float32.
 
   References:
     Che et al., Mode Regularized Generative Adversarial Networks, 2017.
@@ -320,9 +345,11 @@ class DCGANEncoder(nn.Module):
   kernel_size: int = 4
   kernel_init: str = "normal"
   init_std: float = 0.02
+  dtype: str = "float32"
 
   def __post_init__(self):
     mlp.freeze_sequences(self, ("latent_shape",))
+    precision.normalize_dtype_field(self)
     _check_base(self.base_features)
     mlp.output_activation_fn(self.output_activation)
     _check_kernel_size(self.kernel_size)
@@ -343,8 +370,9 @@ class DCGANEncoder(nn.Module):
     latent_shape = mlp.as_shape(self.latent_shape)
     h = _ConvTrunk(self.base_features, self.batch_norm, False, False, 0.0,
                    self.kernel_size, self.kernel_init, self.init_std,
-                   name="trunk")(x, train=train)
+                   self.dtype, name="trunk")(x, train=train)
     init = mlp.kernel_initializer(self.kernel_init, init_std=self.init_std)
-    h = nn.Dense(math.prod(latent_shape), kernel_init=init, name="out")(h)
+    h = nn.Dense(math.prod(latent_shape), kernel_init=init, name="out",
+                 **precision.layer_kwargs(self.dtype))(h)
     h = mlp.OUTPUT_ACTIVATIONS[self.output_activation](h)
-    return h.reshape((x.shape[0],) + latent_shape)
+    return precision.full_precision(h.reshape((x.shape[0],) + latent_shape))

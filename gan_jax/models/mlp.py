@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import precision
+
 
 def _leaky_relu(x: jax.Array) -> jax.Array:
   return nn.leaky_relu(x, negative_slope=0.2)
@@ -32,6 +34,13 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "swish": nn.swish,
     "gelu": nn.gelu,
 }
+
+# Maxout (Goodfellow et al. 2013) is not elementwise: a layer of width ``w``
+# computes ``w * pieces`` affine units and keeps the largest of each group of
+# ``pieces`` consecutive ones, so it lives in the layer (``_MLPTrunk``), not in
+# ``ACTIVATIONS``. Its piece count is the modules' ``pieces`` field.
+MAXOUT = "maxout"
+HIDDEN_ACTIVATIONS = tuple(ACTIVATIONS) + (MAXOUT,)
 
 OUTPUT_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "linear": lambda x: x,
@@ -110,8 +119,28 @@ def hidden_activations(activation: str | Sequence[str],
           f"activation has {len(names)} entries but there are {n_layers} "
           f"hidden layers; give one name or one per layer")
   for name in names:
-    _choice("activation", name, tuple(ACTIVATIONS))
+    _choice("activation", name, HIDDEN_ACTIVATIONS)
   return names
+
+
+def maxout(h: jax.Array, pieces: int) -> jax.Array:
+  """Maxout over groups of ``pieces`` consecutive features: ``[..., w * pieces] -> [..., w]``.
+
+  Unit ``j`` of the output is ``max_k h[..., j * pieces + k]``, ``k < pieces``.
+
+  References:
+    Goodfellow, Warde-Farley, Mirza, Courville & Bengio, "Maxout Networks", 2013.
+  """
+  if h.shape[-1] % pieces:
+    raise ValueError(f"maxout needs a multiple of pieces={pieces} features; got {h.shape[-1]}")
+  return jnp.max(h.reshape(h.shape[:-1] + (h.shape[-1] // pieces, pieces)), axis=-1)
+
+
+def check_pieces(pieces: int) -> None:
+  """Raises ValueError unless ``pieces`` (maxout's piece count) is an int >= 1."""
+  if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:
+    raise ValueError(f"pieces (maxout units per hidden unit) must be an int >= 1; got "
+                     f"{pieces!r}")
 
 
 def freeze_sequences(module, names: Sequence[str]) -> None:
@@ -132,14 +161,24 @@ def check_widths(widths: Sequence[int], *, allow_empty: bool) -> None:
     raise ValueError(f"widths must be positive ints; got {widths}")
 
 
-def batch_norm_layer(train: bool, name: str) -> nn.BatchNorm:
-  """Batch norm with the package's momentum; batch statistics iff ``train``."""
+def batch_norm_layer(train: bool, name: str, dtype=None) -> nn.BatchNorm:
+  """Batch norm with the package's momentum; batch statistics iff ``train``.
+
+  ``dtype`` is the layer's computation dtype (None: inferred); flax reduces
+  the statistics in float32 and keeps the running averages in float32 for any
+  computation dtype.
+  """
   return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                      epsilon=BN_EPSILON, name=name)
+                      epsilon=BN_EPSILON, dtype=dtype, param_dtype=jnp.float32,
+                      name=name)
 
 
 class _MLPTrunk(nn.Module):
-  """Dense -> [norm] -> activation -> [dropout] for each width."""
+  """Dense -> [norm] -> activation -> [dropout] for each width.
+
+  A maxout layer of width ``w`` has a dense layer of ``w * pieces`` units (and
+  its norm over those), then :func:`maxout`.
+  """
 
   widths: Sequence[int]
   activations: Sequence[str]
@@ -147,19 +186,23 @@ class _MLPTrunk(nn.Module):
   layer_norm: bool
   dropout_rate: float
   kernel_init: Callable
+  pieces: int = 1
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, h: jax.Array, *, train: bool) -> jax.Array:
     normed = self.batch_norm or self.layer_norm
+    kw = precision.layer_kwargs(self.dtype)
     for i, (width, act) in enumerate(zip(self.widths, self.activations)):
+      units = int(width) * (self.pieces if act == MAXOUT else 1)
       # A normalisation layer's shift makes a dense bias redundant.
-      h = nn.Dense(int(width), use_bias=not normed,
-                   kernel_init=self.kernel_init, name=f"dense_{i}")(h)
+      h = nn.Dense(units, use_bias=not normed, kernel_init=self.kernel_init,
+                   name=f"dense_{i}", **kw)(h)
       if self.batch_norm:
-        h = batch_norm_layer(train, f"bn_{i}")(h)
+        h = batch_norm_layer(train, f"bn_{i}", kw["dtype"])(h)
       elif self.layer_norm:
-        h = nn.LayerNorm(name=f"ln_{i}")(h)
-      h = ACTIVATIONS[act](h)
+        h = nn.LayerNorm(name=f"ln_{i}", **kw)(h)
+      h = maxout(h, self.pieces) if act == MAXOUT else ACTIVATIONS[act](h)
       if self.dropout_rate > 0:
         h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     return h
@@ -171,8 +214,8 @@ class MLPGenerator(nn.Module):
   Attributes:
     widths: hidden layer widths.
     out_shape: shape of one sample (without the batch dimension).
-    activation: hidden activation name (see ``ACTIVATIONS``), or one name per
-      hidden layer.
+    activation: hidden activation name (see ``ACTIVATIONS``, or ``'maxout'``),
+      or one name per hidden layer.
     batch_norm: batch normalisation before each hidden activation (statistics
       in the ``'batch_stats'`` collection, momentum 0.9).
     output_activation: ``'linear'``, ``'tanh'`` or ``'sigmoid'``.
@@ -182,6 +225,11 @@ class MLPGenerator(nn.Module):
       unconditional, and then no label parameters exist).
     label_features: width of the learned label embedding appended to the
       latent; 0 appends the one-hot labels instead.
+    pieces: affine pieces per unit of a ``'maxout'`` layer (ignored by the
+      other activations).
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32 and the output is returned in float32.
 
   References:
     Goodfellow et al., Generative Adversarial Nets, 2014.
@@ -199,6 +247,8 @@ class MLPGenerator(nn.Module):
   init_std: float = 0.1
   num_classes: int = 0
   label_features: int = 0
+  pieces: int = 2
+  dtype: str = "float32"
 
   def __post_init__(self):
     freeze_sequences(self, ("widths", "out_shape", "activation"))
@@ -206,6 +256,8 @@ class MLPGenerator(nn.Module):
     hidden_activations(self.activation, len(tuple(self.widths)))
     output_activation_fn(self.output_activation)
     kernel_initializer(self.kernel_init, init_std=self.init_std)
+    check_pieces(self.pieces)
+    precision.normalize_dtype_field(self)
     check_conditional(self.num_classes, label_features=self.label_features)
     super().__post_init__()
 
@@ -232,10 +284,12 @@ class MLPGenerator(nn.Module):
                         label_features=self.label_features)
     h = _MLPTrunk(tuple(self.widths),
                   hidden_activations(self.activation, len(self.widths)),
-                  self.batch_norm, False, 0.0, init, name="trunk")(h, train=train)
-    h = nn.Dense(math.prod(out_shape), kernel_init=init, name="out")(h)
+                  self.batch_norm, False, 0.0, init, self.pieces, self.dtype,
+                  name="trunk")(h, train=train)
+    h = nn.Dense(math.prod(out_shape), kernel_init=init, name="out",
+                 **precision.layer_kwargs(self.dtype))(h)
     h = OUTPUT_ACTIVATIONS[self.output_activation](h)
-    return h.reshape((z.shape[0],) + out_shape)
+    return precision.full_precision(h.reshape((z.shape[0],) + out_shape))
 
 
 class MLPDiscriminator(nn.Module):
@@ -258,12 +312,21 @@ class MLPDiscriminator(nn.Module):
       ``'projection'`` adds ``<embed(y), h>`` to the logit, ``h`` the
       penultimate features (parameter ``label_embed``); ``'concat'`` appends
       the one-hot labels to the flattened input.
+    pieces: affine pieces per unit of a ``'maxout'`` layer (ignored by the
+      other activations): a maxout layer of width ``w`` has ``w * pieces``
+      dense units and outputs ``w`` features (PacGAN's 2-D discriminator:
+      200 units of 5 pieces).
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32, and the logit head runs in float32 on the trunk's features
+      (logits and features are returned in float32).
 
   References:
     Goodfellow et al., Generative Adversarial Nets, 2014.
     Miyato & Koyama, cGANs with Projection Discriminator, 2018.
     Wei et al., Improving the Improved Training of Wasserstein GANs: A
     Consistency Term and Its Dual Effect, 2018.
+    Goodfellow et al., Maxout Networks, 2013.
   """
 
   widths: Sequence[int]
@@ -275,6 +338,8 @@ class MLPDiscriminator(nn.Module):
   init_std: float = 0.1
   num_classes: int = 0
   conditioning: str = "projection"
+  pieces: int = 2
+  dtype: str = "float32"
 
   def __post_init__(self):
     freeze_sequences(self, ("widths", "activation"))
@@ -283,6 +348,8 @@ class MLPDiscriminator(nn.Module):
     check_norms(self.batch_norm, self.layer_norm)
     check_dropout(self.dropout_rate)
     kernel_initializer(self.kernel_init, init_std=self.init_std)
+    check_pieces(self.pieces)
+    precision.normalize_dtype_field(self)
     check_conditional(self.num_classes, conditioning=self.conditioning)
     super().__post_init__()
 
@@ -309,7 +376,9 @@ class MLPDiscriminator(nn.Module):
     h = _MLPTrunk(tuple(self.widths),
                   hidden_activations(self.activation, len(self.widths)),
                   self.batch_norm, self.layer_norm, self.dropout_rate, init,
-                  name="trunk")(h, train=train)
+                  self.pieces, self.dtype, name="trunk")(h, train=train)
+    # The head runs in float32 (see gan_jax.models.precision).
+    h = precision.full_precision(h)
     logits = nn.Dense(1, kernel_init=init, name="out")(h)[:, 0]
     logits = conditional_logits(logits, h, labels,
                                 num_classes=self.num_classes,
@@ -332,6 +401,11 @@ class MLPEncoder(nn.Module):
       ``'sigmoid'`` (for ``U[0, 1]`` latents, as in Che et al.'s toy).
     kernel_init: weight initializer name; biases are 0.
     init_std: scale of the (truncated) normal initializer.
+    pieces: affine pieces per unit of a ``'maxout'`` layer (ignored by the
+      other activations).
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32 and the output is returned in float32.
 
   References:
     Che et al., Mode Regularized Generative Adversarial Networks, 2017.
@@ -344,6 +418,8 @@ class MLPEncoder(nn.Module):
   output_activation: str = "linear"
   kernel_init: str = "lecun_normal"
   init_std: float = 0.1
+  pieces: int = 2
+  dtype: str = "float32"
 
   def __post_init__(self):
     freeze_sequences(self, ("widths", "latent_shape", "activation"))
@@ -351,6 +427,8 @@ class MLPEncoder(nn.Module):
     hidden_activations(self.activation, len(tuple(self.widths)))
     output_activation_fn(self.output_activation)
     kernel_initializer(self.kernel_init, init_std=self.init_std)
+    check_pieces(self.pieces)
+    precision.normalize_dtype_field(self)
     super().__post_init__()
 
   @nn.compact
@@ -369,10 +447,12 @@ class MLPEncoder(nn.Module):
     h = x.reshape(x.shape[0], -1)
     h = _MLPTrunk(tuple(self.widths),
                   hidden_activations(self.activation, len(self.widths)),
-                  self.batch_norm, False, 0.0, init, name="trunk")(h, train=train)
-    h = nn.Dense(math.prod(latent_shape), kernel_init=init, name="out")(h)
+                  self.batch_norm, False, 0.0, init, self.pieces, self.dtype,
+                  name="trunk")(h, train=train)
+    h = nn.Dense(math.prod(latent_shape), kernel_init=init, name="out",
+                 **precision.layer_kwargs(self.dtype))(h)
     h = OUTPUT_ACTIVATIONS[self.output_activation](h)
-    return h.reshape((x.shape[0],) + latent_shape)
+    return precision.full_precision(h.reshape((x.shape[0],) + latent_shape))
 
 
 def check_norms(batch_norm: bool, layer_norm: bool) -> None:
@@ -567,6 +647,7 @@ def logit_head(h: jax.Array, labels, *, num_classes: int, conditioning: str, ker
   module's ``'out'`` (wrapped as ``'sn_out'`` with spectral normalisation),
   plus the projection term of a conditional discriminator.
   """
+  h = precision.full_precision(h)  # the head runs in float32 (see precision)
   dense = nn.Dense(1, kernel_init=kernel_init, name="out")
   if spectral_norm:
     logits = nn.SpectralNorm(dense, name="sn_out")(h, update_stats=train)

@@ -30,11 +30,15 @@ the sum used here (as in Miyato et al.'s spectrally normalised ResNets) only
 rescales that layer's weights by ``h * w``. Their 64 px critic starts with a
 plain convolution; here the optimized block takes its place, so both sizes
 share one design that mirrors the generator.
+
+Each module's ``dtype`` field picks the computation dtype (float32, or
+bfloat16 on float32 parameters: ``gan_jax.models.precision``).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -43,6 +47,7 @@ from jax import lax
 import numpy as np
 
 from gan_jax.models import mlp
+from gan_jax.models import precision
 from gan_jax.models.upsample import depth_to_space2
 
 IMAGE_SIZES = (32, 64)
@@ -139,6 +144,8 @@ class UpsampleConv(nn.Module):
     subpixel: compute in the sub-pixel form.
     kernel_init: kernel initializer.
     bias_init: bias initializer.
+    dtype: computation dtype (None: inferred from the input and parameters).
+    param_dtype: parameter dtype.
 
   References:
     Odena et al., Deconvolution and Checkerboard Artifacts, 2016.
@@ -151,6 +158,8 @@ class UpsampleConv(nn.Module):
   subpixel: bool = False
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -159,9 +168,11 @@ class UpsampleConv(nn.Module):
     if k < 1 or k % 2 != 1:
       raise ValueError(f"kernel_size must be a positive odd int; got {k}")
     kernel = self.param("kernel", self.kernel_init,
-                        (k, k, x.shape[-1], self.features), jnp.float32)
-    bias = (self.param("bias", self.bias_init, (self.features,), jnp.float32)
-            if self.use_bias else None)
+                        (k, k, x.shape[-1], self.features), self.param_dtype)
+    bias = (self.param("bias", self.bias_init, (self.features,),
+                       self.param_dtype) if self.use_bias else None)
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
     dn = ("NHWC", "HWIO", "NHWC")
     if self.subpixel:
       m, pad = _phase_matrix(k)
@@ -181,13 +192,13 @@ class UpsampleConv(nn.Module):
     return y
 
 
-def _norm(kind: str | None, train: bool, name: str):
+def _norm(kind: str | None, train: bool, name: str, dtype: str = "float32"):
   if kind == "batch":
-    return mlp.batch_norm_layer(train, name)
+    return mlp.batch_norm_layer(train, name, precision.layer_dtype(dtype))
   if kind == "layer":
     # Each example normalised over (H, W, C), as WGAN-GP's critic does.
     return nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=-1,
-                        name=name)
+                        name=name, **precision.layer_kwargs(dtype))
   return lambda h: h
 
 
@@ -204,21 +215,23 @@ class _UpBlock(nn.Module):
   batch_norm: bool
   subpixel: bool
   kernel_init: Callable
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     kind = _norm_kind(self.batch_norm, False)
+    kw = precision.layer_kwargs(self.dtype)
     shortcut = nn.Conv(self.features, (1, 1), kernel_init=self.kernel_init,
-                       name="shortcut")(x)
+                       name="shortcut", **kw)(x)
     shortcut = upsample_nearest(shortcut)
-    h = nn.relu(_norm(kind, train, "norm_0")(x))
+    h = nn.relu(_norm(kind, train, "norm_0", self.dtype)(x))
     # A bias right before batch norm is cancelled by its centring.
     h = UpsampleConv(self.features, 3, use_bias=not self.batch_norm,
                      subpixel=self.subpixel, kernel_init=self.kernel_init,
-                     name="conv_0")(h)
-    h = nn.relu(_norm(kind, train, "norm_1")(h))
+                     name="conv_0", **kw)(h)
+    h = nn.relu(_norm(kind, train, "norm_1", self.dtype)(h))
     h = nn.Conv(self.features, (3, 3), padding="SAME",
-                kernel_init=self.kernel_init, name="conv_1")(h)
+                kernel_init=self.kernel_init, name="conv_1", **kw)(h)
     return shortcut + h
 
 
@@ -231,10 +244,12 @@ class _DownBlock(nn.Module):
   norm: str | None
   spectral_norm: bool
   kernel_init: Callable
+  dtype: str = "float32"
 
   def _conv(self, h, features, size, use_bias, name, train):
     conv = nn.Conv(features, (size, size), padding="SAME", use_bias=use_bias,
-                   kernel_init=self.kernel_init, name=name)
+                   kernel_init=self.kernel_init, name=name,
+                   **precision.layer_kwargs(self.dtype))
     if self.spectral_norm:
       return nn.SpectralNorm(conv, name=f"sn_{name}")(h, update_stats=train)
     return conv(h)
@@ -256,9 +271,9 @@ class _DownBlock(nn.Module):
       # Gulrajani et al. keep the input width through a down-sampling block's
       # first convolution and change it in the second.
       mid = in_features if self.downsample else self.features
-      h = nn.relu(_norm(self.norm, train, "norm_0")(x))
+      h = nn.relu(_norm(self.norm, train, "norm_0", self.dtype)(x))
       h = self._conv(h, mid, 3, self.norm is None, "conv_0", train)
-      h = nn.relu(_norm(self.norm, train, "norm_1")(h))
+      h = nn.relu(_norm(self.norm, train, "norm_1", self.dtype)(h))
       h = self._conv(h, self.features, 3, True, "conv_1", train)
     if self.downsample:
       h = mean_pool(h)
@@ -274,6 +289,7 @@ class _ResNetTrunk(nn.Module):
   spectral_norm: bool
   dropout_rate: float
   kernel_init: Callable
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -285,10 +301,11 @@ class _ResNetTrunk(nn.Module):
     h = x
     for i, (mult, down) in enumerate(_DISCRIMINATOR_BLOCKS[x.shape[1]]):
       h = _DownBlock(base * mult, down, i == 0, norm, self.spectral_norm,
-                     self.kernel_init, name=f"block_{i}")(h, train=train)
+                     self.kernel_init, self.dtype, name=f"block_{i}")(h, train=train)
       if self.dropout_rate > 0:
         h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
-    return jnp.sum(nn.relu(h), axis=(1, 2))
+    # Pooled in float32: the sum of h * w activations is what the head sees.
+    return jnp.sum(precision.full_precision(nn.relu(h)), axis=(1, 2))
 
 
 class ResNetGenerator(nn.Module):
@@ -311,6 +328,9 @@ class ResNetGenerator(nn.Module):
       unconditional, and then no label parameters exist).
     label_features: width of the learned label embedding appended to the
       flattened latent; 0 appends the one-hot labels instead.
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32 and the output is returned in float32.
 
   References:
     He et al., Deep Residual Learning for Image Recognition, 2016.
@@ -326,9 +346,11 @@ class ResNetGenerator(nn.Module):
   init_std: float = 0.02
   num_classes: int = 0
   label_features: int = 0
+  dtype: str = "float32"
 
   def __post_init__(self):
     mlp.freeze_sequences(self, ("image_shape",))
+    precision.normalize_dtype_field(self)
     shape = tuple(self.image_shape)
     if len(shape) != 3:
       raise ValueError(f"image_shape must be (H, W, C); got {self.image_shape}")
@@ -367,16 +389,19 @@ class ResNetGenerator(nn.Module):
     h = mlp.with_label_code(z.reshape(z.shape[0], -1), labels,
                             num_classes=self.num_classes,
                             label_features=self.label_features)
+    kw = precision.layer_kwargs(self.dtype)
     h = nn.Dense(_START * _START * widths[0], kernel_init=init,
-                 name="project")(h)
+                 name="project", **kw)(h)
     h = h.reshape(z.shape[0], _START, _START, widths[0])
     for i, features in enumerate(widths[1:]):
       h = _UpBlock(features, self.batch_norm, self.upsample == "subpixel",
-                   init, name=f"block_{i}")(h, train=train)
-    h = nn.relu(_norm(_norm_kind(self.batch_norm, False), train, "norm_out")(h))
+                   init, self.dtype, name=f"block_{i}")(h, train=train)
+    h = nn.relu(_norm(_norm_kind(self.batch_norm, False), train, "norm_out",
+                      self.dtype)(h))
     h = nn.Conv(channels, (3, 3), padding="SAME", kernel_init=init,
-                name="out")(h)
-    return mlp.OUTPUT_ACTIVATIONS[self.output_activation](h)
+                name="out", **kw)(h)
+    h = mlp.OUTPUT_ACTIVATIONS[self.output_activation](h)
+    return precision.full_precision(h)
 
 
 class ResNetDiscriminator(nn.Module):
@@ -403,6 +428,9 @@ class ResNetDiscriminator(nn.Module):
       features (parameter ``label_embed``, spectrally normalised with
       ``spectral_norm``); ``'concat'`` appends ``num_classes`` constant
       one-hot maps to the input image's channels.
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32; the pooled features and the logit head are float32.
 
   References:
     Gulrajani et al., Improved Training of Wasserstein GANs, 2017.
@@ -422,8 +450,10 @@ class ResNetDiscriminator(nn.Module):
   init_std: float = 0.02
   num_classes: int = 0
   conditioning: str = "projection"
+  dtype: str = "float32"
 
   def __post_init__(self):
+    precision.normalize_dtype_field(self)
     _check_base(self.base_features)
     mlp.check_norms(self.batch_norm, self.layer_norm)
     mlp.check_dropout(self.dropout_rate)
@@ -453,7 +483,7 @@ class ResNetDiscriminator(nn.Module):
     if self.conditioning == "concat":
       x = mlp.with_label_maps(x, labels, num_classes=self.num_classes)
     h = _ResNetTrunk(self.base_features, self.batch_norm, self.layer_norm,
-                     self.spectral_norm, self.dropout_rate, init,
+                     self.spectral_norm, self.dropout_rate, init, self.dtype,
                      name="trunk")(x, train=train)
     logits = mlp.logit_head(h, labels, num_classes=self.num_classes,
                             conditioning=self.conditioning, kernel_init=init,
@@ -475,6 +505,9 @@ class ResNetEncoder(nn.Module):
     output_activation: ``'linear'``, ``'tanh'`` or ``'sigmoid'``.
     kernel_init: weight initializer name; biases 0.
     init_std: scale of the normal initializers.
+    dtype: computation dtype, one of ``precision.COMPUTE_DTYPES``
+      (``'float32'`` or ``'bfloat16'``); parameters and batch statistics stay
+      float32 and the output is returned in float32.
 
   References:
     Gulrajani et al., Improved Training of Wasserstein GANs, 2017.
@@ -488,9 +521,11 @@ class ResNetEncoder(nn.Module):
   output_activation: str = "linear"
   kernel_init: str = "xavier_uniform"
   init_std: float = 0.02
+  dtype: str = "float32"
 
   def __post_init__(self):
     mlp.freeze_sequences(self, ("latent_shape",))
+    precision.normalize_dtype_field(self)
     _check_base(self.base_features)
     mlp.check_norms(self.batch_norm, self.layer_norm)
     mlp.output_activation_fn(self.output_activation)
@@ -511,7 +546,8 @@ class ResNetEncoder(nn.Module):
     latent_shape = mlp.as_shape(self.latent_shape)
     init = mlp.kernel_initializer(self.kernel_init, init_std=self.init_std)
     h = _ResNetTrunk(self.base_features, self.batch_norm, self.layer_norm,
-                     False, 0.0, init, name="trunk")(x, train=train)
-    h = nn.Dense(math.prod(latent_shape), kernel_init=init, name="out")(h)
+                     False, 0.0, init, self.dtype, name="trunk")(x, train=train)
+    h = nn.Dense(math.prod(latent_shape), kernel_init=init, name="out",
+                 **precision.layer_kwargs(self.dtype))(h)
     h = mlp.OUTPUT_ACTIVATIONS[self.output_activation](h)
-    return h.reshape((x.shape[0],) + latent_shape)
+    return precision.full_precision(h.reshape((x.shape[0],) + latent_shape))

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from gan_jax import games
+from gan_jax import models
 from gan_jax.data import make_source
 from gan_jax.data.source import DataSource
 from gan_jax.errors import ConfigError, did_you_mean
@@ -33,7 +34,7 @@ from gan_jax.models.latent import PRIORS
 SECTIONS = {
     "": ("seed", "data", "model", "game", "optim", "train"),
     "model": ("generator", "discriminator", "encoder", "latent_shape", "latent_prior",
-              "latent_kwargs"),
+              "latent_kwargs", "dtype"),
     "game": ("name", "loss", "loss_kwargs", "n_critic", "n_gen", "penalty", "penalty_2",
              "perturbation", "ema_decay", "ensemble", "joint_batch", "lambda1", "lambda2",
              "lambda_manifold"),
@@ -290,6 +291,12 @@ def validate_config(config, *, metric_names: Callable[..., Any] | None = None) -
   check_game_fields(config)
   source = _wrap(lambda: make_source(config.data))
   check_model_fields(config, source)
+  dtype = _get(config, "model.dtype")
+  if dtype is not None and dtype not in models.COMPUTE_DTYPES:
+    raise ConfigError(f"config.model.dtype: unknown computation dtype {dtype!r}"
+                      f"{did_you_mean(str(dtype), models.COMPUTE_DTYPES)}; valid: "
+                      f"{', '.join(models.COMPUTE_DTYPES)} (parameters stay float32 in either)",
+                      field="model.dtype")
   for player in ("generator", "discriminator"):
     if _get(config, f"optim.{player}") is None:
       raise ConfigError(f"config.optim.{player} is required", field=f"optim.{player}")

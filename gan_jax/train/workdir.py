@@ -41,7 +41,7 @@ RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
 # Fields added to the configs after runs were saved without them, at the value
 # those runs used: a saved run lacking one is the same run.
 ADDED_FIELDS = {"train.num_seeds": 1, "train.figures": True, "train.seed_devices": 1,
-                "train.tensorboard": True}
+                "train.tensorboard": True, "model.dtype": "float32"}
 # Prefixes of the fields ``amend=True`` may change: optimizer settings only;
 # everything else defines what the parameters mean.
 AMENDABLE_PREFIXES = ("optim.",)
