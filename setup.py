@@ -7,7 +7,9 @@ setuptools.setup(
     description="A JAX/Flax research framework for stable GAN training.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["gan_jax", "gan_jax.*"]),
+    # configs/ is installed too, so that a notebook or script outside a checkout
+    # loads any experiment by name (gan_jax.config_registry.get_config).
+    packages=setuptools.find_packages(include=["gan_jax", "gan_jax.*", "configs"]),
     python_requires=">=3.10",
     # Lower bounds are the versions this project was tested with; no upper pins,
     # the project must keep working on the newest releases.
@@ -28,7 +30,10 @@ setuptools.setup(
     extras_require={
         # prdc: the authors' reference for precision/recall/density/coverage
         # (tests/test_fidelity.py); it pulls scikit-learn.
-        "test": ["pytest>=9.0", "pytest-xdist>=3.8", "scipy>=1.17", "prdc>=0.2"],
+        # nbclient, nbformat, ipykernel: tests/test_colabs.py executes the notebooks
+        # in a Jupyter kernel.
+        "test": ["pytest>=9.0", "pytest-xdist>=3.8", "scipy>=1.17", "prdc>=0.2",
+                 "nbclient>=0.11.0", "nbformat>=5.11.1", "ipykernel>=7.4.0"],
         # tfds.load streams through TensorFlow; array-backed tfds.data_source does not need it.
         "tensorflow": ["tensorflow>=2.20"],
         # TensorBoard scalars of a run (gan_jax/train/board.py), no TensorFlow needed.
