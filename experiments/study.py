@@ -1,0 +1,1458 @@
+r"""The papers' studies: one command each, every arm over seeds, a table and figures.
+
+  python -m experiments.study --study=betagan --workdir=runs/study_betagan
+  python -m experiments.study --study=pacgan --workdir=runs/study_pacgan --steps=50000
+  python -m experiments.study --study=stacked_mnist --workdir=runs/study_stacked \
+      --mnist_npz=/path/to/mnist.npz
+  python -m experiments.study --study=che --workdir=/tmp/che --quick   # a smoke test
+
+Studies (``--study``):
+
+* ``betagan``: beta-GAN vs the vanilla GAN with both generator losses on the
+  3-D mixtures of 5 and 10 Gaussians and the nested cube frames;
+* ``pacgan``: the ring of 8 and grid of 25 under PacGAN's protocol
+  (configs/pacgan_2d.py) for the vanilla GAN, WGAN-GP, CT-GAN, Roth's
+  regularizer, beta-GAN, instance noise, an SGLD discriminator and Reg-GAN;
+* ``che``: Che et al.'s 6-Gaussian circle, GAN vs Reg-GAN;
+* ``roth``: the 3-D submanifold, unregularized (both generator losses) vs
+  gamma = 0.1 constant and annealed, 5 D steps, and input noise of matched
+  scale; modes over training and the step of collapse;
+* ``langevin``: Adam vs SGLD vs cc-SGLD discriminators on the grid of 25, and
+  WGAN-GP vs WGAN-GP with an SGLD critic (the first step with all modes);
+* ``arjovsky``: Arjovsky & Bottou's gradient diagnostics of a toy GAN's and an
+  MNIST DCGAN's generators, both generator losses, with and without instance
+  noise;
+* ``stacked_mnist``: DCGAN vs Reg-DCGAN on 1000-mode stacked MNIST.
+
+A study is data (``STUDIES``): named arms (a config file with its variant and
+overrides), the columns of its table, a step budget (full and ``--quick``) and
+the published numbers printed beside ours, each with its source. There is no
+training loop here: every arm is trained by ``train_and_evaluate`` with
+``train.num_seeds = S`` (S independent replicas in one compiled program; run
+seeds ``0 .. S-1``) in ``<workdir>/<arm>/``, and scored with the evaluators a
+single run uses. The table gives, per arm, the final evaluation's mean +-
+standard error over the seeds (``gan_jax.train.seeds.aggregate``), the number
+of seeds, the steps and the arm's wall time (training and any probe or
+scoring), and the published number where one exists.
+
+Written into ``--workdir``: ``study.json`` (the settings and the machine),
+``table.md`` (the exact command, machine, jax version, claim, table),
+``table.json`` (the same with every seed's value), ``figures/*.png`` (the main
+metric over training for every arm, mean with a +-SE band from the arms'
+``eval.jsonl`` mean records; D(real)/D(fake) curves where the paper draws them;
+the study's own figures) and one run folder per arm.
+
+Budget. ``--steps=N`` (default: the study's full budget, or its quick one) is
+every arm's ``train.num_steps``: equal numbers of iterations, hence of
+gradient evaluations at equal batch sizes. Schedules given in steps (beta-GAN's
+stages, annealing lengths, Roth's gamma decay) are scaled by N over the
+config's own ``num_steps`` so each arm keeps its shape on a shorter or longer
+run. About ``evaluations`` evaluations per run (quick: 2) fall on multiples of
+``train.steps_per_call``, which is lowered to a divisor of N when needed.
+
+``--quick`` is a smoke test of the whole pipeline in seconds per arm, not a
+result: 2 seeds, a few dozen steps, hidden layers of 16 units (DCGANs of 8
+base features), batch 16 (images 8), 64 evaluation samples, one device, no
+per-run figures, and only the study's ``quick_arms`` (a subset that takes
+every scorer, derived quantity and figure of the study through the pipeline;
+on a shared 2-core CPU each arm costs seconds even with compiled programs
+cached, mostly tracing); image studies without ``--mnist_npz`` train on a
+small generated image set. Its numbers mean nothing and its table says so.
+
+Definitions used by the tables:
+
+* **collapse step** (``roth``): per seed, let M be the most modes captured at
+  any evaluation; the collapse step is the first evaluation step s such that
+  every evaluation from s on captures fewer than M modes. A seed whose last
+  evaluation still captures M modes has not collapsed. The table averages over
+  the seeds that collapsed and says how many did.
+* **all-modes step** (``langevin``): per seed, the first evaluation step at
+  which ``modes_captured`` equals the number of modes of the data; the table
+  averages over the seeds that got there and says how many did.
+
+Resume: running the same command again finishes what is missing (each arm's
+run resumes from its checkpoint; a finished arm is not touched) and leaves a
+finished study exactly as it was. A workdir holding a study of other settings,
+files that are not a study, or an arm folder holding another run is refused
+with nothing changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from configs import common
+from gan_jax import config_registry
+from gan_jax import errors
+from gan_jax import plotting
+from gan_jax.train import loop
+from gan_jax.train import seeds as seeds_lib
+from gan_jax.train import workdir as workdir_lib
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The command line's flags (defined when run as a program, so that importing
+  this module next to another absl program defines no flag twice)."""
+  flags.DEFINE_string("study", None, f"The study to run: {', '.join(STUDIES)}.")
+  flags.DEFINE_string("workdir", None, "Folder of the study: table, figures, one run per arm.")
+  flags.DEFINE_bool("quick", False, "Smoke-test setting: tiny models, a few dozen steps, 2 "
+                    "seeds; runs in seconds per arm, its numbers mean nothing.")
+  flags.DEFINE_integer("num_seeds", None, "Seeds per arm, trained in one program (default 5; "
+                       "--quick: 2).")
+  flags.DEFINE_integer("steps", None, "Training iterations of every arm (default: the "
+                       "study's budget).")
+  flags.DEFINE_list("arms", [], "Run only these arms of the study (comma-separated labels; "
+                    "default all). The table lists what ran.")
+  flags.DEFINE_string("mnist_npz", "", "Image studies: a local MNIST .npz (x_train, y_train, "
+                      "x_test, y_test); default TFDS, or with --quick a generated image set.")
+
+
+SETTINGS_FILE = "study.json"
+ARM_FILE = "study_arm.json"
+DEFAULT_SEEDS, QUICK_SEEDS = 5, 2
+QUICK_WIDTH, QUICK_BASE_FEATURES = 16, 8
+QUICK_BATCH, QUICK_IMAGE_BATCH, QUICK_EVAL_SAMPLES = 16, 8, 64
+
+
+class StudyError(errors.UserError):
+  """A study cannot run as asked (unknown name, a workdir of other settings, ...)."""
+
+
+# ------------------------------------------------------------------ the data
+@dataclasses.dataclass(frozen=True)
+class Arm:
+  """One arm of a study: a config and overrides, trained over seeds.
+
+  Attributes:
+    label: short name; also the arm's folder in the study's workdir.
+    config: ``'configs/<file>.py'`` or ``'configs/<file>.py:<variant>'``.
+    overrides: dotted config path -> value, applied after ``get_config``.
+    group: the panel of the study's figures the arm is drawn in (its data set).
+    note: what the arm is, in words (printed in the table).
+  """
+  label: str
+  config: str
+  overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  group: str = ""
+  note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+  """A column of a study's table.
+
+  Attributes:
+    name: the header.
+    keys: evaluation metrics; a seed's value is the first one its final
+      evaluation record holds (e.g. ``modes_captured`` on mixtures,
+      ``components_captured`` on the cube frames), ``n/a`` if none.
+    derived: instead, a per-seed quantity computed from the whole evaluation
+      history (a name in ``DERIVED``).
+  """
+  name: str
+  keys: tuple[str, ...] = ()
+  derived: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+  """A published number printed beside ours.
+
+  Attributes:
+    row: the arm it stands beside, or the name of a method not run here (then
+      it gets a row of its own).
+    text: the number(s) as published, with units.
+    source: where it was published.
+  """
+  row: str
+  text: str
+  source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """A study: arms, table columns, budget, published numbers, figures.
+
+  Attributes:
+    name, title: the study's name (``--study``) and a one-line title.
+    claim: the papers' claim the study tests, in words, with its source.
+    arms: the arms.
+    columns: the table's columns (scorer ``'eval'``).
+    main_metric: the evaluation metrics drawn over training (first present).
+    steps, quick_steps: the full and ``--quick`` budget (iterations per arm).
+    budget_note: where the full budget comes from.
+    evaluations: evaluations per run at the full budget (quick: 2).
+    d_curves: draw D(real)/D(fake) curves (the paper has them).
+    per_seed_figure: also draw the main metric of every seed, a panel per arm
+      (collapse and oscillation happen per run, and a mean hides them).
+    train_curves: further training metrics drawn for the arms that log them.
+    published: published numbers (``Published``).
+    scorer: ``'eval'`` (final evaluation metrics), ``'gradients'``
+      (Arjovsky & Bottou's probe on the arms' generators) or
+      ``'thousand_modes'`` (stacked MNIST with the project's classifier).
+    images: the arms train on MNIST (``--mnist_npz``).
+    settings, quick_settings: the scorer's settings at the full / quick budget.
+    quick_arms: the arms ``--quick`` trains (default all): a subset that still
+      takes the study's scorer, derived columns, data sets and figures through
+      the pipeline, so that the smoke test stays in seconds. (Every arm's
+      config is built and checked by the tests all the same.)
+    notes: further lines printed under the table.
+  """
+  name: str
+  title: str
+  claim: str
+  arms: tuple[Arm, ...]
+  columns: tuple[Column, ...] = ()
+  main_metric: tuple[str, ...] = ("modes_captured",)
+  steps: int = 10_000
+  quick_steps: int = 40
+  budget_note: str = ""
+  evaluations: int = 20
+  d_curves: bool = False
+  per_seed_figure: bool = False
+  train_curves: tuple[str, ...] = ()
+  published: tuple[Published, ...] = ()
+  scorer: str = "eval"
+  images: bool = False
+  settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  quick_settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  quick_arms: tuple[str, ...] = ()
+  notes: tuple[str, ...] = ()
+
+  def arms_to_run(self, quick: bool, only: Optional[Sequence[str]] = None
+                  ) -> tuple[Arm, ...]:
+    """The arms a run trains: all, or with ``--quick`` the ``quick_arms``; ``only``
+    (``--arms``) keeps the named ones of those."""
+    arms = self.arms
+    if quick and self.quick_arms:
+      arms = tuple(a for a in arms if a.label in self.quick_arms)
+    if only:
+      arms = tuple(a for a in arms if a.label in only)
+    return arms
+
+
+MODES = Column("modes captured", ("modes_captured", "components_captured"))
+HIGH_QUALITY = Column("high-quality share", ("high_quality_share",))
+KL = Column("KL of the mode histogram", ("kl_mode_histogram", "kl_component_histogram"))
+ENERGY = Column("energy distance", ("energy_distance",))
+PACGAN_COLUMNS = (Column("modes (PacGAN protocol)", ("pacgan_modes",)),
+                  Column("high quality (share, PacGAN protocol)", ("pacgan_high_quality",)),
+                  Column("KL (PacGAN protocol)", ("pacgan_kl",)))
+PACGAN_TABLE_1 = "PacGAN (Lin et al. 2018), Table 1: mean +- SE over 10 trials"
+STACKED_SOURCE = ("PacGAN (Lin et al. 2018), stacked-MNIST table in the VEEGAN setting "
+                  "(METHODS.md §6)")
+
+
+def _betagan_arms() -> tuple[Arm, ...]:
+  arms = []
+  for data, beta_config, vanilla in (
+      ("mixture_3d_5", "configs/betagan_mixture_3d.py:5", "configs/vanilla_mixture_3d.py:5"),
+      ("mixture_3d_10", "configs/betagan_mixture_3d.py:10", "configs/vanilla_mixture_3d.py:10"),
+      ("cube_frames", "configs/betagan_cube_frames.py", "configs/vanilla_mixture_3d.py:cubes")):
+    arms += [
+        Arm(f"betagan_{data}", beta_config, group=data,
+            note="beta-GAN: heated data, uniform -> 20 levels -> data; log(1 - D) generator"),
+        Arm(f"vanilla_ns_{data}", vanilla, group=data,
+            note="vanilla GAN, non-saturating -log D generator"),
+        Arm(f"vanilla_mm_{data}", vanilla, {"game.loss": "minimax"}, group=data,
+            note="vanilla GAN, saturating log(1 - D) generator"),
+    ]
+  return tuple(arms)
+
+
+def _pacgan_arms() -> tuple[Arm, ...]:
+  notes = {"gan": "vanilla GAN", "wgan_gp": "WGAN-GP", "ct_gan": "CT-GAN",
+           "roth": "Roth et al.'s JS regularizer, gamma 0.1", "betagan": "beta-GAN",
+           "instance_noise": "instance noise 0.5 -> 0", "sgld": "SGLD discriminator",
+           "reg_gan": "Reg-GAN (Che et al.)"}
+  return tuple(Arm(f"{method}_{data}", f"configs/pacgan_2d.py:{data},{method}", group=data,
+                   note=note)
+               for data in ("ring_8", "grid_25") for method, note in notes.items())
+
+
+def _sgld(**options):
+  # As configs/sgld_discriminator.py:sgld: the posterior of D for N = 10^4
+  # examples, a Gaussian prior as weight decay.
+  return common.optimizer("sgld", learning_rate=1e-3, data_size=10_000, weight_decay=1e-4,
+                          **options)
+
+
+STUDIES: dict[str, Study] = {}
+
+
+def _register(study: Study) -> Study:
+  STUDIES[study.name] = study
+  return study
+
+
+_register(Study(
+    name="betagan",
+    title="beta-GAN vs vanilla GAN on the 3-D mixtures and the nested cube frames",
+    claim=("beta-GAN covers all modes consistently, the vanilla GAN usually one or none, at "
+           "equal numbers of gradient evaluations (Mehrjou et al. 2017, Figs. 2-3; METHODS §3)."
+           " The easy 5-mode mixture may not separate the methods."),
+    arms=_betagan_arms(),
+    columns=(MODES, HIGH_QUALITY, KL,
+             Column("segment coverage (cube frames)", ("segment_coverage",)), ENERGY),
+    main_metric=("modes_captured", "components_captured"),
+    steps=14_000, quick_steps=40,
+    budget_note=("configs/betagan_mixture_3d.py: 2,000 uniform steps, 20 levels of 400, "
+                 "4,000 data steps; the vanilla arms train as many iterations at the same batch"),
+    d_curves=True,
+    quick_arms=("betagan_mixture_3d_5", "vanilla_mm_cube_frames"),
+    notes=("On the cube frames the modes are the two frames (components_captured of 2) and the "
+           "KL is over the frames.",)))
+
+_register(Study(
+    name="pacgan",
+    title="The 2-D mode-collapse benchmark under PacGAN's protocol (ring of 8, grid of 25)",
+    claim=("The papers' stabilizers on the standard benchmark, scored as PacGAN scores it "
+           "(2,500 samples, a mode captured by one sample within 3 std), beside PacGAN's "
+           "Table 1 (METHODS §6)."),
+    arms=_pacgan_arms(),
+    columns=PACGAN_COLUMNS + (HIGH_QUALITY, ENERGY),
+    main_metric=("pacgan_modes",),
+    steps=400_000, quick_steps=40,
+    budget_note="PacGAN: 400 epochs of 100,000 points at batch 100",
+    published=(
+        Published("gan_ring_8", "6.3 +- 0.5 modes, 98.2% high quality", PACGAN_TABLE_1),
+        Published("PacGAN2 (ring_8)", "7.9 +- 0.1 modes", PACGAN_TABLE_1),
+        Published("gan_grid_25", "17.3 +- 0.8 modes, 94.8% high quality", PACGAN_TABLE_1),
+        Published("PacGAN4 (grid_25)", "24.8 +- 0.2 modes", PACGAN_TABLE_1)),
+    quick_arms=("gan_ring_8", "reg_gan_grid_25"),
+    notes=("Networks and optimizer of configs/pacgan_2d.py for every arm; each method keeps "
+           "its own loss, penalty, n_critic and perturbation.",)))
+
+_register(Study(
+    name="che",
+    title="Che et al.'s 6-Gaussian circle: GAN vs mode-regularized GAN (Appendix C)",
+    claim=("The GAN oscillates among the modes; Reg-GAN covers all six (Che et al. 2017, "
+           "Appendix C; METHODS §5)."),
+    arms=(Arm("gan", "configs/che_circle.py:gan", note="GAN baseline"),
+          Arm("reg_gan", "configs/che_circle.py:reg",
+              note="Reg-GAN, lambda1 = lambda2 = 0.005")),
+    columns=(MODES, HIGH_QUALITY, KL, ENERGY),
+    steps=30_000, quick_steps=40, budget_note="configs/che_circle.py",
+    d_curves=True, per_seed_figure=True))
+
+_ROTH_GAMMA = 0.1
+_register(Study(
+    name="roth",
+    title="Roth et al.'s 3-D submanifold: the JS regularizer against collapse",
+    claim=("Unregularized training collapses after ~50k steps in every run; regularized "
+           "(gamma = 0.1) trains past 200k steps without collapse, stronger still with 5 D "
+           "steps per G step (Roth et al. 2017; METHODS §2)."),
+    arms=(Arm("unreg_minimax", "configs/roth_submanifold.py:unreg",
+              note="unregularized, saturating log(1 - D) generator (the authors' code)"),
+          Arm("unreg_ns", "configs/roth_submanifold.py:unreg",
+              {"game.loss": "non_saturating"},
+              note="unregularized, non-saturating -log D generator"),
+          Arm("reg", "configs/roth_submanifold.py:reg", note="gamma = 0.1 constant"),
+          Arm("reg_annealed", "configs/roth_submanifold.py:reg",
+              {"game.penalty.weight": {"name": "gamma_decay", "gamma_0": _ROTH_GAMMA,
+                                       "total_steps": 100_000, "decay": 0.01}},
+              note="gamma annealed 0.1 -> 0.001 over the run"),
+          Arm("reg_5d", "configs/roth_submanifold.py:reg_5d",
+              note="gamma = 0.1, 5 D steps per G step"),
+          Arm("noise_matched", "configs/roth_submanifold.py:unreg",
+              {"game.perturbation.name": "instance_noise",
+               "game.perturbation.level": math.sqrt(_ROTH_GAMMA)},
+              note=("unregularized, explicit instance noise of matched scale: std "
+                    "sqrt(gamma) = 0.316 on both D inputs"))),
+    columns=(MODES, HIGH_QUALITY, KL, ENERGY, Column("collapse step", derived="collapse_step")),
+    steps=100_000, quick_steps=40,
+    budget_note="Roth et al.'s code: 100k generator steps",
+    per_seed_figure=True,
+    published=(
+        Published("unreg_minimax", "collapse after ~50k steps in every run (3 runs)",
+                  "Roth et al. 2017 (METHODS §2)"),
+        Published("reg", "no collapse through 200k steps", "Roth et al. 2017 (METHODS §2)")),
+    quick_arms=("unreg_minimax", "reg_annealed"),
+    notes=("The regularized arms keep the authors' code's saturating generator loss "
+           "(configs/roth_submanifold.py).",
+           "The matched noise: the regularizer is the first-order effect of convolving both "
+           "distributions with N(0, gamma I), i.e. noise of std sqrt(gamma).")))
+
+_LANGEVIN_DATA = "grid_25"
+_register(Study(
+    name="langevin",
+    title="Langevin-trained discriminators on the grid of 25; WGAN-GP with an SGLD critic",
+    claim=("A discriminator sampled by (covariance-controlled) SGLD, the generator trained "
+           "against its last samples, covers more modes than an Adam-trained one; the "
+           "injected noise of cc-SGLD drops as training settles (the paper's Fig. 1d; "
+           "METHODS §4)."),
+    arms=(Arm("standard_d", f"configs/sgld_discriminator.py:sgld,{_LANGEVIN_DATA}",
+              {"optim.discriminator": common.optimizer("adam", learning_rate=1e-3, b1=0.5),
+               "game.ensemble": 0},
+              group="JS", note="Adam-trained D (the toy default Adam(1e-3, b1 = 0.5))"),
+          Arm("sgld_d", f"configs/sgld_discriminator.py:sgld,{_LANGEVIN_DATA}", group="JS",
+              note="SGLD D, generator against its last 5 samples"),
+          Arm("cc_sgld_d", f"configs/sgld_discriminator.py:cc_sgld,{_LANGEVIN_DATA}",
+              group="JS", note="covariance-controlled SGLD D, last 5 samples"),
+          Arm("wgan_gp", f"configs/wgan_2d.py:gp,{_LANGEVIN_DATA}", group="Wasserstein",
+              note="WGAN-GP, Adam critic"),
+          Arm("wgan_gp_sgld", f"configs/wgan_2d.py:gp,{_LANGEVIN_DATA}",
+              {"optim.discriminator": _sgld(), "game.ensemble": 5}, group="Wasserstein",
+              note="WGAN-GP with an SGLD critic (settings of sgld_discriminator.py:sgld)")),
+    columns=(MODES, HIGH_QUALITY, KL, ENERGY,
+             Column("first step with all modes", derived="all_modes_step")),
+    steps=20_000, quick_steps=40, budget_note="configs/sgld_discriminator.py, wgan_2d.py",
+    train_curves=("d_noise_std",),
+    quick_arms=("standard_d", "cc_sgld_d")))
+
+# experiments/probe.py's defaults; the probe's D trains at the arm's batch size.
+_GRADIENT_PROBE = {"sigmas": (0.0, 0.1, 0.5), "fractions": (1 / 25, 10 / 25, 1.0),
+                   "iterations": 2000, "every": 50, "num_batches": 10, "learning_rate": 1e-3}
+_register(Study(
+    name="arjovsky",
+    title="Arjovsky & Bottou's gradient diagnostics: a frozen generator, D trained from scratch",
+    claim=("As a discriminator trained against a frozen generator approaches optimality, the "
+           "gradient of the minimax generator loss log(1 - D) vanishes while that of -log D "
+           "does not (it grows, with large variance); instance noise keeps gradients alive "
+           "(Arjovsky & Bottou 2017, Figs. 2-3 and Cor. 3.2; published as figures, no table)."),
+    arms=(Arm("toy_ring_8", "configs/instance_noise_2d.py:ring_8",
+              {"game.perturbation.name": "none", "game.perturbation.level": 0.0,
+               "game.loss": "non_saturating"},
+              note="GAN on the ring of 8 (non-saturating loss, no noise in training)"),
+          Arm("mnist_dcgan", "configs/dcgan_mnist.py:mnist", note="DCGAN-28 on MNIST")),
+    main_metric=(),
+    steps=20_000, quick_steps=8,
+    budget_note=("the generators are probed after 1/25, 10/25 and 25/25 of training, as the "
+                 "paper's 1, 10 and 25 epochs"),
+    scorer="gradients", images=True,
+    quick_arms=("mnist_dcgan",),
+    settings=_GRADIENT_PROBE,
+    quick_settings={**_GRADIENT_PROBE, "fractions": (0.5, 1.0), "iterations": 4, "every": 2,
+                    "num_batches": 2},
+    notes=("Probe (gan_jax.metrics.probes.generator_gradient_diagnostics): the arm's generator "
+           "frozen at the given step, a fresh discriminator of its architecture trained by "
+           "Adam; gradient norms over all generator parameters, averaged over the probe's "
+           "latent batches; mean +- SE over the arm's seeds.",)))
+
+_register(Study(
+    name="stacked_mnist",
+    title="Stacked MNIST (1000 modes): DCGAN vs Reg-DCGAN",
+    claim=("Mode coverage of 1000 equally likely modes by 26,000 samples and the KL of their "
+           "histogram to the uniform, beside the published VEEGAN-setting numbers."),
+    arms=(Arm("dcgan", "configs/stacked_mnist.py:dcgan", note="DCGAN-28"),
+          Arm("reg_dcgan", "configs/stacked_mnist.py:reg",
+              note="Reg-DCGAN, lambda1 = 0.2, lambda2 = 0.4")),
+    columns=(Column("modes covered (of 1000)", ("modes_covered",)),
+             Column("KL of the mode histogram to the uniform", ("kl_mode_histogram",))),
+    main_metric=(),
+    steps=20_000, quick_steps=8,
+    budget_note="the image default of configs/images.py (a CPU budget, far below the papers')",
+    scorer="thousand_modes", images=True,
+    settings={"num_samples": 26_000, "classifier_examples": 50_000, "classifier_steps": 3000},
+    quick_settings={"num_samples": 256, "classifier_examples": 64, "classifier_steps": 2},
+    quick_arms=("dcgan",),
+    published=(Published("dcgan", "99 modes, KL 3.40", STACKED_SOURCE),
+               Published("VEEGAN", "150 modes, KL 2.95", STACKED_SOURCE),
+               Published("PacDCGAN2", "1000 modes, KL 0.06", STACKED_SOURCE)),
+    notes=("Digits are read by the project's own classifier (gan_jax.metrics.classifier), "
+           "trained once per study on digit crops of real draws; its held-out accuracy is "
+           "printed above the table.",)))
+
+
+# ------------------------------------------------------- per-seed quantities
+def _collapse_step(steps: Sequence[int], values: Sequence[float]) -> float:
+  """The collapse step of one seed (module docstring), NaN if it did not collapse."""
+  v = np.asarray(values, np.float64)
+  if v.size == 0 or not np.isfinite(v).any():
+    return float("nan")
+  best = np.nanmax(v)
+  below = ~(v >= best)  # NaN counts as below
+  if below[-1]:
+    # The last index from which every later evaluation is below the best.
+    start = len(v) - 1
+    while start > 0 and below[start - 1]:
+      start -= 1
+    return float(steps[start])
+  return float("nan")
+
+
+def _all_modes_step(steps: Sequence[int], values: Sequence[float], n_modes: float) -> float:
+  """The first evaluation step with every mode captured, NaN if never."""
+  for s, v in zip(steps, values):
+    if v is not None and np.isfinite(v) and v >= n_modes:
+      return float(s)
+  return float("nan")
+
+
+DERIVED: dict[str, Callable[[list[dict]], float]] = {
+    "collapse_step": lambda records: _collapse_step(
+        [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records]),
+    "all_modes_step": lambda records: _all_modes_step(
+        [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records],
+        float(records[-1].get("n_modes", float("nan"))) if records else float("nan")),
+}
+
+
+def _nan(value) -> float:
+  return float("nan") if value is None else float(value)
+
+
+def read_jsonl(path: str) -> list[dict]:
+  """The records of a JSON-lines file (read only; a missing file has none)."""
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def per_seed_records(path: str) -> dict[int, list[dict]]:
+  """The per-seed records of a run's ``eval.jsonl`` or ``metrics.jsonl``, by run seed.
+
+  A run of one seed writes records without a ``seed`` field: they are seed 0's
+  (every study arm has ``config.seed = 0``).
+  """
+  out: dict[int, list[dict]] = {}
+  for r in read_jsonl(path):
+    seed = r.get("seed", 0)
+    if seed == "mean":
+      continue
+    out.setdefault(int(seed), []).append(r)
+  for records in out.values():
+    records.sort(key=lambda r: r["step"])
+  return out
+
+
+def mean_records(path: str) -> list[dict]:
+  """The records figures draw: the mean records of a run of several seeds, else all."""
+  records = read_jsonl(path)
+  means = [r for r in records if r.get("seed") == "mean"]
+  return sorted(means or [r for r in records if "seed" not in r], key=lambda r: r["step"])
+
+
+def _cell(values: Sequence[float]) -> dict[str, Any]:
+  """Mean, SE and the per-seed values of one table cell (NaN: undefined for that seed)."""
+  v = np.asarray([float("nan") if x is None else x for x in values], np.float64)
+  mean, se = seeds_lib.aggregate(v)
+  return {"mean": _json_float(mean), "se": _json_float(se),
+          "n": int(np.isfinite(v).sum()), "per_seed": [_json_float(x) for x in v]}
+
+
+def _json_float(x) -> Optional[float]:
+  x = float(x)
+  return x if math.isfinite(x) else None
+
+
+# ---------------------------------------------------------- building configs
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """``get_config(variant)`` of ``'configs/<file>.py[:<variant>]'`` (``config_registry``)."""
+  return config_registry.get_config(spec)
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any]) -> None:
+  """Sets each dotted path of ``overrides``; an unknown path is an error naming it."""
+  for path, value in overrides.items():
+    node, parts = config, path.split(".")
+    for i, part in enumerate(parts[:-1]):
+      if part not in node:
+        raise StudyError(f"override {path!r}: no field {'.'.join(parts[:i + 1])!r}; "
+                         f"{'.'.join(parts[:i]) or 'config'} has {', '.join(sorted(node))}")
+      node = node[part]
+    if parts[-1] not in node:
+      raise StudyError(f"override {path!r}: no field {parts[-1]!r} in "
+                       f"{'.'.join(parts[:-1]) or 'config'}; it has {', '.join(sorted(node))}")
+    value = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+    try:
+      node[parts[-1]] = value
+    except TypeError:
+      # A ConfigDict keeps each field's type (a number cannot become a
+      # schedule mapping in place): the section is rebuilt with the new value.
+      if len(parts) == 1:
+        raise
+      section = node.to_dict()
+      section[parts[-1]] = value
+      parent = config
+      for part in parts[:-2]:
+        parent = parent[part]
+      parent[parts[-2]] = ml_collections.ConfigDict(section)
+
+
+_STEP_KEYS = ("uniform_steps", "steps_per_level", "transition_steps", "begin_step",
+              "total_steps")
+_STEP_SCHEDULES = ("beta", "linear", "exponential", "cosine", "gamma_decay")
+
+
+def _scale_schedules(node, factor: float) -> None:
+  """Scales the step lengths of every schedule in a config by ``factor``."""
+  for key in list(node.keys()):
+    value = node[key]
+    if not isinstance(value, ml_collections.ConfigDict):
+      continue
+    if value.get("name") in _STEP_SCHEDULES:
+      for k in _STEP_KEYS:
+        if k in value and isinstance(value[k], int):
+          minimum = 0 if k == "begin_step" else 1
+          value[k] = max(minimum, int(value[k] * factor))
+    _scale_schedules(value, factor)
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+  return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
+
+
+def _shrink(c: ml_collections.ConfigDict) -> None:
+  """The ``--quick`` models and evaluation (module docstring)."""
+  images = "base_features" in c.model.generator
+  for name in ("generator", "discriminator", "encoder"):
+    spec = c.model.get(name, None)
+    if spec is None:
+      continue
+    if "widths" in spec:
+      spec.widths = (QUICK_WIDTH,) * len(spec.widths)
+    if "base_features" in spec:
+      spec.base_features = QUICK_BASE_FEATURES
+  c.train.batch_size = QUICK_IMAGE_BATCH if images else QUICK_BATCH
+  c.train.eval_samples = QUICK_EVAL_SAMPLES
+  c.train.num_devices = 1
+  c.train.progress = False
+
+
+def arm_config(study: Study, arm: Arm, *, steps: int, num_seeds: int, quick: bool,
+               image_npz: str) -> ml_collections.ConfigDict:
+  """The config an arm trains: its file, overrides, the budget, seeds, quick."""
+  c = load_config(arm.config)
+  apply_overrides(c, arm.overrides)
+  own = int(c.train.num_steps)
+  if steps != own:
+    _scale_schedules(c, steps / own)
+  c.train.num_steps = steps
+  # --quick evaluates twice: calls of at most half the run.
+  spc = _largest_divisor(steps, min(int(c.train.steps_per_call),
+                                    max(1, steps // 2) if quick else steps))
+  c.train.steps_per_call = spc
+  if int(c.train.get("unroll", 1)) > spc:
+    c.train.unroll = spc
+  evaluations = 2 if quick else study.evaluations
+  every = spc * max(1, round(steps / evaluations / spc))
+  c.train.eval_every = every
+  c.train.checkpoint_every = steps if quick else every
+  c.train.log_every = spc * max(1, round(every / 4 / spc))
+  c.train.plot_every = steps
+  c.train.num_seeds = num_seeds
+  if quick:
+    _shrink(c)
+  c.train.figures = not quick
+  if "npz_path" in c.data and image_npz:
+    c.data.npz_path = image_npz
+  return c
+
+
+def _write_quick_images(path: str, n: int = 128, seed: int = 0) -> str:
+  """A small stand-in for MNIST: blobs whose brightness encodes the digit label."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 10, n).astype(np.uint8)
+  x = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+  x[:, 6:22, 8:20] += (y * 21).astype(np.uint8)[:, None, None]
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
+  os.replace(tmp, path)
+  return path
+
+
+# ------------------------------------------------------------------ settings
+def settings_of(name: str, *, quick: bool, num_seeds: Optional[int], steps: Optional[int],
+                mnist_npz: str, arms: Optional[Sequence[str]] = None) -> dict[str, Any]:
+  """What defines a study's results (its workdir holds one setting)."""
+  if name not in STUDIES:
+    raise StudyError(f"unknown study {name!r}{errors.did_you_mean(str(name), STUDIES)}; "
+                     f"valid: {', '.join(STUDIES)}")
+  study = STUDIES[name]
+  seeds = num_seeds if num_seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
+  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    raise StudyError(f"--num_seeds must be a positive integer; got {num_seeds!r}")
+  if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+    raise StudyError(f"--steps must be a positive integer; got {steps!r}")
+  if mnist_npz and not study.images:
+    raise StudyError(f"--mnist_npz is for the image studies "
+                     f"({', '.join(n for n, s in STUDIES.items() if s.images)}); study "
+                     f"{name!r} trains on toy data")
+  if mnist_npz and not os.path.isfile(mnist_npz):
+    raise StudyError(f"--mnist_npz={mnist_npz!r}: no such file (a .npz with x_train, "
+                     "y_train, x_test, y_test)")
+  out = {"study": name, "quick": bool(quick), "num_seeds": seeds, "steps": steps,
+         "mnist_npz": os.path.abspath(mnist_npz) if mnist_npz else ""}
+  if arms:
+    # A part of the study (a CPU budget that cannot run every arm): the table
+    # says which; the selection is part of the settings.
+    valid = [a.label for a in study.arms_to_run(quick)]
+    unknown = [a for a in arms if a not in valid]
+    if unknown:
+      raise StudyError(f"--arms: unknown arm(s) {', '.join(map(repr, unknown))} of study "
+                       f"{name!r}{errors.did_you_mean(str(unknown[0]), valid)}; valid: "
+                       f"{', '.join(valid)}")
+    out["arms"] = [a for a in valid if a in arms]
+  return out
+
+
+def command_of(settings: Mapping[str, Any], workdir: str) -> str:
+  """The command that makes (or resumes) a study of these settings."""
+  parts = ["python", "-m", "experiments.study", f"--study={settings['study']}",
+           f"--workdir={workdir}"]
+  if settings["quick"]:
+    parts.append("--quick")
+  parts.append(f"--num_seeds={settings['num_seeds']}")
+  if settings["steps"] is not None:
+    parts.append(f"--steps={settings['steps']}")
+  if settings["mnist_npz"]:
+    parts.append(f"--mnist_npz={settings['mnist_npz']}")
+  if settings.get("arms"):
+    parts.append(f"--arms={','.join(settings['arms'])}")
+  return " ".join(shlex.quote(p) for p in parts)
+
+
+def machine() -> dict[str, Any]:
+  """The machine a study ran on: CPU, cores, platform, JAX and its devices."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+  except OSError:
+    pass
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  devices = jax.devices()
+  return {"cpu": cpu, "logical_cores": os.cpu_count(),
+          "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
+          "python": platform.python_version(), "jax": jax.__version__,
+          "jaxlib": getattr(jaxlib, "__version__", "?"),
+          "devices": f"{len(devices)} x {devices[0].platform}"}
+
+
+def claim_workdir(workdir: str, settings: dict[str, Any]) -> dict[str, Any]:
+  """Checks the study's workdir and records its settings; returns ``study.json``.
+
+  Raises:
+    StudyError: the workdir is a file, holds a study of other settings, or holds
+      files but no study (nothing is changed).
+  """
+  path = os.path.join(workdir, SETTINGS_FILE)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise StudyError(f"workdir {workdir!r} is a file, not a folder; nothing was changed")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      saved = json.load(f)
+    diffs = {k: (saved["settings"].get(k), v) for k, v in settings.items()
+             if saved["settings"].get(k) != v}
+    if diffs:
+      said = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
+      raise StudyError(
+          f"workdir {workdir!r} holds study {saved['settings'].get('study')!r} made with other "
+          f"settings ({said}); nothing was changed. Rerun with the saved settings "
+          f"({saved.get('command', '')}) to resume it, or choose another --workdir.")
+    return saved
+  if os.path.isdir(workdir) and os.listdir(workdir):
+    raise StudyError(f"workdir {workdir!r} is not empty and holds no study (no {SETTINGS_FILE})"
+                     "; refusing to write into it. Choose an empty or new --workdir.")
+  record = {"settings": settings, "command": command_of(settings, workdir),
+            "machine": machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.write_json(path, record)
+  return record
+
+
+# ----------------------------------------------------------------- one arm
+@dataclasses.dataclass
+class ArmContext:
+  """What scoring an arm needs."""
+  study: Study
+  arm: Arm
+  config: ml_collections.ConfigDict
+  workdir: str
+  study_dir: str
+  settings: Mapping[str, Any]
+  seeds: list[int]
+  log: Callable[[str], None]
+
+
+def _read_json(path: str, default=None):
+  if not os.path.exists(path):
+    return default
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _train(ctx: ArmContext, stop_after: Optional[int], record: dict) -> loop.RunResult:
+  """Trains (or resumes) the arm up to ``stop_after`` (None: the end), timing it."""
+  before = workdir_lib.latest_checkpoint_step(ctx.workdir) if os.path.isdir(ctx.workdir) else None
+  t0 = time.time()
+  try:
+    result = loop.train_and_evaluate(ctx.config, ctx.workdir, stop_after=stop_after)
+  except loop.NonFiniteError:
+    record["train_seconds"] = record.get("train_seconds", 0.0) + (time.time() - t0)
+    raise
+  if loop.state_step(result.state) != (before or 0):
+    record["train_seconds"] = record.get("train_seconds", 0.0) + (time.time() - t0)
+  return result
+
+
+def run_arm(ctx: ArmContext) -> dict[str, Any]:
+  """Trains and scores one arm; returns its ``study_arm.json`` record.
+
+  A finished arm (its record says so and its run is at the end with the same
+  config) is not touched.
+  """
+  path = os.path.join(ctx.workdir, ARM_FILE)
+  steps = int(ctx.config.train.num_steps)
+  config_dict = loop.config_to_dict(ctx.config)
+  record = _read_json(path, {})
+  if os.path.isdir(ctx.workdir):
+    state = workdir_lib.check(ctx.workdir, config_dict)  # refuses another run's folder
+    if record.get("finished") and (state["step"] == steps or record.get("diverged")):
+      return record
+  record.update({"arm": ctx.arm.label, "steps": steps, "finished": False})
+  scorer = SCORERS[ctx.study.scorer]
+  try:
+    record = scorer(ctx, record)
+  except loop.NonFiniteError as e:
+    # A diverged arm is a result of the study, not a failure of it: the table
+    # says so, and the other arms go on. (Its seeds share one program, so a NaN
+    # in one seed stops them all; the message names the seed.)
+    ctx.log(f"{ctx.arm.label}: diverged: {e}")
+    record["diverged"] = " ".join(str(e).split())
+  record["finished"] = True
+  workdir_lib.write_json(path, record)
+  return record
+
+
+def _score_eval(ctx: ArmContext, record: dict) -> dict:
+  """Trains to the end; the table reads the final evaluation (``eval.jsonl``)."""
+  ctx.log(f"{ctx.arm.label}: training {ctx.config.train.num_steps} steps x "
+          f"{len(ctx.seeds)} seeds")
+  _train(ctx, None, record)
+  return record
+
+
+def _score_gradients(ctx: ArmContext, record: dict) -> dict:
+  """Arjovsky & Bottou's probe of the generator at several points of training.
+
+  The run stops at each probe step (``stop_after``; resuming is exact), the
+  probe runs on every seed's generator, and its curves are kept in the record
+  before training goes on, so an interrupted study redoes nothing.
+  """
+  s = _scorer_settings(ctx)
+  steps = int(ctx.config.train.num_steps)
+  spc = int(ctx.config.train.steps_per_call)
+  probe_steps = sorted({min(steps, spc * max(1, math.ceil(f * steps / spc)))
+                        for f in s["fractions"]})
+  done = record.setdefault("gradients", {})
+  path = os.path.join(ctx.workdir, ARM_FILE)
+  probe = None
+  for at in probe_steps:
+    if str(at) in done:
+      continue
+    ctx.log(f"{ctx.arm.label}: training to step {at} of {steps} x {len(ctx.seeds)} seeds, "
+            "then the gradient probe")
+    result = _train(ctx, at if at < steps else None, record)
+    reached = loop.state_step(result.state)
+    if reached != at:
+      raise StudyError(
+          f"arm {ctx.arm.label!r}: its run in {ctx.workdir!r} is at step {reached}, past the "
+          f"probe step {at} whose results are missing; the generator of step {at} is gone. "
+          "Delete the arm's folder to redo it.")
+    t0 = time.time()
+    probe = probe or gradient_probe(result.game, s, int(ctx.config.train.batch_size))
+    per_seed = []
+    for i, seed in enumerate(ctx.seeds):
+      state = seeds_lib.take(result.state, i) if len(ctx.seeds) > 1 else result.state
+      key = jax.random.fold_in(jax.random.key(1_000_004), seed)
+      per_seed.append({f"{sigma:g}": probe(key, state, sigma) for sigma in s["sigmas"]})
+    done[str(at)] = per_seed
+    record["probe_seconds"] = record.get("probe_seconds", 0.0) + (time.time() - t0)
+    workdir_lib.write_json(path, record)
+  return record
+
+
+def gradient_probe(game, settings: Mapping[str, Any], batch_size: int):
+  """Arjovsky & Bottou's probe of a game's generator: ``(key, state, sigma) -> curves``.
+
+  ``gan_jax.metrics.probes.gradient_norm_curves`` applied as
+  ``generator_gradient_diagnostics`` applies it (the generator in inference mode,
+  the game's data and latent prior, a fresh discriminator of the game's
+  architecture), except that the generator's batch statistics are an argument
+  of the compiled probe (under ``stop_gradient``: they add zero gradients, so
+  the norms are those of the parameters) rather than constants in it. So one
+  compiled probe serves every seed, probe step and noise level of an arm.
+  """
+  from gan_jax.games.base import apply_model  # pylint: disable=g-import-not-at-top
+  from gan_jax.metrics import probes  # pylint: disable=g-import-not-at-top
+  from gan_jax.models import sample_latent  # pylint: disable=g-import-not-at-top
+  arrays = game.data.arrays
+
+  def generate(g, z):
+    collections = jax.lax.stop_gradient(g["collections"])
+    return apply_model(game.generator, g["params"], collections, z, train=False)[0]
+
+  def latent(k, n):
+    return sample_latent(k, n, tuple(game.latent_shape), prior=game.latent_prior,
+                         **dict(game.latent_kwargs))
+
+  def real(k, n):
+    out = game.data.draw(k, arrays, n)
+    return out[0] if game.data.has_labels else out
+
+  def probe(key, state, sigma):
+    g = {"params": state.params["generator"], "collections": state.model_state["generator"]}
+    curves = probes.gradient_norm_curves(
+        key, generate, g, latent, real, module=game.discriminator,
+        iterations=settings["iterations"], every=settings["every"],
+        num_batches=settings["num_batches"], batch_size=batch_size, sigma=sigma,
+        learning_rate=settings["learning_rate"])
+    return {k: np.asarray(v).tolist() for k, v in jax.device_get(curves)._asdict().items()}
+
+  return probe
+
+
+def _classifier(ctx: ArmContext, source) -> Any:
+  """The study's digit classifier: trained once into ``<study>/classifier``, then reused."""
+  from gan_jax.metrics import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(ctx.study_dir, "classifier")
+  info_path = os.path.join(ctx.study_dir, "classifier.json")
+  if os.path.isdir(folder) and os.path.exists(info_path):
+    return classifier_lib.Classifier.load(folder)
+  s = _scorer_settings(ctx)
+  x, y = classifier_lib.classifier_data(source, s["classifier_examples"], seed=1)
+  held = max(1, len(x) // 10)
+  t0 = time.time()
+  spc = min(100, s["classifier_steps"])
+  clf = classifier_lib.train_classifier(x[held:], y[held:], num_classes=10,
+                                        steps=s["classifier_steps"], steps_per_call=spc)
+  clf.save(folder)
+  workdir_lib.write_json(info_path, {
+      "steps": s["classifier_steps"], "examples": len(x) - held,
+      "held_out_accuracy": clf.accuracy(x[:held], y[:held]), "held_out": held,
+      "seconds": round(time.time() - t0, 1),
+      "note": "digit crops of real draws; held-out draws may repeat training images"})
+  return clf
+
+
+def _score_thousand_modes(ctx: ArmContext, record: dict) -> dict:
+  """Trains to the end, then modes covered and KL of every seed's samples."""
+  from gan_jax.metrics import scores  # pylint: disable=g-import-not-at-top
+  ctx.log(f"{ctx.arm.label}: training {ctx.config.train.num_steps} steps x "
+          f"{len(ctx.seeds)} seeds")
+  result = _train(ctx, None, record)
+  t0 = time.time()
+  clf = _classifier(ctx, result.source)
+  n = _scorer_settings(ctx)["num_samples"]
+  sample = jax.jit(result.game.sample, static_argnums=2)
+  per_seed = []
+  for i, seed in enumerate(ctx.seeds):
+    state = seeds_lib.take(result.state, i) if len(ctx.seeds) > 1 else result.state
+    key = jax.random.fold_in(jax.random.key(1_000_003), seed)
+    x = np.concatenate([np.asarray(sample(state, jax.random.fold_in(key, j), min(1000, n - j)))
+                        for j in range(0, n, 1000)])
+    per_seed.append(scores.thousand_mode_metrics(clf.probs, x, result.source.name,
+                                                 result.source.info.mode_weights))
+  record["scores"] = {"step": loop.state_step(result.state), "num_samples": n,
+                      "per_seed": per_seed}
+  record["scoring_seconds"] = record.get("scoring_seconds", 0.0) + (time.time() - t0)
+  return record
+
+
+SCORERS: dict[str, Callable[[ArmContext, dict], dict]] = {
+    "eval": _score_eval,
+    "gradients": _score_gradients,
+    "thousand_modes": _score_thousand_modes,
+}
+
+
+def _scorer_settings(ctx: ArmContext) -> Mapping[str, Any]:
+  return ctx.study.quick_settings if ctx.settings["quick"] else ctx.study.settings
+
+
+# ------------------------------------------------------------------- tables
+def _final_value(record: dict, keys: Sequence[str]) -> Optional[float]:
+  for k in keys:
+    if k in record:
+      return _nan(record[k])
+  return None
+
+
+def eval_rows(study: Study, arm: Arm, workdir: str, seeds: list[int], steps: int) -> list[dict]:
+  """The table row of an arm scored by its final evaluation."""
+  history = per_seed_records(os.path.join(workdir, "eval.jsonl"))
+  missing = [s for s in seeds if s not in history or history[s][-1]["step"] != steps]
+  if missing:
+    raise StudyError(f"arm {arm.label!r}: eval.jsonl in {workdir!r} has no evaluation at step "
+                     f"{steps} for seed(s) {missing}")
+  cells = {}
+  for column in study.columns:
+    if column.derived:
+      values = [DERIVED[column.derived](history[s]) for s in seeds]
+    else:
+      values = [_final_value(history[s][-1], column.keys) for s in seeds]
+      if all(v is None for v in values):
+        continue  # not reported for this data set
+    cells[column.name] = _cell(values)
+  return [{"row": arm.label, "arm": arm.label, "cells": cells}]
+
+
+def gradient_rows(study: Study, arm: Arm, record: dict) -> list[dict]:
+  """One row per probe step and noise level: gradient norms at D's first and last record."""
+  rows = []
+  for at, per_seed in sorted(record["gradients"].items(), key=lambda kv: int(kv[0])):
+    for sigma in per_seed[0]:
+      curves = [seed[sigma] for seed in per_seed]
+      cells = {}
+      for name, key, index in (
+          ("grad norm, log(1-D), D it. 0", "minimax_mean", 0),
+          ("grad norm, log(1-D), last D it.", "minimax_mean", -1),
+          ("grad norm, -log D, D it. 0", "non_saturating_mean", 0),
+          ("grad norm, -log D, last D it.", "non_saturating_mean", -1),
+          ("D(real), last D it.", "d_real", -1),
+          ("D(fake), last D it.", "d_fake", -1)):
+        cells[name] = _cell([c[key][index] for c in curves])
+      rows.append({"row": f"{arm.label}, G at step {at}, noise {sigma}", "arm": arm.label,
+                   "generator_step": int(at), "sigma": float(sigma),
+                   "d_iterations": int(curves[0]["iterations"][-1]), "cells": cells})
+  return rows
+
+
+def score_rows(study: Study, arm: Arm, record: dict) -> list[dict]:
+  """The table row of a stacked-MNIST arm from its scored samples."""
+  per_seed = record["scores"]["per_seed"]
+  cells = {c.name: _cell([_final_value(p, c.keys) for p in per_seed]) for c in study.columns}
+  return [{"row": arm.label, "arm": arm.label, "cells": cells}]
+
+
+def image_data(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Where an image arm's training images come from, and how many there are."""
+  from gan_jax.data import make_source  # pylint: disable=g-import-not-at-top
+  info = make_source(config.data).info
+  return {"name": info.name, "origin": info.origin, "split": info.split,
+          "num_examples": int(info.num_examples)}
+
+
+def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, Any],
+                workdir: str, records: Mapping[str, dict],
+                data: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+  """The study's table (``table.json``) from its arms' files.
+
+  ``data``: for an image study, what ``image_data`` says of its training images.
+  """
+  seeds = list(range(settings["num_seeds"]))
+  arms = study.arms_to_run(settings["quick"], settings.get("arms"))
+  rows = []
+  published = {p.row: p for p in study.published}
+  for arm in arms:
+    arm_dir = os.path.join(workdir, arm.label)
+    record = records[arm.label]
+    if record.get("diverged"):
+      arm_rows = [{"row": arm.label, "arm": arm.label, "cells": {}}]
+    elif study.scorer == "eval":
+      arm_rows = eval_rows(study, arm, arm_dir, seeds, record["steps"])
+    elif study.scorer == "gradients":
+      arm_rows = gradient_rows(study, arm, record)
+    else:
+      arm_rows = score_rows(study, arm, record)
+    wall = record.get("train_seconds", 0.0) + record.get("probe_seconds", 0.0) + record.get(
+        "scoring_seconds", 0.0)
+    for row in arm_rows:
+      row["diverged"] = record.get("diverged")
+      row.update({"config": arm.config, "overrides": _plain(arm.overrides), "note": arm.note,
+                  "group": arm.group, "num_seeds": len(seeds), "seeds": seeds,
+                  "steps": record["steps"], "wall_seconds": round(wall, 1),
+                  "published": None})
+      if arm.label in published:
+        p = published[arm.label]
+        row["published"] = {"text": p.text, "source": p.source}
+      rows.append(row)
+  # Published numbers of methods not run here get rows of their own.
+  extra = [{"row": p.row, "text": p.text, "source": p.source} for p in study.published
+           if p.row not in {a.label for a in study.arms}]
+  classifier = _read_json(os.path.join(workdir, "classifier.json"))
+  return {"study": study.name, "title": study.title, "claim": study.claim,
+          "settings": dict(settings), "command": saved["command"], "machine": saved["machine"],
+          "steps": records[arms[0].label]["steps"], "budget_note": study.budget_note,
+          "study_steps": study.quick_steps if settings["quick"] else study.steps,
+          "data": dict(data) if data else None,
+          "arms": [a.label for a in arms],
+          "columns": _columns(study, rows), "rows": rows, "published_only": extra,
+          "classifier": classifier, "notes": list(study.notes),
+          "scorer_settings": _plain(study.quick_settings if settings["quick"]
+                                    else study.settings)}
+
+
+def _columns(study: Study, rows: list[dict]) -> list[str]:
+  """The columns some row has a cell in, in the study's order (else the rows')."""
+  names = []
+  for row in rows:
+    for name in row["cells"]:
+      if name not in names:
+        names.append(name)
+  order = [c.name for c in study.columns]
+  if not names:  # every arm diverged
+    return order
+  return sorted(names, key=lambda n: order.index(n) if n in order else len(order))
+
+
+def _plain(value):
+  if isinstance(value, ml_collections.ConfigDict):
+    return _plain(value.to_dict())
+  if isinstance(value, Mapping):
+    return {str(k): _plain(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_plain(v) for v in value]
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def _fmt(cell: Optional[dict], num_seeds: int) -> str:
+  if cell is None:
+    return "n/a"
+  if cell["n"] == 0:
+    return f"none (0/{num_seeds})"
+  text = f"{cell['mean']:.3g} ± {cell['se']:.2g}"
+  if cell["n"] < num_seeds:
+    text += f" ({cell['n']}/{num_seeds} seeds)"
+  return text
+
+
+def _budget_text(table: Mapping[str, Any]) -> str:
+  s, note = table["settings"], table["budget_note"]
+  if s["steps"] is not None:
+    return (f"(set by --steps; the study's {'quick ' if s['quick'] else ''}budget is "
+            f"{table['study_steps']}" + (f": {note}" if note and not s["quick"] else "") + ")")
+  if s["quick"]:
+    return "(the --quick budget)"
+  return f"(the study's budget: {note})" if note else "(the study's budget)"
+
+
+def _data_text(table: Mapping[str, Any]) -> str:
+  d = table["data"]
+  if table["settings"]["quick"] and not table["settings"]["mnist_npz"]:
+    return f"a small generated stand-in for MNIST ({d['num_examples']} images, --quick)"
+  return f"{d['name']} from {d['origin']}, {d['num_examples']} {d['split'] or ''} images"
+
+
+def _md(text: str) -> str:
+  """Text safe inside a markdown table cell."""
+  return str(text).replace("|", "\\|")
+
+
+def render_markdown(table: Mapping[str, Any]) -> str:
+  """``table.md``: command, machine, claim, the table, published numbers, notes."""
+  s, m = table["settings"], table["machine"]
+  lines = [f"# Study `{table['study']}`: {table['title']}", "",
+           f"Command: `{table['command']}`", "",
+           f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['platform']}; "
+           f"Python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, devices "
+           f"{m['devices']}. Wall times are of this machine, shared with whatever else ran.",
+           "", f"Claim: {table['claim']}", "",
+           f"Setting: {s['num_seeds']} seeds per arm (run seeds 0..{s['num_seeds'] - 1}, trained "
+           f"in one program), {table['steps']} steps per arm " + _budget_text(table) + "."]
+  if s["quick"]:
+    lines += ["", "**--quick: a smoke test of the pipeline (tiny models, a few dozen steps); "
+              "these numbers are not results.**"]
+  if table.get("data"):
+    lines += ["", "Images: " + _data_text(table) + "."]
+  clf = table.get("classifier")
+  if clf:
+    lines += ["", f"Digit classifier: {clf['steps']} Adam steps on {clf['examples']} digit "
+              f"crops, held-out accuracy {clf['held_out_accuracy']:.4f} ({clf['held_out']} "
+              "draws)."]
+  columns = table["columns"]
+  lines += ["", "Each cell: mean ± standard error over seeds of the final value.", "",
+            "| arm | " + " | ".join(_md(c) for c in columns)
+            + " | seeds | steps | wall s | published |",
+            "|" + "---|" * (len(columns) + 5)]
+  for row in table["rows"]:
+    pub = row["published"]
+    pub_text = _md(f"{pub['text']} ({pub['source']})") if pub else ""
+    lines.append(f"| {_md(row['row'])} | "
+                 + " | ".join("diverged" if row.get("diverged") else
+                              _fmt(row["cells"].get(c), row["num_seeds"]) for c in columns)
+                 + f" | {row['num_seeds']} | {row['steps']} | {row['wall_seconds']:.0f} | "
+                 f"{pub_text} |")
+  for p in table["published_only"]:
+    lines.append(f"| {_md(p['row'])} (published only, not run here) | "
+                 + " | ".join("" for _ in columns)
+                 + f" | | | | {_md(p['text'] + ' (' + p['source'] + ')')} |")
+  lines += ["", "Arms:", ""]
+  seen = set()
+  for row in table["rows"]:
+    if row["arm"] in seen:
+      continue
+    seen.add(row["arm"])
+    over = ", ".join(f"{k}={json.dumps(v)}" for k, v in row["overrides"].items())
+    lines.append(f"- `{row['arm']}`: `{row['config']}`" + (f" with {over}" if over else "")
+                 + (f" — {row['note']}" if row["note"] else ""))
+  diverged = [r for r in table["rows"] if r.get("diverged")]
+  if diverged:
+    lines += ["", "Diverged (training stopped at a NaN or inf; the last good checkpoint is in "
+              "the arm's folder):", ""] + [f"- `{r['arm']}`: {r['diverged']}" for r in diverged]
+  if table["notes"]:
+    lines += ["", "Notes:", ""] + [f"- {n}" for n in table["notes"]]
+  lines += ["", "Figures: " + ", ".join(f"`figures/{f}`" for f in table.get("figures", [])), ""]
+  return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ figures
+def _band_axes(ax, x, y, se, label, color):
+  x, y, se = (np.asarray(a, np.float64) for a in (x, y, se))
+  ax.plot(x, y, color=color, linewidth=1.2, label=label)
+  ax.fill_between(x, y - se, y + se, color=color, alpha=0.2, linewidth=0)
+
+
+def _series(records: list[dict], keys: Sequence[str]) -> Optional[tuple]:
+  for key in keys:
+    if records and any(key in r for r in records):
+      steps = [r["step"] for r in records]
+      y = [_nan(r.get(key)) for r in records]
+      se = [_nan(r.get(f"{key}_se", 0.0)) for r in records]
+      return key, steps, y, np.nan_to_num(se)
+  return None
+
+
+def _beta_boundaries(arm_dir: str) -> list[int]:
+  """beta-GAN's stage changes within a heated arm's run (none for other arms)."""
+  from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
+  config = _read_json(os.path.join(arm_dir, "config.json"), {})
+  perturbation = config.get("game", {}).get("perturbation", {})
+  if perturbation.get("name") != "heat":
+    return []
+  end = config["train"]["num_steps"]
+  return [b for b in evaluate.beta_boundaries(perturbation.get("level")) if b <= end]
+
+
+def _figure(nrows: int, ncols: int, panel=(4.6, 3.2), *, fast: bool = False):
+  """A figure of ``nrows x ncols`` panels; ``fast`` (--quick) skips the layout
+  engine, much of a small figure's rendering time."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows),
+               layout=None if fast else "constrained")
+  axes = fig.subplots(nrows, ncols, squeeze=False)
+  return fig, axes
+
+
+def write_figures(study: Study, workdir: str, table: Mapping[str, Any]) -> list[str]:
+  """The study's figures into ``workdir/figures``; returns their file names."""
+  folder = os.path.join(workdir, "figures")
+  names = []
+  fast = bool(table["settings"]["quick"])
+  quick = " (--quick: not a result)" if fast else ""
+  if table.get("data"):
+    quick += f"; images: {_data_text(table)}"
+  seeds = table["settings"]["num_seeds"]
+  arms = study.arms_to_run(fast, table["settings"].get("arms"))
+
+  def save(fig, name):
+    # A smoke test's figures need not be sharp: rendering is much of its time.
+    plotting.save_figure(fig, os.path.join(folder, name), dpi=50 if fast else 100)
+    names.append(name)
+
+  groups = list(dict.fromkeys(a.group for a in arms))
+  if study.main_metric:
+    fig, axes = _figure(1, len(groups), fast=fast)
+    for ax, group in zip(axes[0], groups):
+      drawn = None
+      for i, arm in enumerate(a for a in arms if a.group == group):
+        s = _series(mean_records(os.path.join(workdir, arm.label, "eval.jsonl")),
+                    study.main_metric)
+        if s is not None:
+          drawn = s[0]
+          _band_axes(ax, s[1], s[2], s[3], arm.label, f"C{i % 10}")
+      ax.set_xlabel("step")
+      ax.set_ylabel(drawn or study.main_metric[0])
+      ax.set_title(group or study.name, fontsize=10)
+      if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{study.name}: mean ± SE over {seeds} seeds{quick}", fontsize=10)
+    save(fig, f"{study.main_metric[0]}.png")
+  if study.main_metric and study.per_seed_figure:
+    n = len(arms)
+    cols = min(3, n)
+    fig, axes = _figure(-(-n // cols), cols, panel=(4.0, 2.8), fast=fast)
+    for ax in axes.flat[n:]:
+      ax.set_visible(False)
+    for ax, arm in zip(axes.flat, arms):
+      for seed, records in per_seed_records(os.path.join(workdir, arm.label,
+                                                         "eval.jsonl")).items():
+        s = _series(records, study.main_metric)
+        if s is not None:
+          ax.plot(s[1], s[2], linewidth=1.0, label=f"seed {seed}")
+      ax.set_title(arm.label, fontsize=9)
+      ax.set_xlabel("step")
+      if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{study.name}: {study.main_metric[0]} of every seed{quick}", fontsize=10)
+    save(fig, f"{study.main_metric[0]}_per_seed.png")
+  if study.d_curves:
+    n = len(arms)
+    cols = min(3, n)
+    fig, axes = _figure(-(-n // cols), cols, panel=(4.0, 2.8), fast=fast)
+    for ax in axes.flat[n:]:
+      ax.set_visible(False)
+    for ax, arm in zip(axes.flat, arms):
+      records = mean_records(os.path.join(workdir, arm.label, "metrics.jsonl"))
+      for key, color in (("d_real", "C0"), ("d_fake", "C3")):
+        s = _series(records, (key,))
+        if s is not None:
+          _band_axes(ax, s[1], s[2], s[3], key.replace("d_", "D(") + ")", color)
+      for b in _beta_boundaries(os.path.join(workdir, arm.label)):
+        ax.axvline(b, color="0.6", linestyle=":", linewidth=0.6)
+      ax.set_ylim(-0.02, 1.02)
+      ax.set_title(arm.label, fontsize=9)
+      ax.set_xlabel("step")
+      if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{study.name}: discriminator output, mean ± SE over {seeds} seeds{quick}",
+                 fontsize=10)
+    save(fig, "d_curves.png")
+  for key in study.train_curves:
+    fig, axes = _figure(1, 1, panel=(6.0, 3.6), fast=fast)
+    ax = axes[0, 0]
+    for i, arm in enumerate(arms):
+      s = _series(mean_records(os.path.join(workdir, arm.label, "metrics.jsonl")), (key,))
+      if s is not None:
+        _band_axes(ax, s[1], s[2], s[3], arm.label, f"C{i % 10}")
+    ax.set_yscale("log", nonpositive="mask")
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.set_title(f"{study.name}: {key}, mean ± SE over {seeds} seeds{quick}", fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7)
+    save(fig, f"{key}.png")
+  if study.scorer == "gradients":
+    _gradient_figures(arms, study, workdir, table, save, quick, fast)
+  if study.scorer == "thousand_modes":
+    fig, axes = _figure(1, len(study.columns), fast=fast)
+    for ax, column in zip(axes[0], study.columns):
+      rows = [r for r in table["rows"] if column.name in r["cells"]]
+      means = [r["cells"][column.name]["mean"] or 0.0 for r in rows]
+      ses = [r["cells"][column.name]["se"] or 0.0 for r in rows]
+      ax.bar(range(len(rows)), means, yerr=ses, color=[f"C{i}" for i in range(len(rows))])
+      ax.set_xticks(range(len(rows)), [r["row"] for r in rows], fontsize=8)
+      ax.set_title(column.name, fontsize=9)
+    fig.suptitle(f"{study.name}: mean ± SE over {seeds} seeds{quick}", fontsize=10)
+    save(fig, "modes.png")
+  return names
+
+
+def _gradient_figures(arms, study, workdir, table, save, quick, fast):
+  """Per arm: gradient norms against D iterations, per probe step and noise level."""
+  for arm in arms:
+    record = _read_json(os.path.join(workdir, arm.label, ARM_FILE), {})
+    probed = sorted(record.get("gradients", {}).items(), key=lambda kv: int(kv[0]))
+    if not probed:
+      continue
+    fig, axes = _figure(len(probed), 2, panel=(4.4, 3.0), fast=fast)
+    for (at, per_seed), row in zip(probed, axes):
+      for panel, (key, title) in zip(row, (("minimax_mean", "log(1 - D)"),
+                                           ("non_saturating_mean", "-log D"))):
+        for i, sigma in enumerate(per_seed[0]):
+          x = per_seed[0][sigma]["iterations"]
+          values = np.asarray([seed[sigma][key] for seed in per_seed], np.float64)
+          mean = values.mean(axis=0)
+          se = (values.std(axis=0, ddof=1) / math.sqrt(len(values)) if len(values) > 1
+                else np.zeros_like(mean))
+          color = f"C{i % 10}"
+          panel.plot(x, mean, color=color, linewidth=1.2, label=f"noise {sigma}")
+          panel.fill_between(x, np.maximum(mean - se, 1e-3 * np.abs(mean)), mean + se,
+                             color=color, alpha=0.2, linewidth=0)
+        panel.set_yscale("log", nonpositive="mask")
+        panel.set_xlabel("discriminator iterations")
+        panel.set_ylabel("generator gradient norm")
+        panel.set_title(f"{title}, G at step {at}", fontsize=9)
+        if panel.get_legend_handles_labels()[0]:
+          panel.legend(fontsize=7)
+    fig.suptitle(f"{study.name} / {arm.label}: mean ± SE over "
+                 f"{table['settings']['num_seeds']} seeds{quick}", fontsize=10)
+    save(fig, f"gradients_{arm.label}.png")
+
+
+# --------------------------------------------------------------------- run
+def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Optional[int] = None,
+              steps: Optional[int] = None, mnist_npz: str = "",
+              arms: Optional[Sequence[str]] = None,
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)
+              ) -> dict[str, Any]:
+  """Runs (or resumes) a study; returns its table (what ``table.json`` holds).
+
+  Raises:
+    StudyError: an unknown study (the message lists the valid ones), bad
+      settings, or a workdir of other settings (nothing is changed).
+    gan_jax.errors.UserError: an arm's config or run folder cannot be used.
+  """
+  settings = settings_of(name, quick=quick, num_seeds=num_seeds, steps=steps,
+                         mnist_npz=mnist_npz, arms=arms)
+  study = STUDIES[name]
+  budget = steps if steps is not None else (study.quick_steps if quick else study.steps)
+  # Every arm's config is built (and its overrides checked) before anything is written.
+  configs = {arm.label: arm_config(study, arm, steps=budget, num_seeds=settings["num_seeds"],
+                                   quick=quick, image_npz=settings["mnist_npz"])
+             for arm in study.arms_to_run(quick, settings.get("arms"))}
+  saved = claim_workdir(workdir, settings)
+  image_npz = settings["mnist_npz"]
+  arms_run = study.arms_to_run(quick, settings.get("arms"))
+  if study.images and quick and not image_npz:
+    image_npz = os.path.join(os.path.abspath(workdir), "quick_images.npz")
+    if not os.path.exists(image_npz):
+      _write_quick_images(image_npz)
+    for arm in arms_run:
+      if "npz_path" in configs[arm.label].data:
+        configs[arm.label].data.npz_path = image_npz
+  records = {}
+  arms = study.arms_to_run(quick, settings.get("arms"))
+  for i, arm in enumerate(arms):
+    log(f"[{name} {i + 1}/{len(arms)}] {arm.label}")
+    ctx = ArmContext(study=study, arm=arm, config=configs[arm.label],
+                     workdir=os.path.join(workdir, arm.label), study_dir=workdir,
+                     settings=settings, seeds=seeds_lib.seed_list(configs[arm.label]), log=log)
+    records[arm.label] = run_arm(ctx)
+  image_arms = [c for c in configs.values() if "npz_path" in c.data]
+  data = image_data(image_arms[0]) if image_arms else None
+  table = build_table(study, settings, saved, workdir, records, data)
+  old = _read_json(os.path.join(workdir, "table.json"))
+  if old is not None and {k: v for k, v in old.items() if k != "figures"} == table and all(
+      os.path.exists(os.path.join(workdir, "figures", f)) for f in old.get("figures", [])):
+    return old  # a finished study, resumed: nothing changes
+  table["figures"] = write_figures(study, workdir, table)
+  workdir_lib.write_json(os.path.join(workdir, "table.json"), table)
+  tmp = os.path.join(workdir, "table.md.tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(render_markdown(table))
+  os.replace(tmp, os.path.join(workdir, "table.md"))
+  return table
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not FLAGS.study or not FLAGS.workdir:
+    raise app.UsageError(f"--study and --workdir are required; studies: {', '.join(STUDIES)}")
+  logging.set_verbosity(logging.WARNING)
+  try:
+    table = run_study(FLAGS.study, FLAGS.workdir, quick=FLAGS.quick, num_seeds=FLAGS.num_seeds,
+                      steps=FLAGS.steps, mnist_npz=FLAGS.mnist_npz, arms=FLAGS.arms)
+  except errors.UserError as e:
+    print("error: " + " ".join(str(e).split()), file=sys.stderr, flush=True)
+    sys.exit(2)
+  print(render_markdown(table))
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

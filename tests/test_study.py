@@ -1,0 +1,339 @@
+"""The study runner (experiments/study.py): every study's --quick, its tables, resume, errors.
+
+Each study's --quick runs once per test process (2 seeds, a few dozen steps);
+the tests then read what it wrote.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import numpy as np
+
+from experiments import study as study_lib
+from gan_jax import games
+from gan_jax.data import make_source
+from gan_jax.metrics import probes
+from gan_jax.train import step as step_lib
+from gan_jax.train import validate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = 2
+_RUNS: dict = {}
+_TMP = tempfile.mkdtemp(prefix="gan_jax_test_study_")
+
+
+def quick_run(name):
+  """The workdir and table of study ``name``'s --quick run (made once)."""
+  if name not in _RUNS:
+    workdir = os.path.join(_TMP, name)
+    table = study_lib.run_study(name, workdir, quick=True, num_seeds=SEEDS, log=lambda m: None)
+    _RUNS[name] = (workdir, table)
+  return _RUNS[name]
+
+
+def snapshot(folder):
+  """Every file under ``folder`` with its content hash and modification time."""
+  out = {}
+  for root, _, files in os.walk(folder):
+    for f in files:
+      path = os.path.join(root, f)
+      with open(path, "rb") as fh:
+        out[os.path.relpath(path, folder)] = (hashlib.sha256(fh.read()).hexdigest(),
+                                              os.stat(path).st_mtime_ns)
+  return out
+
+
+def mean_and_se(values):
+  """Mean and standard error (ddof 1) of the finite values, by hand."""
+  v = np.asarray([np.nan if x is None else x for x in values], np.float64)
+  v = v[np.isfinite(v)]
+  if not v.size:
+    return None, None
+  se = math.sqrt(np.sum((v - v.mean()) ** 2) / (v.size - 1) / v.size) if v.size > 1 else 0.0
+  return float(v.mean()), se
+
+
+def seed_histories(workdir):
+  """Per run seed, its evaluation records in ``eval.jsonl`` by step (read here, not by
+  the runner)."""
+  out = {}
+  with open(os.path.join(workdir, "eval.jsonl"), encoding="utf-8") as f:
+    for line in f:
+      r = json.loads(line)
+      if r.get("seed") != "mean":
+        out.setdefault(r.get("seed"), []).append(r)
+  return {seed: sorted(records, key=lambda r: r["step"]) for seed, records in out.items()}
+
+
+class QuickStudiesTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(*[(n, n) for n in study_lib.STUDIES])
+  def test_quick_study_writes_table_and_figures(self, name):
+    workdir, table = quick_run(name)
+    study = study_lib.STUDIES[name]
+    arms = [a.label for a in study.arms_to_run(quick=True)]
+    self.assertTrue(set(arms) <= {a.label for a in study.arms})
+    self.assertEqual(table["arms"], arms)
+    self.assertEqual(list(dict.fromkeys(r["arm"] for r in table["rows"])), arms)
+    with open(os.path.join(workdir, "table.json"), encoding="utf-8") as f:
+      self.assertEqual(json.load(f), table)
+    with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+      md = f.read()
+    self.assertIn(f"`python -m experiments.study --study={name} --workdir={workdir} --quick "
+                  f"--num_seeds={SEEDS}`", md)
+    self.assertIn("jax ", md)
+    self.assertIn("not results", md)
+    for arm in arms:
+      self.assertIn(f"| {arm}", md)
+    self.assertTrue(table["figures"])
+    for figure in table["figures"]:
+      path = os.path.join(workdir, "figures", figure)
+      with open(path, "rb") as f:
+        self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", figure)
+    self.assertTrue(table["columns"])
+    for row in table["rows"]:
+      self.assertEqual((row["num_seeds"], row["seeds"]), (SEEDS, [0, 1]))
+      self.assertEqual(row["steps"], table["steps"])
+      self.assertGreater(row["wall_seconds"], 0)
+      self.assertTrue(row["cells"], row["row"])
+      for column, cell in row["cells"].items():
+        self.assertLen(cell["per_seed"], SEEDS)
+        if cell["n"]:
+          self.assertTrue(math.isfinite(cell["mean"]) and math.isfinite(cell["se"]),
+                          (row["row"], column))
+    for p in study.published:
+      if p.row in arms or p.row not in {a.label for a in study.arms}:
+        self.assertIn(f"{p.text} ({p.source})", md)
+
+  @parameterized.named_parameters(
+      *[(n, n) for n, s in study_lib.STUDIES.items() if s.scorer == "eval"])
+  def test_table_is_mean_and_se_of_the_seeds_final_evaluations(self, name):
+    workdir, table = quick_run(name)
+    study = study_lib.STUDIES[name]
+    columns = {c.name: c for c in study.columns}
+    spread = 0
+    for row in table["rows"]:
+      history = seed_histories(os.path.join(workdir, row["arm"]))
+      self.assertEqual(sorted(history), [0, 1])
+      final = {seed: records[-1] for seed, records in history.items()}
+      for name_, cell in row["cells"].items():
+        column = columns[name_]
+        if column.derived == "collapse_step":
+          values = [study_lib._collapse_step([r["step"] for r in history[s]],
+                                             [r["modes_captured"] for r in history[s]])
+                    for s in (0, 1)]
+        elif column.derived == "all_modes_step":
+          values = [study_lib._all_modes_step([r["step"] for r in history[s]],
+                                              [r["modes_captured"] for r in history[s]],
+                                              history[s][-1]["n_modes"]) for s in (0, 1)]
+        else:
+          values = [next((final[s][k] for k in column.keys if k in final[s]), None)
+                    for s in (0, 1)]
+        values = [None if v is None or math.isnan(v) else v for v in values]
+        self.assertEqual(cell["per_seed"], values)
+        mean, se = mean_and_se(values)
+        if mean is None:
+          self.assertEqual((cell["mean"], cell["se"], cell["n"]), (None, None, 0))
+        else:
+          self.assertAlmostEqual(cell["mean"], mean, places=12)
+          self.assertAlmostEqual(cell["se"], se, places=12)
+          spread += se > 0
+        self.assertEqual(final[0]["step"], row["steps"])
+    self.assertGreater(spread, 0)  # seeds that differ: the SE is really checked
+
+  def test_gradient_table_is_the_seeds_probe_curves(self):
+    workdir, table = quick_run("arjovsky")
+    settings = study_lib.STUDIES["arjovsky"].quick_settings
+    rows = {(r["arm"], r["generator_step"], r["sigma"]): r for r in table["rows"]}
+    self.assertLen({k[2] for k in rows}, len(settings["sigmas"]))
+    arms = [a.label for a in study_lib.STUDIES["arjovsky"].arms_to_run(quick=True)]
+    self.assertIn("mnist_dcgan", arms)  # a generator with batch statistics
+    for arm in arms:
+      with open(os.path.join(workdir, arm, study_lib.ARM_FILE), encoding="utf-8") as f:
+        probed = json.load(f)["gradients"]
+      # The run stopped at each probe step and went on: every step was probed.
+      self.assertEqual(sorted(int(s) for s in probed), [4, 8])
+      for step, per_seed in probed.items():
+        self.assertLen(per_seed, SEEDS)
+        for sigma in per_seed[0]:
+          row = rows[(arm, int(step), float(sigma))]
+          values = [seed[sigma]["minimax_mean"][-1] for seed in per_seed]
+          mean, se = mean_and_se(values)
+          cell = row["cells"]["grad norm, log(1-D), last D it."]
+          self.assertAlmostEqual(cell["mean"], mean, places=12)
+          self.assertAlmostEqual(cell["se"], se, places=12)
+          self.assertEqual(per_seed[0][sigma]["iterations"][-1], settings["iterations"])
+    self.assertIn("gradients_mnist_dcgan.png", table["figures"])
+
+  def test_stacked_mnist_table_is_the_seeds_scores(self):
+    workdir, table = quick_run("stacked_mnist")
+    for row in table["rows"]:
+      with open(os.path.join(workdir, row["arm"], study_lib.ARM_FILE), encoding="utf-8") as f:
+        scores = json.load(f)["scores"]
+      self.assertEqual(scores["num_samples"],
+                       study_lib.STUDIES["stacked_mnist"].quick_settings["num_samples"])
+      covered = [s["modes_covered"] for s in scores["per_seed"]]
+      self.assertTrue(all(1 <= c <= 1000 for c in covered))
+      mean, se = mean_and_se(covered)
+      cell = row["cells"]["modes covered (of 1000)"]
+      self.assertAlmostEqual(cell["mean"], mean, places=12)
+      self.assertAlmostEqual(cell["se"], se, places=12)
+    self.assertIsNotNone(table["classifier"])
+    self.assertEqual([p["row"] for p in table["published_only"]], ["VEEGAN", "PacDCGAN2"])
+
+  def test_resuming_a_finished_study_changes_nothing(self):
+    workdir, table = quick_run("che")
+    before = snapshot(workdir)
+    again = study_lib.run_study("che", workdir, quick=True, num_seeds=SEEDS, log=lambda m: None)
+    self.assertEqual(again, table)
+    self.assertEqual(snapshot(workdir), before)
+
+  def test_other_settings_and_foreign_folders_are_refused(self):
+    workdir, _ = quick_run("che")
+    before = snapshot(workdir)
+    with self.assertRaisesRegex(study_lib.StudyError,
+                                r"other settings \(num_seeds: saved 2, now 3\)"):
+      study_lib.run_study("che", workdir, quick=True, num_seeds=3, log=lambda m: None)
+    with self.assertRaisesRegex(study_lib.StudyError, "study 'che' made with other settings"):
+      study_lib.run_study("roth", workdir, quick=True, num_seeds=SEEDS, log=lambda m: None)
+    self.assertEqual(snapshot(workdir), before)
+    mine = self.create_tempdir().full_path
+    with open(os.path.join(mine, "notes.txt"), "w", encoding="utf-8") as f:
+      f.write("mine")
+    with self.assertRaisesRegex(study_lib.StudyError, "not empty and holds no study"):
+      study_lib.run_study("che", mine, quick=True, log=lambda m: None)
+    self.assertEqual(os.listdir(mine), ["notes.txt"])
+
+  def test_a_diverged_arm_is_a_row_of_the_table(self):
+    exploding = study_lib.Arm("exploding", "configs/che_circle.py:gan",
+                              {"optim.generator.learning_rate": 1e30,
+                               "optim.discriminator.learning_rate": 1e30})
+    study = dataclasses.replace(study_lib.STUDIES["che"], name="diverging", arms=(exploding,),
+                                quick_arms=())
+    workdir = os.path.join(self.create_tempdir().full_path, "study")
+    with mock.patch.dict(study_lib.STUDIES, {"diverging": study}):
+      table = study_lib.run_study("diverging", workdir, quick=True, log=lambda m: None)
+      self.assertIn("non-finite value", table["rows"][0]["diverged"])
+      self.assertEqual(table["rows"][0]["cells"], {})
+      with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+        self.assertIn("| exploding | diverged |", f.read())
+      before = snapshot(workdir)
+      self.assertEqual(study_lib.run_study("diverging", workdir, quick=True,
+                                           log=lambda m: None), table)
+      self.assertEqual(snapshot(workdir), before)
+
+  def test_a_part_of_the_arms(self):
+    workdir = os.path.join(_TMP, "che_part")
+    table = study_lib.run_study("che", workdir, quick=True, num_seeds=SEEDS, arms=["reg_gan"],
+                                log=lambda m: None)
+    self.assertEqual([r["arm"] for r in table["rows"]], ["reg_gan"])
+    self.assertFalse(os.path.exists(os.path.join(workdir, "gan")))
+    self.assertIn("--arms=reg_gan", table["command"])
+    with self.assertRaisesRegex(study_lib.StudyError,
+                                r"unknown arm\(s\) 'regan'.*did you mean 'reg_gan'.*valid: "
+                                r"gan, reg_gan"):
+      study_lib.run_study("che", os.path.join(_TMP, "never2"), quick=True, arms=["regan"])
+
+  def test_unknown_study_lists_the_valid_ones(self):
+    with self.assertRaisesRegex(study_lib.StudyError,
+                                "unknown study 'pacman' .*did you mean 'pacgan'.*; valid: "
+                                + ", ".join(study_lib.STUDIES)):
+      study_lib.run_study("pacman", os.path.join(_TMP, "never"))
+    self.assertFalse(os.path.exists(os.path.join(_TMP, "never")))
+
+  def test_command_line_reports_user_errors(self):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, "-m", "experiments.study", "--study=nope",
+                          f"--workdir={os.path.join(_TMP, 'cli')}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300, check=False)
+    self.assertEqual(out.returncode, 2, out.stderr)
+    self.assertIn("unknown study 'nope'", out.stderr)
+    self.assertIn(", ".join(study_lib.STUDIES), out.stderr)
+
+
+class DefinitionsTest(parameterized.TestCase):
+
+  def test_collapse_step(self):
+    steps = [10, 20, 30, 40, 50]
+    self.assertEqual(study_lib._collapse_step(steps, [3, 7, 7, 5, 4]), 40.0)
+    self.assertEqual(study_lib._collapse_step(steps, [3, 7, 5, 7, 4]), 50.0)
+    self.assertTrue(math.isnan(study_lib._collapse_step(steps, [3, 7, 5, 6, 7])))
+    self.assertEqual(study_lib._collapse_step(steps, [7, 2, 1, 1, 0]), 20.0)
+    self.assertEqual(study_lib._collapse_step(steps, [7, 2, float("nan"), 1, 0]), 20.0)
+
+  def test_all_modes_step(self):
+    self.assertEqual(study_lib._all_modes_step([5, 10, 15], [3, 8, 7], 8), 10.0)
+    self.assertTrue(math.isnan(study_lib._all_modes_step([5, 10], [3, 7], 8)))
+
+  def test_overrides_and_budget(self):
+    study = study_lib.STUDIES["roth"]
+    arm = next(a for a in study.arms if a.label == "reg_annealed")
+    c = study_lib.arm_config(study, arm, steps=5000, num_seeds=3, quick=False, image_npz="")
+    self.assertEqual(c.game.penalty.weight.total_steps, 5000)  # scaled with the run
+    self.assertEqual((c.train.num_steps, c.train.num_seeds), (5000, 3))
+    self.assertEqual(c.train.num_steps % c.train.steps_per_call, 0)
+    self.assertEqual(c.train.eval_every % c.train.steps_per_call, 0)
+    beta = study_lib.STUDIES["betagan"]
+    c = study_lib.arm_config(beta, beta.arms[0], steps=700, num_seeds=1, quick=False, image_npz="")
+    level = c.game.perturbation.level
+    self.assertEqual((level.uniform_steps, level.steps_per_level), (100, 20))  # 1/20 of 14,000
+    c = study_lib.load_config("configs/che_circle.py:gan")
+    with self.assertRaisesRegex(study_lib.StudyError, "override 'game.penalti.weight': no "
+                                "field 'game.penalti'; game has .*penalty, penalty_2"):
+      study_lib.apply_overrides(c, {"game.penalti.weight": 1.0})
+
+  def test_gradient_probe_equals_the_probes_diagnostics(self):
+    # The study's probe passes the generator's batch statistics as an argument
+    # (one program for every seed and step); its curves are those of
+    # probes.generator_gradient_diagnostics, which bakes them in.
+    c = study_lib.load_config("configs/che_circle.py:gan")
+    c.model.generator.update({"widths": (8, 8), "batch_norm": True})
+    c.model.discriminator.widths = (8,)
+    source = make_source(c.data)
+    game = games.make_game(c, source)
+    state = step_lib.init_state(game, 0, step_lib.make_mesh(1))
+    # Non-trivial running statistics, as after training.
+    state = state.replace(model_state=jax.tree.map(lambda x: x + 0.3, state.model_state))
+    settings = {"iterations": 2, "every": 1, "num_batches": 2, "learning_rate": 1e-3}
+    key = jax.random.key(3)
+    ours = study_lib.gradient_probe(game, settings, 8)(key, state, 0.1)
+    theirs = probes.generator_gradient_diagnostics(
+        key, game, state, sigmas=(0.1,), iterations=2, every=1, num_batches=2, batch_size=8,
+        learning_rate=1e-3)[0.1]
+    for name, value in jax.device_get(theirs)._asdict().items():
+      np.testing.assert_allclose(ours[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
+
+  def test_every_arm_of_every_study_builds(self):
+    # The full arms (not only --quick's): configs, overrides, budget and the
+    # validation that needs no tracing; the games are built on their data.
+    npz = study_lib._write_quick_images(os.path.join(self.create_tempdir().full_path, "m.npz"))
+    for name, study in study_lib.STUDIES.items():
+      for quick in (False, True):
+        budget = study.quick_steps if quick else study.steps
+        for arm in study.arms_to_run(quick):
+          c = study_lib.arm_config(study, arm, steps=budget, num_seeds=5, quick=quick,
+                                   image_npz=npz if study.images else "")
+          validate.check_train(c)
+          validate.check_game_fields(c)
+          source = make_source(c.data)
+          validate.check_model_fields(c, source)
+          self.assertIsNotNone(games.make_game(c, source), (name, arm.label))
+
+
+def tearDownModule():
+  shutil.rmtree(_TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  absltest.main()
