@@ -117,7 +117,7 @@ def sample_statistics(samples: Any, reference: Any, *, k_precision_recall: int =
       x.ndim == 3 and x.shape[0] != y.shape[0]):
     raise ValueError(f"samples and reference must be [m, d] and [n, d] (or [S, m, d] and "
                      f"[S, n, d]) with the same d and S; got {x.shape} and {y.shape}")
-  cpu = jax.devices("cpu")[0]
+  cpu = jax.local_devices(backend="cpu")[0]  # this process's own host CPU
   k_pr, k_dc = int(k_precision_recall), int(k_density_coverage)
   with jax.enable_x64(True):
     if x.ndim == 2:

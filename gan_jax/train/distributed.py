@@ -52,19 +52,41 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
+# Processes can reach a synchronisation point minutes apart (one compiles or
+# validates slower on a loaded host), longer than the collectives' own start-up
+# timeout (30 s for gloo): the run's own synchronisation goes through the
+# coordination service's key-value store and barriers, with this timeout.
+SYNC_TIMEOUT_S = 900
+_counter = {"n": 0}
+
+
+def _client():
+  # The runtime's coordination client (jax.distributed keeps it; orbax uses it
+  # the same way for its own barriers).
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  return jax_distributed.global_state.client
+
+
+def _unique(name: str) -> str:
+  _counter["n"] += 1
+  return f"gan_jax/{name}/{_counter['n']}"
+
+
 def barrier(name: str) -> None:
   """Waits until every process reaches the barrier ``name`` (no-op alone)."""
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    multihost_utils.sync_global_devices(name)
+    _client().wait_at_barrier(_unique(name), timeout_in_ms=SYNC_TIMEOUT_S * 1000)
 
 
-def broadcast(value: Any) -> Any:
-  """Process 0's ``value`` (a pytree of numbers/arrays) on every process."""
+def share(name: str, value: int = 0) -> int:
+  """Process 0's integer ``value`` on every process (itself alone)."""
   if jax.process_count() == 1:
-    return value
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(value))
+    return int(value)
+  key = _unique(name)
+  if is_primary():
+    _client().key_value_set(key, str(int(value)))
+    return int(value)
+  return int(_client().blocking_key_value_get(key, SYNC_TIMEOUT_S * 1000))
 
 
 def place(tree: Any, sharding) -> Any:

@@ -456,7 +456,7 @@ def _train(config, config_dict, workdir, game, source, stop_after, amend) -> Run
 def _claim(workdir, config_dict, num_steps, amend):
   """Checks, locks and claims the workdir (process 0; the others learn its decision)."""
   if not distributed.is_primary():
-    code = int(distributed.broadcast(np.int32(0)))
+    code = distributed.share("claim")
     if code == 0:
       raise WorkdirError(f"process 0 refused the workdir {workdir!r}; its error says why")
     return {"resume": code == 2}, None
@@ -471,9 +471,9 @@ def _claim(workdir, config_dict, num_steps, amend):
           "experiments/score.py.", field="train.num_steps")
     decision, lock = workdir_lib.claim(workdir, config_dict, amend=amend)
   except BaseException:
-    distributed.broadcast(np.int32(0))  # the others stop too
+    distributed.share("claim", 0)  # the others stop too
     raise
-  distributed.broadcast(np.int32(2 if decision["resume"] else 1))
+  distributed.share("claim", 2 if decision["resume"] else 1)
   return decision, lock
 
 
@@ -514,6 +514,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   multi = len(seeds) > 1
   state = initial_state(game, config, mesh)
   arrays = step_lib.put_replicated(source.arrays, mesh)
+  # The checkpoint manager's first collective starts with every process here.
+  distributed.barrier("checkpoints")
   ckpt = Checkpoints(workdir, keep=t.get("keep_checkpoints", 3),
                      best_metric=t.get("best_metric", None), best_mode=t.get("best_mode", "min"))
   if decision["resume"] and ckpt.latest.latest_step() is not None:
@@ -553,6 +555,11 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   try:
     if source.refill is not None:  # streaming: the first call's buffer
       arrays = step_lib.put_replicated(source.refill(step // spc), mesh)
+    if jax.process_count() > 1:
+      # Every process compiles, then all start the first call together (its
+      # collectives would time out on a process still compiling).
+      run = run.lower(state, arrays).compile()
+      distributed.barrier("first_call")
     while step < end:
       state, chunk = run(state, arrays)
       if source.refill is not None and step + spc < end:
