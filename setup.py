@@ -31,9 +31,11 @@ setuptools.setup(
         # prdc: the authors' reference for precision/recall/density/coverage
         # (tests/test_fidelity.py); it pulls scikit-learn.
         # nbclient, nbformat, ipykernel: tests/test_colabs.py executes the notebooks
-        # in a Jupyter kernel.
+        # in a Jupyter kernel. tensorboardX: tests/test_train.py reads a run's
+        # TensorBoard events back.
         "test": ["pytest>=9.0", "pytest-xdist>=3.8", "scipy>=1.17", "prdc>=0.2",
-                 "nbclient>=0.11.0", "nbformat>=5.11.1", "ipykernel>=7.4.0"],
+                 "nbclient>=0.11.0", "nbformat>=5.11.1", "ipykernel>=7.4.0",
+                 "tensorboardX>=2.6"],
         # tfds.load streams through TensorFlow; array-backed tfds.data_source does not need it.
         "tensorflow": ["tensorflow>=2.20"],
         # TensorBoard scalars of a run (gan_jax/train/board.py), no TensorFlow needed.
