@@ -329,13 +329,15 @@ def seeds_suite(num_seeds: int, overrides: list[str]):
   print(f"  {num_seeds} sequential single-seed runs: {sum(alone):.1f} s "
         f"(each {min(alone):.1f}-{max(alone):.1f} s)")
   print(f"  ratio (together / sequential): {together / sum(alone):.3f}")
-  names = ("setup", "first_call", "steps", "evaluation", "checkpoints", "figures", "logging")
+  names = ("setup", "first_call", "steps", "evaluation", "checkpoints", "figures", "logging",
+           "waiting", "worker_evaluation", "worker_figures")
   for label, runs in ((f"{num_seeds}-seed run", ["together"]),
                       ("single-seed runs (mean)", [f"seed_{s}" for s in range(num_seeds)])):
     p = [parts(r) for r in runs]
     split = ", ".join(f"{n} {np.mean([q.get(n, 0.0) for q in p]):.1f} s" for n in names)
     share = np.mean([q["outside_steps_share"] for q in p])
-    print(f"  {label}: {split}; outside the compiled steps: {100 * share:.1f}% of the loop")
+    print(f"  {label}: {split} (worker_* overlap the steps); outside the compiled steps: "
+          f"{100 * share:.1f}% of the loop")
 
 
 def toy_suite(rounds: int, min_time: float):

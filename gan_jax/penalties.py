@@ -424,6 +424,7 @@ def ct_penalty(
     *,
     margin: float | Array = 0.0,
     feature_weight: float | Array = 0.1,
+    first_pass: tuple[Array, Array] | None = None,
 ) -> PenaltyOutput:
   """CT-GAN consistency term from two dropout-perturbed passes over real data.
 
@@ -446,6 +447,11 @@ def ct_penalty(
     margin: the margin ``M'`` (0 in the paper; may be traced).
     feature_weight: weight of the feature distance (0.1 in the paper; may be
       traced).
+    first_pass: optional ``(scores, features)`` of a pass of the same critic on
+      ``real`` already made with a dropout mask independent of ``key`` (the
+      discriminator loss's own real pass, which CT-GAN's implementation reuses);
+      then it is ``x'`` and only ``x''`` is computed, with ``key_2``. This
+      saves one pass and leaves the expectation unchanged.
 
   Returns:
     ``(ct, diagnostics)``: the unweighted scalar consistency term and a dict with
@@ -463,7 +469,8 @@ def ct_penalty(
   _check_batch(real, "real")
   batch_size = jnp.shape(real)[0]
   key_1, key_2 = jax.random.split(key)
-  logits_1, features_1 = d_fn_features(real, key_1)
+  logits_1, features_1 = (d_fn_features(real, key_1) if first_pass is None
+                          else first_pass)
   logits_2, features_2 = d_fn_features(real, key_2)
   logits_1 = _flat_logits(logits_1, batch_size, "real")
   logits_2 = _flat_logits(logits_2, batch_size, "real")

@@ -24,7 +24,9 @@ keys. The key derivation the references reproduce (``TrainState.step_key``:
   perturbation key into (real, fake) halves and the generator update uses the
   fake half; heat splits it into (normal, uniform). Dropout: the loss passes
   on real and fake use ``fold_in(dropout key, 0 / 1)``, the penalties' critic
-  ``fold_in(dropout key, 2)``, CT's two passes ``split(penalty key)``.
+  ``fold_in(dropout key, 2)``; CT's first pass is the loss's pass on real
+  (applied every step; a lazy CT makes its own with ``split(penalty key)[0]``),
+  its second pass uses ``split(penalty key)[1]``.
 * reg_gan: discriminator update ``i`` ``split(fold_in(step_key, 1, i), 3)`` =
   (data, latent, d) with ``split(d, 3)`` = (perturbation, dropout, penalty),
   penalty ``j`` ``fold_in(penalty key, j)``; the G/E update
@@ -201,10 +203,15 @@ def dragan(critic, critic_features, real, fake, key, c=0.5, **kw):
   return gradient_norm_gap(critic, real + c * jnp.std(real) * u)
 
 
-def ct(critic, critic_features, real, fake, key, **kw):
+def ct(critic, critic_features, real, fake, key, first=None, **kw):
   k1, k2 = jax.random.split(key)
-  (l1, h1), (l2, h2) = critic_features(real, k1), critic_features(real, k2)
-  return mean(jax.nn.relu(jnp.abs(l1 - l2) + 0.1 * jnp.sqrt(sq_norms(h1 - h2))))
+  l1, h1 = critic_features(real, k1) if first is None else first
+  l2, h2 = critic_features(real, k2)
+  sq = sq_norms(h1 - h2)
+  # Where a small critic's two masks give equal features the norm is 0; its
+  # derivative there is taken as 0 (the double-where form of a guarded sqrt).
+  norm = jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)
+  return mean(jax.nn.relu(jnp.abs(l1 - l2) + 0.1 * norm))
 
 
 def r1(critic, critic_features, real, fake, key, **kw):
@@ -337,7 +344,7 @@ ADVERSARIAL_CASES = {
                 "penalties": [("wgan_gp", 3.0, 1, {}, lambda t: 3.0)]},
     "dragan": {"penalties": [("dragan", 3.0, 1, {"c": 0.7}, lambda t: 3.0)]},
     # CT-GAN: WGAN-GP plus the consistency term (second penalty: its own key),
-    # a critic with dropout (flax's masks, so this reference applies the module).
+    # a critic with dropout (the module's own masks, so this reference applies the module).
     "wgan_gp_ct": {"loss": "wasserstein", "dropout": 0.3,
                    "penalties": [("wgan_gp", 3.0, 1, {}, lambda t: 3.0),
                                  ("ct", 2.0, 1, {}, lambda t: 2.0)]},
@@ -402,7 +409,7 @@ def adversarial_reference(case, game, state, source, iters):
   out_shape = tuple(source.shape)
   decay, k = case.get("ema_decay", 0.0), case.get("ensemble", 0)
   if case.get("dropout"):
-    module = game.discriminator  # flax's dropout masks: apply the module itself
+    module = game.discriminator  # the module's dropout masks: apply it itself
 
     def critic(p, x, key, features=False, labels=None):
       return module.apply({"params": p}, x, labels, train=True, rngs={"dropout": key},
@@ -440,6 +447,9 @@ def adversarial_reference(case, game, state, source, iters):
           if d_step % every:
             continue
           omega, factor = PENALTIES[name]
+          if name == "ct" and every == 1:  # the loss's own real pass is CT's first
+            kwargs = {**kwargs, "first": critic(p, real_in, jax.random.fold_in(drop_key, 0),
+                                                features=True, labels=y)}
           value = omega(lambda x: critic(p, x, jax.random.fold_in(drop_key, 2), labels=y),
                         lambda x, key: critic(p, x, key, features=True, labels=y),
                         real_in, fake_in, jax.random.fold_in(pen_key, j), **kwargs)

@@ -12,6 +12,7 @@ from scipy import stats
 
 from gan_jax import models
 from gan_jax.models import dcgan
+from gan_jax.models import dropout
 from gan_jax.models import mlp
 
 KEY = jax.random.key(0)
@@ -438,6 +439,59 @@ class DCGANTest(parameterized.TestCase):
     disc = models.DCGANDiscriminator(base_features=2)
     with self.assertRaisesRegex(ValueError, "size 16; valid: 28, 32, 64"):
       jax.eval_shape(disc.init, KEY, jnp.zeros((1, 16, 16, 3)))
+
+
+class DropoutTest(parameterized.TestCase):
+  """The hashed dropout mask: Bernoulli statistics, independence, determinism."""
+
+  @parameterized.parameters(0.1, 0.2, 0.5, 0.8)
+  def test_keep_rate_is_binomial(self, keep):
+    n = 200_000
+    mask = np.asarray(jax.jit(dropout.keep_mask, static_argnums=(1, 2))(KEY, keep, (n,)))
+    # Kept count ~ Binomial(n, keep): 5 standard errors.
+    self.assertAlmostEqual(mask.mean(), keep, delta=5 * math.sqrt(keep * (1 - keep) / n))
+
+  def test_bits_are_uniform_and_uncorrelated(self):
+    n = 100_000
+    bits = np.asarray(dropout.hash_bits(KEY, (n,))).astype(np.float64) / 2.0**32
+    # Uniform on [0, 1): mean 1/2, variance 1/12, each to 5 standard errors.
+    self.assertAlmostEqual(bits.mean(), 0.5, delta=5 * math.sqrt(1 / 12 / n))
+    self.assertAlmostEqual(bits.var(), 1 / 12, delta=5 * math.sqrt(1 / 180 / n))
+    # Every bit position is a fair coin (chi-square over the 32 positions is loose:
+    # each position separately to 5 standard errors).
+    words = np.asarray(dropout.hash_bits(KEY, (n,)))
+    for b in range(32):
+      self.assertAlmostEqual(((words >> b) & 1).mean(), 0.5, delta=5 * math.sqrt(0.25 / n))
+    # Neighbouring units (along the flat index and along rows of a 2-D mask), and
+    # two keys' masks, are uncorrelated: |r| < 5 / sqrt(n).
+    grid = np.asarray(dropout.hash_bits(KEY, (400, 250))).astype(np.float64)
+    other = np.asarray(dropout.hash_bits(jax.random.key(1), (n,))).astype(np.float64)
+    for a, b in ((bits[:-1], bits[1:]), (grid[:-1].ravel(), grid[1:].ravel()),
+                 (bits, other)):
+      self.assertLess(abs(np.corrcoef(a, b)[0, 1]), 5 / math.sqrt(a.size))
+
+  def test_mask_depends_on_key_and_index_only(self):
+    a = dropout.keep_mask(KEY, 0.7, (64, 32))
+    np.testing.assert_array_equal(a, dropout.keep_mask(KEY, 0.7, (64, 32)))
+    # A unit's bit is a function of its flat index: the same in any shape.
+    np.testing.assert_array_equal(np.ravel(a), dropout.keep_mask(KEY, 0.7, (64 * 32,)))
+    self.assertFalse(np.array_equal(a, dropout.keep_mask(jax.random.key(1), 0.7, (64, 32))))
+    # Sharded over 8 devices, the compiled mask is the unsharded one.
+    mesh = jax.make_mesh((len(jax.devices()),), ("data",))
+    sharded = jax.jit(lambda k: dropout.keep_mask(k, 0.7, (64, 32)),
+                      out_shardings=jax.NamedSharding(mesh, jax.P("data")))(KEY)
+    np.testing.assert_array_equal(sharded, a)
+
+  def test_module_scales_kept_units_and_is_identity_when_deterministic(self):
+    x = jnp.asarray(_normal((16, 64)))
+    y = dropout.Dropout(0.25).apply({}, x, rngs={"dropout": KEY})
+    mask = np.asarray(y) != 0
+    np.testing.assert_allclose(np.asarray(y)[mask], np.asarray(x)[mask] / 0.75, rtol=1e-6)
+    self.assertAlmostEqual(mask.mean(), 0.75, delta=5 * math.sqrt(0.75 * 0.25 / x.size))
+    np.testing.assert_array_equal(dropout.Dropout(0.25, deterministic=True).apply({}, x), x)
+    np.testing.assert_array_equal(dropout.Dropout(0.0).apply({}, x), x)
+    with self.assertRaisesRegex(ValueError, "keep_prob must be in"):
+      dropout.keep_mask(KEY, 1.5, (3,))
 
 
 class RegistryTest(parameterized.TestCase):

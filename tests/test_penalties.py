@@ -293,6 +293,34 @@ class AnalyticTest(parameterized.TestCase):
       np.testing.assert_allclose(diag["logits_real"], h1 @ w, rtol=1e-12)
       np.testing.assert_allclose(diag["logits_real_second"], h2 @ w, rtol=1e-12)
 
+  def test_ct_first_pass_replaces_the_first_dropout_pass(self):
+    # Given the first pass (the loss's own pass on real), CT computes only the
+    # second, with split(key)[1]: the same value and gradient as its own two passes.
+    w0 = jnp.array([0.5, -1.0, 2.0, 0.3])
+
+    def critic(w):
+      def fn(x, key):
+        h = jax.random.bernoulli(key, 0.5, x.shape) / 0.5 * x
+        return h @ w, h
+      return fn
+
+    key_1, _ = jax.random.split(self.key)
+    calls = []
+
+    def value(w, shared):
+      fn = critic(w)
+      counted = lambda x, k: (calls.append(1), fn(x, k))[1]
+      first = fn(self.real_quad, key_1) if shared else None
+      return penalties.ct_penalty(counted, self.real_quad, self.key, first_pass=first)[0]
+
+    own, own_grad = jax.value_and_grad(value)(w0, False)
+    self.assertLen(calls, 2)
+    calls.clear()
+    shared, shared_grad = jax.value_and_grad(value)(w0, True)
+    self.assertLen(calls, 1)
+    np.testing.assert_allclose(shared, own, rtol=1e-6)
+    np.testing.assert_allclose(shared_grad, own_grad, rtol=1e-6)
+
   def test_ct_identical_passes_give_zero_and_finite_gradient(self):
     # A critic without dropout: h(x') = h(x''), CT = 0 and its gradient is 0, not NaN.
     def value(w):

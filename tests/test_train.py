@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+from unittest import mock
 import subprocess
 import sys
 
@@ -218,6 +219,33 @@ class LoopTest(parameterized.TestCase):
     steps = [r["step"] for r in loop.MetricLog(os.path.join(tmp, "part", "metrics.jsonl"),
                                                8).read()]
     self.assertEqual(steps, sorted(set(steps)))
+
+  def test_worker_failure_stops_the_run_and_records_precede_checkpoints(self):
+    # Figures and evaluation metrics run on the loop's worker thread: a failure
+    # there must stop the run with its own error, not vanish.
+    from gan_jax.train import evaluate  # pylint: disable=g-import-not-at-top
+    workdir = self.create_tempdir().full_path
+    c = tiny_run_config()
+    c.train.figures = True
+    c.train.plot_every = 4
+
+    def broken(self, *args):
+      raise RuntimeError("figure failed on the worker")
+
+    with mock.patch.object(evaluate.Evaluator, "plot", broken):
+      with self.assertRaisesRegex(RuntimeError, "figure failed on the worker"):
+        loop.train_and_evaluate(c, workdir)
+    # The plot at step 4 is drained before the checkpoint at step 6, which
+    # therefore is never written; the eval record of step 4 was.
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["2", "4"])
+    steps = [json.loads(line)["step"] for line in open(os.path.join(workdir, "eval.jsonl"))]
+    self.assertEqual(steps, [4])
+    # Timings name the loop's parts and the worker's overlapped time.
+    ok = self.create_tempdir().full_path
+    result = loop.train_and_evaluate(tiny_run_config(), ok)
+    for key in ("setup", "first_call", "steps", "evaluation", "waiting", "checkpoints",
+                "worker_evaluation", "outside_steps_share"):
+      self.assertIn(key, result.timings)
 
   def test_outputs_and_standalone_checkpoint_metrics(self):
     workdir = self.create_tempdir().full_path

@@ -184,23 +184,26 @@ class AdversarialGame:
     d_state = state.model_state["discriminator"]
     d_step = state.step * self.n_critic + index
 
-    def logits_fn(params):
+    def logits_fn(params, features):
       lab = label_kwargs(labels)
       if self.joint_batch:
+        # The real half of a joint pass is normalised with the generated half, so
+        # it is not the critic's pass on real data alone: no features to share.
         both, upd = apply_model(self.discriminator, params, d_state,
                                 jnp.concatenate([real_in, fake_in]), train=True,
                                 rngs={"dropout": drop_key},
                                 **label_kwargs(None if labels is None else
                                                jnp.concatenate([labels, labels])))
         real_logits, fake_logits = jnp.split(both, 2)
-        return real_logits, fake_logits, upd
+        return real_logits, fake_logits, upd, None
       # Independent dropout masks for each pass (and for the penalties' passes).
-      real_logits, upd = apply_model(self.discriminator, params, d_state, real_in,
-                                     train=True, rngs={"dropout": jax.random.fold_in(drop_key, 0)},
-                                     **lab)
+      real_out, upd = apply_model(self.discriminator, params, d_state, real_in,
+                                  train=True, rngs={"dropout": jax.random.fold_in(drop_key, 0)},
+                                  return_features=features, **lab)
       fake_logits, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
                                      rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
-      return real_logits, fake_logits, upd
+      real_logits, real_features = real_out if features else (real_out, None)
+      return real_logits, fake_logits, upd, real_features
 
     def critic_fn(params, key, features):
       return self._critic(params, d_state, key, features=features, labels=labels)

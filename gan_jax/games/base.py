@@ -35,18 +35,20 @@ from gan_jax import transforms
 
 PERTURBATIONS = ("none", "heat", "instance_noise", "blur")
 PENALTY_NAMES = ("none", "roth_js", "roth_fgan", "wgan_gp", "ct", "r1", "r2", "dragan")
-# How each penalty is called from (critic, critic with features, real, fake, key).
+# How each penalty is called from (critic, critic with features, real, fake, key);
+# ``real_pass`` (scores and features of the loss's own pass on real) reaches CT only.
 _PENALTY_CALLS = {
-    "roth_js": lambda f, ff, real, fake, key, **kw: penalties_lib.roth_js_penalty(
+    "roth_js": lambda f, ff, real, fake, key, real_pass=None, **kw: penalties_lib.roth_js_penalty(
         f, real, fake, **kw),
-    "roth_fgan": lambda f, ff, real, fake, key, **kw: penalties_lib.roth_fgan_penalty(
+    "roth_fgan": lambda f, ff, real, fake, key, real_pass=None, **kw: penalties_lib.roth_fgan_penalty(
         f, fake, **kw),
-    "wgan_gp": lambda f, ff, real, fake, key, **kw: penalties_lib.wgan_gp_penalty(
+    "wgan_gp": lambda f, ff, real, fake, key, real_pass=None, **kw: penalties_lib.wgan_gp_penalty(
         f, real, fake, key, **kw),
-    "ct": lambda f, ff, real, fake, key, **kw: penalties_lib.ct_penalty(ff, real, key, **kw),
-    "r1": lambda f, ff, real, fake, key, **kw: penalties_lib.r1_penalty(f, real, **kw),
-    "r2": lambda f, ff, real, fake, key, **kw: penalties_lib.r2_penalty(f, fake, **kw),
-    "dragan": lambda f, ff, real, fake, key, **kw: penalties_lib.dragan_penalty(
+    "ct": lambda f, ff, real, fake, key, real_pass=None, **kw: penalties_lib.ct_penalty(
+        ff, real, key, first_pass=real_pass, **kw),
+    "r1": lambda f, ff, real, fake, key, real_pass=None, **kw: penalties_lib.r1_penalty(f, real, **kw),
+    "r2": lambda f, ff, real, fake, key, real_pass=None, **kw: penalties_lib.r2_penalty(f, fake, **kw),
+    "dragan": lambda f, ff, real, fake, key, real_pass=None, **kw: penalties_lib.dragan_penalty(
         f, real, key, **kw),
 }
 # Penalties whose published weight gamma enters the loss as gamma / 2.
@@ -298,7 +300,7 @@ def _check_penalty_kwargs(spec: PenaltySpec) -> None:
   """Unknown or missing penalty arguments fail at configuration, not at compile time."""
   params = inspect.signature(penalties_lib.PENALTIES[spec.name]).parameters
   options = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-             and n != "has_aux"}
+             and n not in ("has_aux", "first_pass")}  # both set by the game
   unknown = sorted(set(spec.kwargs) - options)
   if unknown:
     raise ValueError(f"{spec.field}.kwargs: unknown argument(s) {unknown} for penalty "
@@ -332,13 +334,26 @@ class Penalties:
   def __bool__(self):
     return bool(self.specs)
 
-  def __call__(self, critic, critic_features, real, fake, key, *, d_step, iteration):
-    """(total weighted value, metrics); penalty ``j`` draws with ``fold_in(key, j)``."""
+  @property
+  def shares_real_pass(self) -> bool:
+    """Whether a penalty reuses the loss's pass on real data (CT, applied every step)."""
+    return any(spec.name == "ct" and spec.every == 1 for spec in self.specs)
+
+  def __call__(self, critic, critic_features, real, fake, key, *, d_step, iteration,
+               real_pass=None):
+    """(total weighted value, metrics); penalty ``j`` draws with ``fold_in(key, j)``.
+
+    ``real_pass``: ``(scores, features)`` of the discriminator loss's own pass on
+    ``real`` (its dropout mask independent of ``key``), which CT takes as its
+    first perturbed pass, as CT-GAN's implementation does.
+    """
     total_raw = total_weighted = 0.0
     aux = {}
     for j, (spec, schedule) in enumerate(zip(self.specs, self.schedules)):
-      fn = (lambda spec=spec, k=jax.random.fold_in(key, j): _PENALTY_CALLS[spec.name](
-          critic, critic_features, real, fake, k, **dict(spec.kwargs)))
+      shared = real_pass if spec.every == 1 else None
+      fn = (lambda spec=spec, k=jax.random.fold_in(key, j), shared=shared:
+            _PENALTY_CALLS[spec.name](critic, critic_features, real, fake, k,
+                                      real_pass=shared, **dict(spec.kwargs)))
       weight = schedule(iteration)
       if spec.name in _HALF_WEIGHTED:
         weight = weight / 2
@@ -376,8 +391,10 @@ def discriminator_loss_fn(objective, penalties: Penalties, logits_fn, critic_fn,
   Args:
     objective: a ``losses.Objective``.
     penalties: the ``Penalties`` of this discriminator.
-    logits_fn: ``params -> (real logits, fake logits, updated collections)``,
-      the loss passes (the game decides on batches, labels, dropout masks).
+    logits_fn: ``(params, features) -> (real logits, fake logits, updated
+      collections, real features or None)``, the loss passes (the game decides on
+      batches, labels, dropout masks). Asked for features when a penalty shares
+      the real pass (CT); ``None`` when that pass cannot be shared.
     critic_fn: ``(params, dropout key, features) -> (x -> logits)``, the
       discriminator as the penalties differentiate it (statistics not kept).
     real_in, fake_in: the inputs the loss passes see (perturbed).
@@ -389,7 +406,8 @@ def discriminator_loss_fn(objective, penalties: Penalties, logits_fn, critic_fn,
   """
 
   def loss_fn(params):
-    real_logits, fake_logits, upd = logits_fn(params)
+    real_logits, fake_logits, upd, real_features = logits_fn(params,
+                                                             penalties.shares_real_pass)
     loss = objective.discriminator(real_logits, fake_logits)
     aux = {"logit_real": jnp.mean(real_logits), "logit_fake": jnp.mean(fake_logits),
            "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
@@ -398,7 +416,8 @@ def discriminator_loss_fn(objective, penalties: Penalties, logits_fn, critic_fn,
       weighted, pen_aux = penalties(
           critic_fn(params, jax.random.fold_in(drop_key, 2), False),
           critic_fn(params, jax.random.fold_in(drop_key, 3), True),
-          real_in, fake_in, pen_key, d_step=d_step, iteration=iteration)
+          real_in, fake_in, pen_key, d_step=d_step, iteration=iteration,
+          real_pass=None if real_features is None else (real_logits, real_features))
       loss = loss + weighted
       aux.update(pen_aux)
     return loss, (aux, upd)

@@ -285,13 +285,15 @@ class _EncoderGameBase:
     d_state = state.model_state[name]
     lab = label_kwargs(labels)
 
-    def logits_fn(params):
+    def logits_fn(params, features):
       # Independent dropout masks for the two passes.
-      rl, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
-                            rngs={"dropout": jax.random.fold_in(drop_key, 0)}, **lab)
+      real_out, upd = apply_model(self.discriminator, params, d_state, real_in, train=True,
+                                  rngs={"dropout": jax.random.fold_in(drop_key, 0)},
+                                  return_features=features, **lab)
       fl, upd = apply_model(self.discriminator, params, upd, fake_in, train=True,
                             rngs={"dropout": jax.random.fold_in(drop_key, 1)}, **lab)
-      return rl, fl, upd
+      rl, real_features = real_out if features else (real_out, None)
+      return rl, fl, upd, real_features
 
     def critic_fn(params, key, features):
       return lambda x, dropout_key=key: self._d_logits(name, params, state.model_state, x,

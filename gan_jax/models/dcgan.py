@@ -32,6 +32,7 @@ import flax.linen as nn
 import jax
 
 from gan_jax.models import mlp
+from gan_jax.models import dropout
 from gan_jax.models import precision
 from gan_jax.models.upsample import ConvTranspose2x
 
@@ -222,7 +223,7 @@ class _ConvTrunk(nn.Module):
                          name=f"ln_{i}", **kw)(h)
       h = nn.leaky_relu(h, negative_slope=0.2)
       if self.dropout_rate > 0:
-        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+        h = dropout.Dropout(self.dropout_rate, deterministic=not train)(h)
     return h.reshape(h.shape[0], -1)
 
 

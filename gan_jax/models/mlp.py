@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import dropout
 from gan_jax.models import precision
 
 
@@ -204,7 +205,7 @@ class _MLPTrunk(nn.Module):
         h = nn.LayerNorm(name=f"ln_{i}", **kw)(h)
       h = maxout(h, self.pieces) if act == MAXOUT else ACTIVATIONS[act](h)
       if self.dropout_rate > 0:
-        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+        h = dropout.Dropout(self.dropout_rate, deterministic=not train)(h)
     return h
 
 

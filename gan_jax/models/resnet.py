@@ -47,6 +47,7 @@ from jax import lax
 import numpy as np
 
 from gan_jax.models import mlp
+from gan_jax.models import dropout
 from gan_jax.models import precision
 from gan_jax.models.upsample import depth_to_space2
 
@@ -303,7 +304,7 @@ class _ResNetTrunk(nn.Module):
       h = _DownBlock(base * mult, down, i == 0, norm, self.spectral_norm,
                      self.kernel_init, self.dtype, name=f"block_{i}")(h, train=train)
       if self.dropout_rate > 0:
-        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+        h = dropout.Dropout(self.dropout_rate, deterministic=not train)(h)
     # Pooled in float32: the sum of h * w activations is what the head sees.
     return jnp.sum(precision.full_precision(nn.relu(h)), axis=(1, 2))
 

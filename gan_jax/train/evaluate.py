@@ -86,18 +86,53 @@ class Evaluator:
   def evaluate(self, state, step: int) -> dict[str, float]:
     """Draws samples, saves them, returns their metrics as plain floats."""
     x = self.samples(state, step)
-    return self._record(x, self.protocol_samples(state, step, x), step)
+    protocol = self.protocol_samples(state, step, x)
+    self._save_samples(x, step)
+    return self._score(x, protocol)
 
-  def _record(self, x: np.ndarray, protocol: np.ndarray | None, step: int) -> dict[str, float]:
-    if distributed.is_primary():  # every process computes the metrics, one writes
-      os.makedirs(self.sample_dir, exist_ok=True)
-      # Points are small; for images a grid's worth is enough to look at.
-      keep = 1000 if x.ndim == 2 else 64
-      np.savez_compressed(os.path.join(self.sample_dir, f"step_{step:08d}.npz"),
-                          samples=x[:keep].astype(np.float32))
+  def _save_samples(self, x: np.ndarray, step: int) -> None:
+    if not distributed.is_primary():  # every process computes the metrics, one writes
+      return
+    os.makedirs(self.sample_dir, exist_ok=True)
+    # Points are small; for images a grid's worth is enough to look at. Written
+    # under a temporary name and renamed, so the figures (drawn on another
+    # thread, see train/loop.py) never read a half-written file.
+    keep = 1000 if x.ndim == 2 else 64
+    path = os.path.join(self.sample_dir, f"step_{step:08d}.npz")
+    tmp = os.path.join(self.sample_dir, f".tmp_step_{step:08d}.npz")
+    np.savez_compressed(tmp, samples=x[:keep].astype(np.float32))
+    os.replace(tmp, path)
+
+  def _score(self, x: np.ndarray, protocol: np.ndarray | None) -> dict[str, float]:
     out = self.metrics(x, protocol_samples=protocol)
     out["sampled_with_ema"] = float(self.uses_ema)
     return out
+
+  def draw_seeds(self, state, step: int) -> list[tuple["Evaluator", np.ndarray, Any]]:
+    """The device half of ``evaluate_seeds``: each replica's samples, saved.
+
+    Returns ``(replica, samples, protocol samples or None)`` per seed, host
+    arrays only, which :meth:`score` turns into metrics without the state, so
+    the loop can score them while the next compiled calls run.
+    """
+    seeds = seeds_lib.seed_list(self.config)
+    if len(seeds) == 1:
+      x = self.samples(state, step)
+      drawn = [(self, x, self.protocol_samples(state, step, x))]
+    else:
+      replicas = [self._replica(i, seed) for i, seed in enumerate(seeds)]
+      xs = self._draw(state, jnp.stack([r._sample_key(step) for r in replicas]))
+      protocol = self._top_up(state, step, xs, replicas)
+      drawn = [(r, xs[i], None if protocol is None else protocol[i])
+               for i, r in enumerate(replicas)]
+    for replica, x, _ in drawn:
+      replica._save_samples(x, step)
+    return drawn
+
+  @staticmethod
+  def score(drawn) -> list[dict[str, float]]:
+    """The host half of ``evaluate_seeds``: metrics of :meth:`draw_seeds`' samples."""
+    return [replica._score(x, protocol) for replica, x, protocol in drawn]
 
   def evaluate_seeds(self, state, step: int) -> list[dict[str, float]]:
     """``evaluate`` of each replica of a run of several seeds (one dict per seed).
@@ -109,14 +144,7 @@ class Evaluator:
     ``samples/`` (the figures draw them), the others' to
     ``samples/seed_<seed>/``.
     """
-    seeds = seeds_lib.seed_list(self.config)
-    if len(seeds) == 1:
-      return [self.evaluate(state, step)]
-    replicas = [self._replica(i, seed) for i, seed in enumerate(seeds)]
-    xs = self._draw(state, jnp.stack([r._sample_key(step) for r in replicas]))
-    protocol = self._top_up(state, step, xs, replicas)
-    return [r._record(xs[i], None if protocol is None else protocol[i], step)
-            for i, r in enumerate(replicas)]
+    return self.score(self.draw_seeds(state, step))
 
   def _replica(self, index: int, seed: int) -> "Evaluator":
     cache = self.__dict__.setdefault("_replicas", {})

@@ -15,6 +15,7 @@ notebooks and tests call. It reads in sections:
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -482,28 +483,76 @@ class _Clock:
 
   ``setup``: building, initialising or restoring the state; ``first_call``:
   the first compiled call (compilation included); ``steps``: the other calls,
-  waited for; ``evaluation``, ``checkpoints``, ``figures``, ``logging``: the
-  work between calls. ``outside_steps_share`` is the share of the loop's wall
-  time (after the first call) spent outside the compiled calls.
+  waited for; ``evaluation`` (drawing the samples), ``checkpoints``,
+  ``figures`` (handing them over), ``logging`` and ``waiting`` (for the worker
+  thread of :class:`_Worker`): the loop's time between calls.
+  ``outside_steps_share`` is the share of the loop's wall time (after the first
+  call) spent outside the compiled calls. The worker's own busy time, which
+  overlaps the calls, is reported as ``worker_evaluation`` and
+  ``worker_figures`` and is not part of that share.
   """
 
   def __init__(self):
     self.t0 = time.perf_counter()
     self.parts: dict[str, float] = {}
+    self.overlapped: dict[str, float] = {}
 
   def add(self, name: str, since: float) -> float:
     now = time.perf_counter()
     self.parts[name] = self.parts.get(name, 0.0) + now - since
     return now
 
+  def timed(self, name: str, fn, *args):
+    """``fn(*args)``, its wall time added to the worker's part ``name``."""
+    t0 = time.perf_counter()
+    try:
+      return fn(*args)
+    finally:
+      self.overlapped[name] = self.overlapped.get(name, 0.0) + time.perf_counter() - t0
+
   def summary(self) -> dict[str, float]:
     out = dict(self.parts)
+    out.update({f"worker_{k}": v for k, v in self.overlapped.items()})
     out["total"] = time.perf_counter() - self.t0
     outside = sum(v for k, v in self.parts.items()
                   if k not in ("setup", "first_call", "steps"))
     loop_time = outside + self.parts.get("steps", 0.0)
     out["outside_steps_share"] = outside / loop_time if loop_time > 0 else float("nan")
     return out
+
+
+class _Worker:
+  """One thread for the host work between compiled calls: evaluation metrics
+  and figures.
+
+  The compiled calls are asynchronous and release the interpreter, so scoring
+  an evaluation's samples (host programs of ``metrics.distances``) and
+  rendering the figures (matplotlib, no pyplot) run while the next calls train
+  instead of between them. Tasks run one at a time in submission order, so an
+  evaluation's record is written before a later figure reads ``eval.jsonl``.
+  :meth:`drain` waits for all of them and re-raises the first failure; the
+  loop drains before every checkpoint, so a checkpoint never precedes a record
+  of an earlier step (a resume after ``kill -9`` finds every record up to it),
+  and at the end. Only host arrays reach the worker, never the (donated)
+  training state. ``concurrent.futures``: nothing hand-written but the order.
+  """
+
+  def __init__(self):
+    self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_jax_worker")
+    self.pending: list[concurrent.futures.Future] = []
+
+  def submit(self, fn, *args) -> concurrent.futures.Future:
+    future = self.pool.submit(fn, *args)
+    self.pending.append(future)
+    return future
+
+  def drain(self) -> None:
+    pending, self.pending = self.pending, []
+    for future in pending:
+      future.result()
+
+  def close(self) -> None:
+    self.pool.shutdown(wait=True)
 
 
 def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) -> RunResult:
@@ -548,6 +597,18 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     return RunResult(state=state, game=game, source=source, final_metrics=final,
                      steps_per_second=0.0)
   progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
+  worker = _Worker()
+
+  def score_and_write(drawn, at):
+    results = evaluator.score(drawn)
+    return _write_records(eval_log, at, seeds, {
+        k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
+        for k in results[0]} if multi else results[0])
+
+  def plot(train_records):
+    # eval.jsonl is read here: every earlier evaluation's record is written.
+    evaluator.plot(train_records, eval_log.read())
+
   tick = clock.add("setup", clock.t0)
   window: dict[str, list[float]] = {}
   eval_metrics: dict[str, float] = {}
@@ -587,24 +648,33 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
                        {"steps_per_sec": progress.rate(step)})
         window = {}
       tick = clock.add("logging", tick)
-      if step % every["eval_every"] == 0 or step == end:
-        results = evaluator.evaluate_seeds(state, step)
-        eval_metrics = _write_records(eval_log, step, seeds, {
-            k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
-            for k in results[0]} if multi else results[0])
+      evaluated = step % every["eval_every"] == 0 or step == end
+      if evaluated:
+        # Samples drawn here (the state is donated to the next call); scored and
+        # written on the worker while the next calls run.
+        drawn = evaluator.draw_seeds(state, step)
+        scored = worker.submit(clock.timed, "evaluation", score_and_write, drawn, step)
         tick = clock.add("evaluation", tick)
       if step % every["checkpoint_every"] == 0 or step == end:
-        ckpt.save(step, state, eval_metrics if step % every["eval_every"] == 0 or step == end
-                  else None)
+        worker.drain()
+        if evaluated:
+          eval_metrics = scored.result()
+        tick = clock.add("waiting", tick)
+        ckpt.save(step, state, eval_metrics if evaluated else None)
         tick = clock.add("checkpoints", tick)
       if (t.get("figures", True) and distributed.is_primary()
           and (step % every["plot_every"] == 0 or step == end)):
-        evaluator.plot(train_log.read(), eval_log.read())
+        worker.submit(clock.timed, "figures", plot, train_log.read())
         tick = clock.add("figures", tick)
       if board is not None and log_now:
         board.flush()
         tick = clock.add("logging", tick)
+    worker.drain()
+    if evaluated:
+      eval_metrics = scored.result()
+    clock.add("waiting", tick)
   finally:
+    worker.close()
     ckpt.close()
     if board is not None:
       board.close()
