@@ -28,6 +28,20 @@ compilation, training, evaluations, checkpoints, figures), one run of the
 README's main job with ``train.num_seeds=8`` against 8 sequential single-seed
 runs of the same command (``--seeds_overrides`` shortens the job).
 
+With ``--suite=precision`` it measures bfloat16 compute against float32 on the
+same steps: the DCGAN-28 WGAN-GP of ``configs/dcgan_mnist.py:mnist,wgan_gp``
+(layer-norm critic, 5 critic steps per generator step, batch 64, random images)
+and the toy WGAN-GP critic of the toy suite (batch 512). A CPU has no bfloat16
+arithmetic units, so there bf16 is expected to be slower; on an accelerator it
+is the point.
+
+With ``--suite=multiprocess`` it times the same global program run by two
+processes of 2 CPU devices each (``jax.distributed``, gloo collectives) and by
+one process of 4 devices, fresh processes, alternating (``--mp_rounds``), and
+reports the ratio of their compiled-step wall times (``steps`` of
+``timings.jsonl``, the first call and its compilation excluded) and of their
+whole wall times.
+
 Only ratios measured in the same run are meaningful; absolute numbers depend
 on the machine.
 """
@@ -55,7 +69,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Fewer repetitions (noisier numbers).")
 flags.DEFINE_list("batch_sizes", ["64", "512"], "Batch sizes to measure.")
 flags.DEFINE_integer("scan_steps", 100, "Steps fused per call with lax.scan.")
-flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "all"],
+flags.DEFINE_integer("mp_rounds", 2, "Alternating rounds of the 'multiprocess' suite.")
+flags.DEFINE_integer("mp_steps", 2000, "Training steps of each 'multiprocess' run.")
+flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "precision", "multiprocess", "all"],
                   "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
 flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' suite.")
 flags.DEFINE_list("seeds_overrides", [], "Extra --config overrides of the 'seeds' suite's "
@@ -297,6 +313,90 @@ def main(argv):
     toy_suite(rounds, min_time)
   if FLAGS.suite == "seeds":
     seeds_suite(FLAGS.num_seeds, FLAGS.seeds_overrides)
+  if FLAGS.suite == "precision":
+    precision_suite(rounds=1 if FLAGS.quick else 3, min_time=min_time)
+  if FLAGS.suite == "multiprocess":
+    multiprocess_suite(FLAGS.mp_rounds, FLAGS.mp_steps)
+
+
+def precision_suite(rounds: int, min_time: float):
+  """bf16 / f32 steps/s on the DCGAN-28 WGAN-GP and the toy WGAN-GP."""
+  from configs import dcgan_mnist  # pylint: disable=g-import-not-at-top
+  _, source = dcgan_config(28, "subpixel")
+  runners = {}
+  for dtype in ("float32", "bfloat16"):
+    c = dcgan_mnist.get_config("mnist,wgan_gp")
+    c.model.dtype = dtype
+    runners[f"DCGAN-28 WGAN-GP, {dtype}"] = (_framework_runner(c, 1, source), 1)
+  n = FLAGS.scan_steps
+  for dtype in ("float32", "bfloat16"):
+    c = variant_config(512, "wgan_gp")
+    c.model.dtype = dtype
+    runners[f"toy WGAN-GP b512, {dtype}"] = (_framework_runner(c, n), n)
+  rates = measure(runners, rounds=rounds, min_time=min_time)
+  print("\nbfloat16 compute vs float32 (best round; a DCGAN step is 5 critic steps "
+        "and 1 generator step)")
+  for name, r in best(rates).items():
+    print(f"  {name:34s} {r:10.2f} steps/s")
+  for what in ("DCGAN-28 WGAN-GP", "toy WGAN-GP b512"):
+    print(f"  {what}: bf16 / f32 steps/s: "
+          f"{paired_ratio(rates, f'{what}, bfloat16', f'{what}, float32')}")
+
+
+def multiprocess_suite(rounds: int, steps: int):
+  """Two processes x 2 devices against one process x 4 devices, same global batch."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  base = [sys.executable, "-m", "experiments.main", "--config=configs/wgan_2d.py:gp",
+          "--config.train.batch_size=512", f"--config.train.num_steps={steps}",
+          "--config.train.progress=false", "--config.train.figures=false",
+          "--config.train.tensorboard=false"]
+  root = tempfile.mkdtemp(prefix="gan_jax_mp_bench_")
+
+  def env(devices):
+    return dict(os.environ, JAX_PLATFORMS="cpu",
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+  def run(name, processes):
+    workdir = f"{root}/{name}"
+    t0 = time.perf_counter()
+    if processes == 1:
+      subprocess.run(base + [f"--workdir={workdir}"], env=env(4), check=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+      with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        address = f"localhost:{sock.getsockname()[1]}"
+      procs = [subprocess.Popen(base + [f"--workdir={workdir}",
+                                        f"--coordinator_address={address}",
+                                        f"--num_processes={processes}", f"--process_id={i}"],
+                                env=env(4 // processes), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for i in range(processes)]
+      if any(p.wait() for p in procs):
+        raise RuntimeError(f"a process of {name} failed")
+    wall = time.perf_counter() - t0
+    with open(f"{workdir}/timings.jsonl", encoding="utf-8") as f:
+      return wall, json.loads(f.readlines()[-1])["steps"]
+
+  out = {1: [], 2: []}
+  for r in range(rounds):
+    for processes in (1, 2):
+      out[processes].append(run(f"p{processes}_r{r}", processes))
+  print(f"\nmulti-process overhead: toy WGAN-GP, global batch 512, {steps} steps, "
+        f"{rounds} alternating rounds")
+  for processes, label in ((1, "1 process x 4 devices"), (2, "2 processes x 2 devices")):
+    walls, steps_time = zip(*out[processes])
+    print(f"  {label:24s} wall {np.median(walls):6.1f} s, compiled steps "
+          f"{np.median(steps_time):6.1f} s (medians)")
+  ratio = [b[1] / a[1] for a, b in zip(out[1], out[2])]
+  wall_ratio = [b[0] / a[0] for a, b in zip(out[1], out[2])]
+  print(f"  2 processes / 1 process: compiled steps {np.median(ratio):.2f}x, "
+        f"whole run {np.median(wall_ratio):.2f}x (median of per-round ratios)")
 
 
 def seeds_suite(num_seeds: int, overrides: list[str]):

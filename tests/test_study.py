@@ -192,6 +192,21 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertIsNotNone(table["classifier"])
     self.assertEqual([p["row"] for p in table["published_only"]], ["VEEGAN", "PacDCGAN2"])
 
+  def test_compositional_mnist_missing_modes_are_the_uncovered_ones(self):
+    workdir, table = quick_run("compositional_mnist")
+    self.assertEqual([r["arm"] for r in table["rows"]], ["dcgan", "mdgan"])
+    for row in table["rows"]:
+      with open(os.path.join(workdir, row["arm"], study_lib.ARM_FILE), encoding="utf-8") as f:
+        per_seed = json.load(f)["scores"]["per_seed"]
+      missing = [s["n_modes"] - s["modes_covered"] for s in per_seed]
+      self.assertTrue(all(s["n_modes"] == 1000 for s in per_seed))
+      mean, se = mean_and_se(missing)
+      cell = row["cells"]["missing modes (#Miss, of 1000)"]
+      self.assertAlmostEqual(cell["mean"], mean, places=12)
+      self.assertAlmostEqual(cell["se"], se, places=12)
+    dcgan = next(r for r in table["rows"] if r["arm"] == "dcgan")
+    self.assertIn("204.7", dcgan["published"]["text"])
+
   def test_resuming_a_finished_study_changes_nothing(self):
     workdir, table = quick_run("che")
     before = snapshot(workdir)
