@@ -40,5 +40,7 @@ setuptools.setup(
         "tensorflow": ["tensorflow>=2.20"],
         # TensorBoard scalars of a run (gan_jax/train/board.py), no TensorFlow needed.
         "tensorboard": ["tensorboardX>=2.6"],
+        # experiments/benchmark.py --suite=stream: the streaming reader against grain.
+        "bench": ["grain>=0.2.18"],
     },
 )

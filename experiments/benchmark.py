@@ -42,6 +42,15 @@ reports the ratio of their compiled-step wall times (``steps`` of
 ``timings.jsonl``, the first call and its compilation excluded) and of their
 whole wall times.
 
+With ``--suite=stream`` it measures the streaming reader
+(``gan_jax.data.stream.StreamBuffer``: NumPy per-epoch permutations, reader
+threads) against the same contract written as a grain pipeline (below; needs
+``pip install grain``), which the framework does not use because it measured
+slower: buffers/s of consecutive calls from a fresh reader (as a run or a
+resume starts), reading an in-memory ``uint8`` array as is, and with a sleep
+per example mimicking I/O latency (a sleep releases the GIL, as file reads and
+image decoding do); and the time to compute one buffer's indices.
+
 Only ratios measured in the same run are meaningful; absolute numbers depend
 on the machine.
 """
@@ -71,7 +80,13 @@ flags.DEFINE_list("batch_sizes", ["64", "512"], "Batch sizes to measure.")
 flags.DEFINE_integer("scan_steps", 100, "Steps fused per call with lax.scan.")
 flags.DEFINE_integer("mp_rounds", 2, "Alternating rounds of the 'multiprocess' suite.")
 flags.DEFINE_integer("mp_steps", 2000, "Training steps of each 'multiprocess' run.")
-flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "precision", "multiprocess", "all"],
+flags.DEFINE_integer("stream_examples", 16384, "Examples of the 'stream' suite's array.")
+flags.DEFINE_integer("stream_buffer", 1024, "Examples per buffer of the 'stream' suite.")
+flags.DEFINE_integer("stream_calls", 16, "Consecutive calls timed per reader and round.")
+flags.DEFINE_list("stream_io_us", ["0", "20", "200"], "Sleeps per example (microseconds) of "
+                  "the 'stream' suite's readers (0: the array as is).")
+flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "precision", "multiprocess", "stream",
+                                   "all"],
                   "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
 flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' suite.")
 flags.DEFINE_list("seeds_overrides", [], "Extra --config overrides of the 'seeds' suite's "
@@ -317,6 +332,100 @@ def main(argv):
     precision_suite(rounds=1 if FLAGS.quick else 3, min_time=min_time)
   if FLAGS.suite == "multiprocess":
     multiprocess_suite(FLAGS.mp_rounds, FLAGS.mp_steps)
+  if FLAGS.suite == "stream":
+    stream_suite(rounds=2 if FLAGS.quick else 5)
+
+
+class _GrainStreamBuffer:
+  """``gan_jax.data.stream.StreamBuffer``'s contract as a grain pipeline, measured
+  against it (``--suite=stream``) and not used by the framework: it was slower.
+
+  Element ``c`` of ``MapDataset.range(n).seed(seed).shuffle().repeat().batch(S)``
+  holds positions ``[c S, (c + 1) S)`` of the concatenated per-epoch shuffles,
+  so call ``c``'s buffer depends only on ``c`` (exact resume), read ahead by
+  grain's iterator (``ReadOptions``: threads, prefetch). Needs ``pip install grain``.
+  """
+
+  def __init__(self, read, num_examples, buffer_size, *, seed=0, prefetch=4, workers=4):
+    try:
+      import grain  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise SystemExit("--suite=stream compares against grain, which is not installed: "
+                       "pip install -e '.[bench]' (or pip install grain)") from None
+    self.buffer_size = buffer_size
+    order = grain.MapDataset.range(num_examples).seed(seed).shuffle().repeat()
+    self.index_dataset = order.batch(buffer_size, batch_fn=lambda i: np.sort(np.asarray(i)))
+    self.dataset = self.index_dataset.map(
+        lambda idx: dict(zip(("x", "y"), read(idx))))
+    self._options = grain.ReadOptions(num_threads=min(workers, prefetch),
+                                      prefetch_buffer_size=prefetch)
+    self._iterator, self._next = None, -1
+
+  def indices(self, call):
+    return self.index_dataset[call]
+
+  def __call__(self, call):
+    if self._iterator is None or self._next != call:  # in-order reader: restart there
+      self._iterator = iter(self.dataset[call:].to_iter_dataset(self._options))
+    self._next = call + 1
+    return next(self._iterator)
+
+  def close(self):
+    if self._iterator is not None:
+      self._iterator.close()
+
+
+def stream_suite(rounds: int):
+  """Buffers/s of gan_jax's threaded stream reader and of the same contract on grain."""
+  from gan_jax.data import stream  # pylint: disable=g-import-not-at-top
+  n, size, calls = FLAGS.stream_examples, FLAGS.stream_buffer, FLAGS.stream_calls
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (n, 32, 32, 3), np.uint8)
+  labels = rng.integers(0, 10, n).astype(np.int32)
+
+  def reader(seconds_per_example):
+    def read(idx):
+      if seconds_per_example:
+        time.sleep(seconds_per_example * len(idx))  # I/O wait: the GIL is released
+      return images[idx], labels[idx]
+    return read
+
+  makers = {  # each with its own defaults (reads ahead, threads)
+      "gan_jax threads (prefetch 2, 4 chunk threads)":
+          lambda read: stream.StreamBuffer(read, n, size),
+      "grain (prefetch 4, 4 threads)": lambda read: _GrainStreamBuffer(read, n, size),
+  }
+  print(f"\nstreaming reader: {n} examples of 32x32x3 uint8 in memory, {size} per buffer, "
+        f"{calls} consecutive calls from a fresh reader per round (no consumer), {rounds} "
+        "interleaved rounds")
+  for us in map(float, FLAGS.stream_io_us):
+    what = f"{us:g} us/example of I/O" if us else "in memory, no I/O"
+    read = reader(us * 1e-6)
+    rates = {name: [] for name in makers}
+    for r in range(rounds):
+      for name, make in makers.items():
+        t0 = time.perf_counter()
+        buf = make(read)
+        for c in range(r * calls, (r + 1) * calls):  # another start each round
+          buf(c)
+        rates[name].append(calls / (time.perf_counter() - t0))
+        buf.close()
+    print(f"  {what}:")
+    for name, rate in best(rates).items():
+      print(f"    {name:52s} {rate:8.1f} buffers/s")
+    a, b = makers
+    print(f"    grain / gan_jax threads: {paired_ratio(rates, b, a)}")
+  old, new = stream.StreamBuffer(reader(0), n, size), _GrainStreamBuffer(reader(0), n, size)
+  for name, indices in (("gan_jax (NumPy permutation)", old.indices),
+                        ("grain (index shuffle per example)", new.indices)):
+    indices(0)
+    t0 = time.perf_counter()
+    for c in range(1, 9):
+      indices(c)
+    ms = (time.perf_counter() - t0) / 8 * 1e3
+    print(f"  indices of one buffer, {name}: {ms:.2f} ms ({ms * 1e3 / size:.2f} us/example)")
+  old.close()
+  new.close()
 
 
 def precision_suite(rounds: int, min_time: float):
