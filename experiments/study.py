@@ -24,7 +24,9 @@ Studies (``--study``):
   noise;
 * ``stacked_mnist``: DCGAN vs Reg-DCGAN on 1000-mode stacked MNIST;
 * ``compositional_mnist``: DCGAN vs Reg-DCGAN vs MDGAN on Che et al.'s
-  compositional MNIST (set 1), missing modes (#Miss) and KL.
+  compositional MNIST (set 1), missing modes (#Miss) and KL;
+* ``roth_mnist``: Roth et al.'s cross-test of a regularized against an
+  unregularized DCGAN on MNIST, seed by seed.
 
 A study is data (``STUDIES``): named arms (a config file with its variant and
 overrides), the columns of its table, a step budget (full and ``--quick``) and
@@ -81,6 +83,7 @@ with nothing changed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -189,6 +192,21 @@ class Published:
 
 
 @dataclasses.dataclass(frozen=True)
+class CrossTest:
+  """Roth et al.'s cross-test of arms ``a`` and ``b`` (``gan_jax.metrics.probes``).
+
+  For each seed, the final generators and discriminators of both arms'
+  replicas of that seed: ``fp[i][j]`` the share of arm ``j``'s samples arm
+  ``i``'s discriminator takes for real, ``fn[i]`` the share of held-out data
+  it calls fake. Mean +- SE over the seeds.
+  """
+  a: str
+  b: str
+  num_samples: int = 10_000
+  quick_num_samples: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
 class Study:
   """A study: arms, table columns, budget, published numbers, figures.
 
@@ -207,8 +225,10 @@ class Study:
     train_curves: further training metrics drawn for the arms that log them.
     published: published numbers (``Published``).
     scorer: ``'eval'`` (final evaluation metrics), ``'gradients'``
-      (Arjovsky & Bottou's probe on the arms' generators) or
-      ``'thousand_modes'`` (stacked MNIST with the project's classifier).
+      (Arjovsky & Bottou's probe on the arms' generators),
+      ``'thousand_modes'`` (stacked MNIST with the project's classifier) or
+      ``'cross_test'`` (trained as ``'eval'``, the arms' cells from the
+      study's ``cross_test``).
     images: the arms train on MNIST (``--mnist_npz``).
     settings, quick_settings: the scorer's settings at the full / quick budget.
     quick_arms: the arms ``--quick`` trains (default all): a subset that still
@@ -216,6 +236,8 @@ class Study:
       the pipeline, so that the smoke test stays in seconds. (Every arm's
       config is built and checked by the tests all the same.)
     notes: further lines printed under the table.
+    cross_test: Roth et al.'s cross-test of two of the arms, seed by seed
+      (``CrossTest``), a table of its own under the main one.
   """
   name: str
   title: str
@@ -237,6 +259,7 @@ class Study:
   quick_settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   quick_arms: tuple[str, ...] = ()
   notes: tuple[str, ...] = ()
+  cross_test: Optional["CrossTest"] = None
 
   def arms_to_run(self, quick: bool, only: Optional[Sequence[str]] = None
                   ) -> tuple[Arm, ...]:
@@ -501,6 +524,34 @@ _register(Study(
            "the reference of the KL.",)))
 
 
+# An arm's row of a cross-test (filled by ``run_cross_test``).
+_CROSS_COLUMNS = ("its samples taken for real by the other arm's D",
+                  "the other arm's samples taken for real by its D",
+                  "its samples taken for real by its own D",
+                  "test data called fake by its D")
+_ROTH_MNIST_GAMMA = {"name": "gamma_decay", "gamma_0": 2.0, "decay": 0.01,
+                     "total_steps": 20_000}  # configs/roth_images.py's schedule
+_register(Study(
+    name="roth_mnist",
+    title="Roth et al.'s cross-test on MNIST: a regularized against an unregularized DCGAN",
+    claim=("The regularized GAN's samples fool the unregularized GAN's discriminator more "
+           "often than the other way round, while both discriminators still accept the "
+           "test data (Roth et al. 2017, Sec. 4, cross-testing; METHODS §2)."),
+    arms=(Arm("unreg", "configs/dcgan_mnist.py:mnist", {"game.loss": "non_saturating"},
+              note="DCGAN-28, non-saturating generator, no regularizer"),
+          Arm("reg", "configs/dcgan_mnist.py:mnist",
+              {"game.loss": "non_saturating",
+               "game.penalty": common.penalty("roth_js", _ROTH_MNIST_GAMMA)},
+              note="the same with Roth's JS regularizer, gamma 2.0 annealed (decay 0.01)")),
+    columns=tuple(Column(name) for name in _CROSS_COLUMNS),
+    main_metric=(),
+    steps=20_000, quick_steps=8,
+    budget_note="the image default of configs/images.py (a CPU budget)",
+    images=True, d_curves=True,
+    scorer="cross_test", cross_test=CrossTest("reg", "unreg"),
+    notes=("Cross-test samples: 10,000 per arm and seed; held-out data: the test split.",)))
+
+
 # ------------------------------------------------------- per-seed quantities
 def _collapse_step(steps: Sequence[int], values: Sequence[float]) -> float:
   """The collapse step of one seed (module docstring), NaN if it did not collapse."""
@@ -602,6 +653,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
     if parts[-1] not in node:
       raise StudyError(f"override {path!r}: no field {parts[-1]!r} in "
                        f"{'.'.join(parts[:-1]) or 'config'}; it has {', '.join(sorted(node))}")
+    # A copy: the arm's own value must not change when the budget scales this
+    # config's schedules (the same arm is built again on resume and in tests).
+    value = copy.deepcopy(value)
     value = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
     try:
       node[parts[-1]] = value
@@ -1007,6 +1061,8 @@ SCORERS: dict[str, Callable[[ArmContext, dict], dict]] = {
     "eval": _score_eval,
     "gradients": _score_gradients,
     "thousand_modes": _score_thousand_modes,
+    # Trained as for 'eval'; the arms' cells come from the study's cross-test.
+    "cross_test": _score_eval,
 }
 
 
@@ -1093,7 +1149,7 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
     record = records[arm.label]
     if record.get("diverged"):
       arm_rows = [{"row": arm.label, "arm": arm.label, "cells": {}}]
-    elif study.scorer == "eval":
+    elif study.scorer in ("eval", "cross_test"):  # cross_test: cells filled by run_study
       arm_rows = eval_rows(study, arm, arm_dir, seeds, record["steps"])
     elif study.scorer == "gradients":
       arm_rows = gradient_rows(study, arm, record)
@@ -1223,6 +1279,22 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     lines.append(f"| {_md(p['row'])} (published only, not run here) | "
                  + " | ".join("" for _ in columns)
                  + f" | | | | {_md(p['text'] + ' (' + p['source'] + ')')} |")
+  cross = table.get("cross_test")
+  if cross:
+    a, b = cross["arms"]
+    num = len(cross["per_seed"])
+    lines += ["", f"Cross-test (Roth et al.): the share of each arm's samples each arm's "
+              f"discriminator takes for real (D > 1/2), {cross['num_samples']} samples per "
+              f"arm and seed, and the share of {cross['n_test']} held-out examples "
+              f"({cross['held_out']}) it calls fake; mean ± SE over {num} seeds, the two "
+              "arms' replicas of one seed paired.", "",
+              f"| discriminator | samples of `{a}` | samples of `{b}` | test data called fake |",
+              "|---|---|---|---|"]
+    for d in (a, b):
+      lines.append(f"| D of `{d}` | "
+                   + " | ".join(_fmt(cross["cells"][f"D of {d} on samples of {g}"], num)
+                                for g in (a, b))
+                   + f" | {_fmt(cross['cells'][f'D of {d} on test data, called fake'], num)} |")
   lines += ["", "Arms:", ""]
   seen = set()
   for row in table["rows"]:
@@ -1417,6 +1489,51 @@ def _gradient_figures(arms, study, workdir, table, save, quick, fast):
 
 
 # --------------------------------------------------------------------- run
+def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
+                   records: Mapping[str, dict], log: Callable[[str], None]) -> Optional[dict]:
+  """The study's cross-test, seed by seed (``None`` when an arm did not run or diverged).
+
+  Cached in ``<workdir>/cross_test.json`` for the arms' final steps, so a resumed
+  study does not recompute it.
+  """
+  from experiments import probe as probe_lib  # pylint: disable=g-import-not-at-top
+  from gan_jax.metrics import probes  # pylint: disable=g-import-not-at-top
+  spec = study.cross_test
+  if any(a not in records or records[a].get("diverged") for a in (spec.a, spec.b)):
+    return None
+  n = spec.quick_num_samples if settings["quick"] else spec.num_samples
+  steps = [records[a]["steps"] for a in (spec.a, spec.b)]
+  path = os.path.join(workdir, "cross_test.json")
+  cached = _read_json(path)
+  if cached is not None and cached.get("steps") == steps and cached.get("num_samples") == n:
+    return cached
+  t0 = time.time()
+  log(f"cross-test: {spec.a} against {spec.b}, {n} samples per arm and seed")
+  folders = [os.path.join(workdir, a) for a in (spec.a, spec.b)]
+  seeds = list(range(settings["num_seeds"]))
+  key = jax.random.key(0)
+  _, _, source, config = probe_lib._load(folders[0], None, False)  # pylint: disable=protected-access
+  test, held_out = probe_lib._held_out(  # pylint: disable=protected-access
+      source, config, jax.random.fold_in(key, 1), n)
+  per_seed = []
+  for i, seed in enumerate(seeds):
+    pair = [loop.load_checkpoint(f, seed_index=i)[:2] for f in folders]
+    out = probes.cross_test(jax.random.fold_in(key, 2 + seed), pair, test, num_samples=n)
+    per_seed.append({"seed": seed, "fp": np.asarray(out["fp"]).tolist(),
+                     "fn": np.asarray(out["fn"]).tolist()})
+  cells = {}
+  names = (spec.a, spec.b)
+  for i, d in enumerate(names):
+    for j, g in enumerate(names):
+      cells[f"D of {d} on samples of {g}"] = _cell([p["fp"][i][j] for p in per_seed])
+    cells[f"D of {d} on test data, called fake"] = _cell([p["fn"][i] for p in per_seed])
+  result = {"arms": list(names), "steps": steps, "num_samples": n, "n_test": int(len(test)),
+            "held_out": held_out, "per_seed": per_seed, "cells": cells,
+            "seconds": round(time.time() - t0, 1)}
+  workdir_lib.write_json(path, result)
+  return result
+
+
 def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Optional[int] = None,
               steps: Optional[int] = None, mnist_npz: str = "",
               arms: Optional[Sequence[str]] = None,
@@ -1458,6 +1575,17 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
   image_arms = [c for c in configs.values() if "npz_path" in c.data]
   data = image_data(image_arms[0]) if image_arms else None
   table = build_table(study, settings, saved, workdir, records, data)
+  if study.cross_test is not None:
+    table["cross_test"] = cross = run_cross_test(study, workdir, settings, records, log)
+    if cross is not None:
+      for row in table["rows"]:
+        i = cross["arms"].index(row["arm"])
+        row["cells"].update(dict(zip(_CROSS_COLUMNS, (
+            _cell([p["fp"][1 - i][i] for p in cross["per_seed"]]),
+            _cell([p["fp"][i][1 - i] for p in cross["per_seed"]]),
+            _cell([p["fp"][i][i] for p in cross["per_seed"]]),
+            _cell([p["fn"][i] for p in cross["per_seed"]])))))
+      table["columns"] = _columns(study, table["rows"])
   old = _read_json(os.path.join(workdir, "table.json"))
   if old is not None and {k: v for k, v in old.items() if k != "figures"} == table and all(
       os.path.exists(os.path.join(workdir, "figures", f)) for f in old.get("figures", [])):

@@ -207,6 +207,35 @@ class QuickStudiesTest(parameterized.TestCase):
     dcgan = next(r for r in table["rows"] if r["arm"] == "dcgan")
     self.assertIn("204.7", dcgan["published"]["text"])
 
+  def test_roth_mnist_cross_test_pairs_the_seeds_replicas(self):
+    workdir, table = quick_run("roth_mnist")
+    cross = table["cross_test"]
+    self.assertEqual(cross["arms"], ["reg", "unreg"])
+    self.assertLen(cross["per_seed"], SEEDS)
+    for name, i, j in (("D of reg on samples of unreg", 0, 1),
+                       ("D of unreg on samples of reg", 1, 0),
+                       ("D of reg on samples of reg", 0, 0)):
+      values = [p["fp"][i][j] for p in cross["per_seed"]]
+      self.assertTrue(all(0.0 <= v <= 1.0 for v in values))
+      mean, se = mean_and_se(values)
+      self.assertAlmostEqual(cross["cells"][name]["mean"], mean, places=12)
+      self.assertAlmostEqual(cross["cells"][name]["se"], se, places=12)
+    # Seed 1's entry is the probe on seed 1's replicas of the two arms' checkpoints.
+    from experiments import probe as probe_lib  # pylint: disable=g-import-not-at-top
+    from gan_jax.train import loop  # pylint: disable=g-import-not-at-top
+    folders = [os.path.join(workdir, a) for a in ("reg", "unreg")]
+    _, _, source, config = probe_lib._load(folders[0], None, False)
+    key = jax.random.key(0)
+    n = study_lib.STUDIES["roth_mnist"].cross_test.quick_num_samples
+    test, _ = probe_lib._held_out(source, config, jax.random.fold_in(key, 1), n)
+    out = probes.cross_test(jax.random.fold_in(key, 3),
+                            [loop.load_checkpoint(f, seed_index=1)[:2] for f in folders], test,
+                            num_samples=n)
+    np.testing.assert_allclose(cross["per_seed"][1]["fp"], out["fp"], rtol=1e-6)
+    np.testing.assert_allclose(cross["per_seed"][1]["fn"], out["fn"], rtol=1e-6)
+    with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+      self.assertIn("| D of `reg` |", f.read())
+
   def test_resuming_a_finished_study_changes_nothing(self):
     workdir, table = quick_run("che")
     before = snapshot(workdir)
