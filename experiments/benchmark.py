@@ -89,6 +89,9 @@ flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "precision", "multipr
                                    "all"],
                   "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
 flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' suite.")
+flags.DEFINE_integer("seeds_host_devices", 1, "The 'seeds' suite's S-seed run also runs with "
+                     "this many host devices and train.seed_devices equal to it (the seed "
+                     "groups then run in parallel, one per device; 1: only the default run).")
 flags.DEFINE_list("seeds_overrides", [], "Extra --config overrides of the 'seeds' suite's "
                   "main job (e.g. train.num_steps=4000 for a shorter sitting).")
 flags.DEFINE_integer("conv_scan_steps", 4, "Steps per call for the convolutional runs.")
@@ -520,9 +523,9 @@ def seeds_suite(num_seeds: int, overrides: list[str]):
           "--config.train.progress=false"] + [f"--config.{o}" for o in overrides]
   root = tempfile.mkdtemp(prefix="gan_jax_seeds_bench_")
 
-  def timed(args, name):
+  def timed(args, name, env=None):
     t0 = time.perf_counter()
-    subprocess.run(base + [f"--workdir={root}/{name}"] + args, check=True,
+    subprocess.run(base + [f"--workdir={root}/{name}"] + args, check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
@@ -531,16 +534,27 @@ def seeds_suite(num_seeds: int, overrides: list[str]):
     with open(f"{root}/{name}/timings.jsonl", encoding="utf-8") as f:
       return json.loads(f.readlines()[-1])
 
+  import os  # pylint: disable=g-import-not-at-top
   together = timed([f"--config.train.num_seeds={num_seeds}"], "together")
+  k = FLAGS.seeds_host_devices
+  sharded = None
+  if k > 1:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={k}")
+    sharded = timed([f"--config.train.num_seeds={num_seeds}",
+                     f"--config.train.seed_devices={k}"], "sharded", env)
   alone = [timed([f"--config.seed={s}"], f"seed_{s}") for s in range(num_seeds)]
   print(f"main job{' (' + ', '.join(overrides) + ')' if overrides else ''}, {num_seeds} seeds:")
   print(f"  one {num_seeds}-seed run: {together:.1f} s")
   print(f"  {num_seeds} sequential single-seed runs: {sum(alone):.1f} s "
         f"(each {min(alone):.1f}-{max(alone):.1f} s)")
   print(f"  ratio (together / sequential): {together / sum(alone):.3f}")
+  if sharded is not None:
+    print(f"  one {num_seeds}-seed run over {k} host devices (train.seed_devices={k}): "
+          f"{sharded:.1f} s; ratio to sequential: {sharded / sum(alone):.3f}")
   names = ("setup", "first_call", "steps", "evaluation", "checkpoints", "figures", "logging",
            "waiting", "worker_evaluation", "worker_figures")
   for label, runs in ((f"{num_seeds}-seed run", ["together"]),
+                      *([(f"{num_seeds}-seed run, {k} devices", ["sharded"])] if sharded else []),
                       ("single-seed runs (mean)", [f"seed_{s}" for s in range(num_seeds)])):
     p = [parts(r) for r in runs]
     split = ", ".join(f"{n} {np.mean([q.get(n, 0.0) for q in p]):.1f} s" for n in names)
