@@ -85,10 +85,14 @@ class Evaluator:
 
   def evaluate(self, state, step: int) -> dict[str, float]:
     """Draws samples, saves them, returns their metrics as plain floats."""
-    x = self.samples(state, step)
-    protocol = self.protocol_samples(state, step, x)
-    self._save_samples(x, step)
+    ((_, x, protocol),) = self._draw_own(state, step)
     return self._score(x, protocol)
+
+  def _draw_own(self, state, step: int) -> list[tuple["Evaluator", np.ndarray, Any]]:
+    """``draw_seeds`` of a single state: its samples and protocol samples, saved."""
+    x = self.samples(state, step)
+    self._save_samples(x, step)
+    return [(self, x, self.protocol_samples(state, step, x))]
 
   def _save_samples(self, x: np.ndarray, step: int) -> None:
     if not distributed.is_primary():  # every process computes the metrics, one writes
@@ -117,17 +121,14 @@ class Evaluator:
     """
     seeds = seeds_lib.seed_list(self.config)
     if len(seeds) == 1:
-      x = self.samples(state, step)
-      drawn = [(self, x, self.protocol_samples(state, step, x))]
-    else:
-      replicas = [self._replica(i, seed) for i, seed in enumerate(seeds)]
-      xs = self._draw(state, jnp.stack([r._sample_key(step) for r in replicas]))
-      protocol = self._top_up(state, step, xs, replicas)
-      drawn = [(r, xs[i], None if protocol is None else protocol[i])
-               for i, r in enumerate(replicas)]
-    for replica, x, _ in drawn:
-      replica._save_samples(x, step)
-    return drawn
+      return self._draw_own(state, step)
+    replicas = [self._replica(i, seed) for i, seed in enumerate(seeds)]
+    xs = self._draw(state, jnp.stack([r._sample_key(step) for r in replicas]))
+    protocol = self._top_up(state, step, xs, replicas)
+    for i, replica in enumerate(replicas):
+      replica._save_samples(xs[i], step)
+    return [(r, xs[i], None if protocol is None else protocol[i])
+            for i, r in enumerate(replicas)]
 
   @staticmethod
   def score(drawn) -> list[dict[str, float]]:

@@ -669,9 +669,9 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
       if board is not None and log_now:
         board.flush()
         tick = clock.add("logging", tick)
+    # The last call checkpointed (step == end), so its evaluation is in; the
+    # final figures may still be rendering.
     worker.drain()
-    if evaluated:
-      eval_metrics = scored.result()
     clock.add("waiting", tick)
   finally:
     worker.close()
