@@ -137,17 +137,30 @@ class StreamSourceTest(parameterized.TestCase):
       np.testing.assert_array_equal(src.arrays["x"], whole[src.refill.indices(0)])
       src.refill.close()
 
-  def test_hosts_stream_disjoint_parts(self):
+  def test_processes_read_equal_parts_of_one_global_buffer(self):
     path = write_npz(os.path.join(self.create_tempdir().full_path, "d.npz"), (28, 28), n=30)
-    whole = images.load_arrays("mnist", npz_path=path)[0]
-    for i in range(3):
-      src = images.make_image_source("mnist", npz_path=path, stream_buffer=5,
-                                     process_index=i, process_count=3)
+    whole = images.make_image_source("mnist", npz_path=path, stream_buffer=6, stream_seed=2)
+    parts = [images.make_image_source("mnist", npz_path=path, stream_buffer=6, stream_seed=2,
+                                      process_index=i, process_count=3) for i in range(3)]
+    for src in parts:
       self.assertEqual(src.size, 30)
-      part = np.concatenate([src.refill(c)["x"] for c in range(2)])  # one epoch of 10
-      np.testing.assert_array_equal(np.sort(part.reshape(10, -1), axis=0),
-                                    np.sort(whole[10 * i:10 * (i + 1)].reshape(10, -1), axis=0))
+      self.assertIn("3 parts", src.info.origin)
+      # The step is compiled for the whole buffer: arrays hold all of call 0's.
+      np.testing.assert_array_equal(src.arrays["x"], whole.arrays["x"])
+    for call in (0, 1, 7):  # 7: the second epoch
+      joined = {k: np.concatenate([p.refill(call)[k] for p in parts]) for k in ("x", "y")}
+      for k in ("x", "y"):
+        np.testing.assert_array_equal(joined[k], whole.refill(call)[k])
+      self.assertLen(parts[1].refill(call)["x"], 2)
+    for src in parts + [whole]:
       src.refill.close()
+    with self.assertRaisesRegex(ValueError, r"stream_buffer \(5\) must be a multiple of the "
+                                r"number of processes \(3\).*valid e.g. 3"):
+      images.make_image_source("mnist", npz_path=path, stream_buffer=5, process_index=0,
+                               process_count=3)
+    with self.assertRaisesRegex(ValueError, r"process_index must be an integer in \[0, 2\]"):
+      images.make_image_source("mnist", npz_path=path, stream_buffer=6, process_index=3,
+                               process_count=3)
 
   def test_mode_sets_are_not_streamed(self):
     path = write_npz(os.path.join(self.create_tempdir().full_path, "d.npz"), (28, 28))

@@ -924,7 +924,8 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
     **options: ``split``, ``source``, ``npz_path``, ``data_dir``,
       ``max_examples``, ``download`` (see :func:`load_arrays`; the 1000-mode
       sets read MNIST with them), ``process_index``, ``process_count`` (see
-      :func:`host_shard`), ``stream_buffer`` (examples per streamed buffer;
+      :func:`host_shard`; for a stream, the part of every buffer this process
+      reads, by default jax's process index and count), ``stream_buffer`` (examples per streamed buffer;
       0 or None keeps the split in memory, see :mod:`gan_jax.data.stream`),
       ``stream_seed`` (seed of the streaming order), and per set: celeb_a
       ``crop``, ``resolution``;
@@ -946,6 +947,11 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
   options = {k: v for k, v in options.items() if k in own}
   process_index = options.pop("process_index", None)
   process_count = options.pop("process_count", None)
+  # A stream is read in parts, one per process (gan_jax.data.stream), by default
+  # jax's processes.
+  part = ((jax.process_index(), jax.process_count())
+          if process_count is None and process_index is None
+          else (process_index, jax.process_count() if process_count is None else process_count))
   if process_count is None and process_index is None:
     # The trainer's default: every process holds the whole split and the
     # compiled step draws the global batch from it, each device computing its
@@ -956,15 +962,10 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
   stream_buffer = options.pop("stream_buffer", None) or 0
   stream_seed = options.pop("stream_seed", None) or 0
   if stream_buffer:
-    if jax.process_count() > 1:
-      raise ValueError("stream_buffer: streaming is not supported with several processes "
-                       f"yet (this job has {jax.process_count()}); keep the split in memory "
-                       "with stream_buffer=0 (every process then holds the whole split)")
     if name in _MODE_SETS:
       raise ValueError(f"stream_buffer: {name} is composed from MNIST, which is kept in "
                        "memory; set stream_buffer to 0")
-    return _streaming_source(name, stream_buffer, stream_seed, options, set_options,
-                             process_index=process_index, process_count=process_count)
+    return _streaming_source(name, stream_buffer, stream_seed, options, set_options, part=part)
   if name in _MODE_SETS:
     base = "mnist"
     images, labels = load_arrays(base, **options)
@@ -1003,40 +1004,38 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
 
 
 def _streaming_source(name: str, buffer_size: int, seed: int, options: dict,
-                      set_options: dict, *, process_index, process_count):
-  """This host's part of ``name`` streamed in buffers of ``buffer_size`` examples."""
+                      set_options: dict, *, part: tuple[int, int]):
+  """``name`` streamed in buffers of ``buffer_size`` examples, this process
+  reading part ``part = (p, P)`` of each (:class:`stream.StreamBuffer`)."""
   spec = _BASE_SETS[name]
   split = options.get("split", "train")
   o = _load_options(name, split=split, source=options.get("source", "auto"),
                     npz_path=options.get("npz_path"), data_dir=options.get("data_dir"),
                     max_examples=options.get("max_examples"), crop=set_options.get("crop"),
                     resolution=set_options.get("resolution"))
-  shard = functools.partial(host_shard, process_index=process_index,
-                            process_count=process_count, drop_remainder=True)
   if o["source"] == "npz":
     # The npz is read whole into host memory; streaming spares the device's.
     images, labels = load_arrays(name, **options, **set_options)
     total = len(images)
-    local_images, local_labels = shard((images, labels))
 
     def read(idx):
-      return local_images[idx], None if local_labels is None else local_labels[idx]
+      return images[idx], None if labels is None else labels[idx]
     origin = f"npz:{o['npz_path']}"
   else:
+    # Random access to every record: each process reads its rows of every
+    # buffer wherever they are in the split.
     ds = _open_tfds(name, split=split, data_dir=o["data_dir"],
                     download=options.get("download", True))
     total = len(ds) if o["max_examples"] is None else min(len(ds), o["max_examples"])
-    records = shard(np.arange(total))
 
     def read(idx):
-      return _decode_records(ds, records[idx], name, crop=o["crop"],
-                             resolution=o["resolution"])
+      return _decode_records(ds, idx, name, crop=o["crop"], resolution=o["resolution"])
     origin = f"tfds:{spec.tfds_name}"
-  count = jax.process_count() if process_count is None else process_count
-  buffer = stream_lib.StreamBuffer(read, total // count, buffer_size, seed=seed)
+  buffer = stream_lib.StreamBuffer(read, total, buffer_size, seed=seed, part=part)
   src = stream_lib.stream_source(name, buffer, num_classes=spec.num_classes,
                                  scale=scale_to_unit_range, size=total)
+  parts = f", {part[1]} parts" if part[1] > 1 else ""
   info = ImageDataInfo(name=name, shape=src.shape, num_classes=spec.num_classes,
                        num_examples=total, split=split,
-                       origin=f"{origin} (streamed, {buffer_size} per buffer)")
+                       origin=f"{origin} (streamed, {buffer_size} per buffer{parts})")
   return dataclasses.replace(src, info=info)

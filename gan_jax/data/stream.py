@@ -9,11 +9,19 @@ over this host's examples (``DataSource.refill``). The buffer is an argument
 of the step like the in-memory arrays, so the compiled program is the same on
 every host and only its input differs.
 
-Order: this host's examples are read in a fresh random permutation per epoch,
+Order: the examples are read in a fresh random permutation per epoch,
 ``numpy.random.default_rng([seed, epoch])``, and the buffer of call ``c``
 holds positions ``[c S, (c + 1) S)`` of the concatenated permutations
-(``S = buffer_size``). The buffer of a call depends only on its index, so a
-resumed run reads what an uninterrupted one would.
+(``S = buffer_size``), sorted. The buffer of a call depends only on its index,
+so a resumed run reads what an uninterrupted one would.
+
+Several processes: the buffer is global, the same ``S`` examples whatever the
+number of processes. Process ``p`` of ``P`` reads only rows ``[p S / P,
+(p + 1) S / P)`` of it (``part=(p, P)``); the training loop joins the parts on
+the devices (``distributed.join_rows``), so every device holds the whole buffer
+and the step draws from it exactly as one process would. Each process needs
+random access to every example (an in-memory array, or a TFDS data source's
+random-access records), but reads only its share of each buffer.
 
 Coverage: every example enters a buffer once per epoch, but the step draws
 its batches from the buffer *with replacement*, as for in-memory sets. If a
@@ -51,23 +59,37 @@ class StreamBuffer:
     read: ``read(indices)`` returns the examples at these local indices
       (``0 <= i < num_examples``) as ``(images, labels or None)``; it must be
       safe to call from several threads.
-    num_examples: examples this host streams.
-    buffer_size: examples per buffer (per call), ``<= num_examples``.
+    num_examples: examples streamed (all processes').
+    buffer_size: examples per buffer (per call), ``<= num_examples``; with
+      several parts a multiple of their number.
     seed: seed of the per-epoch permutations (``>= 0``).
     prefetch: calls read ahead in the background (0: read on demand).
     workers: threads reading one buffer, each a contiguous chunk of it.
+    part: ``(p, P)``: this process reads part ``p`` of ``P`` equal parts of
+      every buffer (default the whole buffer).
 
-  ``buffer(c)`` returns ``{'x': images}`` (and ``'y': labels``) for call ``c``.
+  ``buffer(c)`` returns ``{'x': images}`` (and ``'y': labels``) for call ``c``:
+  this part's ``buffer_size // P`` rows.
   """
 
   def __init__(self, read: ReadFn, num_examples: int, buffer_size: int, *, seed: int = 0,
-               prefetch: int = 2, workers: int = 4):
+               prefetch: int = 2, workers: int = 4, part: tuple[int, int] = (0, 1)):
     self.num_examples = positive_int("num_examples", num_examples)
     self.buffer_size = positive_int("stream_buffer", buffer_size)
     if self.buffer_size > self.num_examples:
-      raise ValueError(f"stream_buffer ({buffer_size}) must not exceed the examples this host "
-                       f"streams ({num_examples}); valid: 1 to {num_examples}, or 0 to keep "
+      raise ValueError(f"stream_buffer ({buffer_size}) must not exceed the examples streamed "
+                       f"({num_examples}); valid: 1 to {num_examples}, or 0 to keep "
                        "the whole split in memory")
+    index, count = part
+    count = positive_int("process_count", count)
+    if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
+      raise ValueError(f"process_index must be an integer in [0, {count - 1}]; got {index!r}")
+    if self.buffer_size % count:
+      raise ValueError(f"stream_buffer ({buffer_size}) must be a multiple of the number of "
+                       f"processes ({count}): each reads an equal part of every buffer; "
+                       f"valid e.g. {max(count, self.buffer_size // count * count)}")
+    self.part = (int(index), count)
+    self.rows = self.buffer_size // count  # examples this part reads per buffer
     self._read = read
     self._seed = nonnegative_int("stream_seed", seed)
     self._prefetch = nonnegative_int("prefetch", prefetch)
@@ -97,7 +119,7 @@ class StreamBuffer:
     return order
 
   def indices(self, call: int) -> np.ndarray:
-    """Local indices of the examples in the buffer of ``call`` (sorted)."""
+    """Indices of the examples in the (whole) buffer of ``call``, sorted."""
     if call < 0:
       raise ValueError(f"call index must be >= 0, got {call}")
     n, s = self.num_examples, self.buffer_size
@@ -110,17 +132,30 @@ class StreamBuffer:
     # Sorted reads are faster on record files; the step draws at random anyway.
     return np.sort(np.concatenate(parts))
 
+  def part_indices(self, call: int) -> np.ndarray:
+    """Indices of the examples this part reads for ``call``: its rows of the buffer."""
+    p = self.part[0]
+    return self.indices(call)[p * self.rows:(p + 1) * self.rows]
+
   def _load(self, call: int) -> dict[str, np.ndarray]:
-    idx = self.indices(call)
+    return self._read_rows(self.part_indices(call))
+
+  def whole(self, call: int) -> dict[str, np.ndarray]:
+    """All ``buffer_size`` rows of call ``c``'s buffer (every part's), read now."""
+    if self.part[1] == 1:
+      return self(call)
+    return self._read_rows(self.indices(call))
+
+  def _read_rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
     chunks = [c for c in np.array_split(idx, self._workers) if len(c)]
     if self._closed:
       parts = [self._read(c) for c in chunks]
     else:
       parts = [f.result() for f in [self._chunks.submit(self._read, c) for c in chunks]]
     images = np.concatenate([np.asarray(p[0]) for p in parts])
-    if len(images) != self.buffer_size:
+    if len(images) != len(idx):
       raise ValueError(f"stream reader returned {len(images)} examples, expected "
-                       f"{self.buffer_size}")
+                       f"{len(idx)}")
     out = {"x": images}
     if parts[0][1] is not None:
       out["y"] = np.concatenate([np.asarray(p[1], np.int32) for p in parts])
@@ -159,10 +194,11 @@ def stream_source(name: str, buffer: StreamBuffer, *, num_classes: int = 0,
                   size: Optional[int] = None) -> source_lib.DataSource:
   """A ``DataSource`` whose arrays are ``buffer``'s, refilled for every call.
 
-  ``arrays`` holds the buffer of call 0 (it fixes the shapes the step is
-  compiled for); ``refill(c)`` gives the arrays of call ``c``.
+  ``arrays`` holds the whole buffer of call 0 (it fixes the shapes the step
+  is compiled for); ``refill(c)`` gives this part of call ``c``'s buffer,
+  which the parts of all processes make up (``distributed.join_rows``).
   """
-  first = buffer(0)
+  first = buffer.whole(0)
   src = source_lib.from_arrays(name, first["x"], first.get("y"), num_classes=num_classes,
                                scale=scale, info=info)
   return dataclasses.replace(src, refill=buffer, size=size or buffer.num_examples)

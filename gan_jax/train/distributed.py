@@ -99,6 +99,35 @@ def place(tree: Any, sharding) -> Any:
   return jax.tree.map(put, tree)
 
 
+def join_rows(tree: Any, sharding) -> Any:
+  """Every process's rows, in process order, as global arrays with ``sharding``.
+
+  Process ``p`` gives part ``p`` of each leading axis (equal parts): a
+  streamed buffer read in parts (``gan_jax.data.stream``) becomes the whole
+  buffer on every device of ``sharding`` (replicated). Alone, it is
+  :func:`place`.
+  """
+  if jax.process_count() == 1:
+    return place(tree, sharding)
+  # The parts first live on their own processes' devices, row block p on
+  # process p's, then are copied where ``sharding`` says (an all-gather for a
+  # replicated one). ``device_put`` moves between the two layouts whatever the
+  # order of the devices in each mesh; a jitted identity would refuse two orders.
+  devices = list(np.asarray(sharding.mesh.devices).flat)
+  procs = sorted({d.process_index for d in devices})
+  grid = np.array([[d for d in devices if d.process_index == p] for p in procs])
+  by_process = jax.sharding.NamedSharding(jax.sharding.Mesh(grid, ("process", "local")),
+                                          jax.sharding.PartitionSpec("process"))
+
+  def put(x):
+    x = np.asarray(x)
+    shape = (x.shape[0] * len(procs),) + x.shape[1:]
+    return jax.device_put(jax.make_array_from_process_local_data(by_process, x, shape),
+                          sharding)
+
+  return jax.tree.map(put, tree)
+
+
 def fetch(tree: Any) -> Any:
   """A pytree of global arrays as host numpy arrays on every process."""
 

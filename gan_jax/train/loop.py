@@ -615,7 +615,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   step = start
   try:
     if source.refill is not None:  # streaming: the first call's buffer
-      arrays = step_lib.put_replicated(source.refill(step // spc), mesh)
+      arrays = step_lib.put_stream(source.refill(step // spc), mesh)
     if jax.process_count() > 1:
       # Every process compiles, then all start the first call together (its
       # collectives would time out on a process still compiling).
@@ -625,7 +625,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
       state, chunk = run(state, arrays)
       if source.refill is not None and step + spc < end:
         # The next call's buffer goes to the device while this call runs.
-        arrays = step_lib.put_replicated(source.refill(step // spc + 1), mesh)
+        arrays = step_lib.put_stream(source.refill(step // spc + 1), mesh)
       chunk = distributed.fetch(chunk)
       try:
         check_finite_seeds(chunk, step, seeds,

@@ -156,6 +156,12 @@ def put_replicated(tree: Any, mesh: jax.sharding.Mesh) -> Any:
   return distributed.place(tree, replicated(mesh))
 
 
+def put_stream(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+  """Places this process's part of a streamed buffer: every device of the mesh
+  gets the whole buffer, all processes' parts in order."""
+  return distributed.join_rows(tree, replicated(mesh))
+
+
 def init_state(game, seed: int, mesh: jax.sharding.Mesh):
   """The game's initial state, built by one compiled program, replicated on ``mesh``.
 
