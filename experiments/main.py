@@ -103,6 +103,11 @@ def _explain_override(config, arg: str):
 
 def _explain_flag_error(error: Exception, argv) -> str:
   spec = _flag_value(argv, "config")
+  overrides = [a for a in argv[1:] if a.startswith("--config.")]
+  if spec is None and overrides and "--config" not in argv:
+    return (f"{overrides[0].split('=', 1)[0]} overrides a field of a config file, but no "
+            "--config was given; name the file first, e.g. "
+            "--config=configs/betagan_mixture_3d.py (the config files are in configs/)")
   if spec is not None:
     config, problem = _load_config_file(spec)
     if problem:

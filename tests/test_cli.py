@@ -114,7 +114,8 @@ class ValidationTest(parameterized.TestCase):
       ("bad_schedule_argument", lambda c: setattr(c.game.perturbation.level, "K", 0),
        r"^config\.game\.perturbation\.level: .*K"),
       ("unknown_loss", lambda c: setattr(c.game, "loss", "nonsaturating"),
-       r"^config\.game\.loss: unknown objective 'nonsaturating'; valid: minimax"),
+       r"^config\.game\.loss: unknown objective 'nonsaturating' \(did you mean "
+       r"'non_saturating'\?\); valid: minimax"),
       ("batch_not_divisible", lambda c: c.train.update({"batch_size": 15, "num_devices": 2}),
        r"batch"),
   )
@@ -125,6 +126,27 @@ class ValidationTest(parameterized.TestCase):
     with self.assertRaisesRegex(errors.ConfigError, pattern):
       loop.train_and_evaluate(c, workdir)
     self.assertFalse(os.path.exists(workdir))
+
+  @parameterized.named_parameters(
+      ("loss", "game.loss", "minmax", r"unknown objective 'minmax' \(did you mean 'minimax'"),
+      ("fgan", "game.loss", "fgan_jsd", r"unknown f-GAN divergence 'jsd'"),
+      ("penalty", "game.penalty.name", "wgangp", r"unknown penalty 'wgangp' \(did you mean "
+       r"'wgan_gp'\?\); valid: none, roth_js"),
+      ("game", "game.name", "adversary", r"unknown game 'adversary'.*valid: adversarial, mdgan"),
+  )
+  def test_names_are_checked_before_the_data_are_read(self, field, value, pattern):
+    # The image set is missing too: the misspelt name is what the user hears of.
+    from configs import dcgan_mnist  # pylint: disable=g-import-not-at-top
+    c = dcgan_mnist.get_config()
+    c.data.source, c.data.npz_path = "npz", os.path.join(self.create_tempdir().full_path, "no")
+    section, _, key = field.rpartition(".")
+    node = c
+    for part in section.split("."):
+      node = node[part]
+    node[key] = value
+    with self.assertRaisesRegex(errors.ConfigError, r"^config\." + field.replace(".", r"\.")
+                                + ": " + pattern):
+      loop.train_and_evaluate(c, os.path.join(self.create_tempdir().full_path, "run"))
 
   def test_sampler_options_are_overridable_fields(self):
     # Every plain option of an optimizer is a field, so the command line can set it.
@@ -310,6 +332,14 @@ class CommandLineTest(parameterized.TestCase):
     self.assertNotIn("Traceback", out.stderr)
     self.assertLess(len(out.stderr.splitlines()), 8, out.stderr)
     self.assertFalse(os.path.exists(workdir))
+
+  def test_override_without_a_config_file_says_to_name_one(self):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    out = cli(f"--workdir={workdir}", "--config.game.loss=minimax")
+    self.assertEqual(out.returncode, 2, out.stderr)
+    self.assertRegex(" ".join(out.stderr.split()), r"^error: --config\.game\.loss overrides a "
+                     r"field of a config file, but no --config was given; name the file first")
+    self.assertNotIn("Traceback", out.stderr)
 
   def test_debug_shows_the_traceback(self):
     workdir = os.path.join(self.create_tempdir().full_path, "run")

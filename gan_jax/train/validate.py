@@ -26,7 +26,8 @@ from gan_jax import models
 from gan_jax.data import make_source
 from gan_jax.data.source import DataSource
 from gan_jax.errors import ConfigError, did_you_mean
-from gan_jax.games.base import PERTURBATIONS, make_schedule
+from gan_jax.games.base import PENALTY_NAMES, PERTURBATIONS, make_schedule
+from gan_jax.losses import OBJECTIVES, get_objective
 from gan_jax.models.latent import PRIORS
 
 # The fields each section may hold. A field outside these is a typo in a config
@@ -178,6 +179,13 @@ def _check_schedule(spec: Any, field: str, num_steps: int, *, allow_inf: bool = 
         field=field)
 
 
+def _check_name(field: str, name: Any, valid: tuple[str, ...], what: str) -> None:
+  if name is not None and name not in valid:
+    raise ConfigError(f"config.{field}: unknown {what} {name!r}"
+                      f"{did_you_mean(str(name), valid)}; valid: {', '.join(valid)}",
+                      field=field)
+
+
 def check_game_fields(config) -> None:
   """Ranges of the game's numbers and schedules, and rules across fields."""
   for path, lo, hi, integer in _RANGES:
@@ -190,7 +198,20 @@ def check_game_fields(config) -> None:
     raise ConfigError(f"config.game.ema_decay must be in [0, 1) (0: no EMA); got {ema!r}",
                       field="game.ema_decay")
   n = config.train.num_steps
-  # Names first: a level or weight means something only for a known component.
+  # Names first, before the data are built (an image set may not be on this
+  # machine): a level or weight means something only for a known component.
+  _check_name("game.name", _get(config, "game.name"), tuple(sorted(games.GAMES)), "game")
+  loss = _get(config, "game.loss")
+  if loss is not None and str(loss).startswith("fgan_") and loss not in OBJECTIVES:
+    try:  # the objective's own message lists the divergences
+      get_objective(loss)
+    except ValueError as e:
+      raise ConfigError(f"config.game.loss: {e}", field="game.loss") from None
+  _check_name("game.loss", loss, OBJECTIVES, "objective")
+  for field in ("penalty", "penalty_2"):
+    spec = _get(config, f"game.{field}")
+    if spec is not None:
+      _check_name(f"game.{field}.name", spec.get("name", "none"), PENALTY_NAMES, "penalty")
   pert = _get(config, "game.perturbation")
   if pert is not None and pert.get("name", "none") not in PERTURBATIONS:
     name = str(pert.get("name"))
