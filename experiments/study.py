@@ -1097,6 +1097,15 @@ def eval_rows(study: Study, arm: Arm, workdir: str, seeds: list[int], steps: int
   return [{"row": arm.label, "arm": arm.label, "cells": cells}]
 
 
+def last_common_evaluation(path: str, seeds: list[int]) -> int | None:
+  """The last step at which every seed was evaluated (None if there is none)."""
+  if not os.path.exists(path):
+    return None
+  history = per_seed_records(path)
+  common = set.intersection(*[{int(r["step"]) for r in history.get(s, [])} for s in seeds])
+  return max(common) if common else None
+
+
 def gradient_rows(study: Study, arm: Arm, record: dict) -> list[dict]:
   """One row per probe step and noise level: gradient norms at D's first and last record."""
   rows = []
@@ -1149,6 +1158,11 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
     record = records[arm.label]
     if record.get("diverged"):
       arm_rows = [{"row": arm.label, "arm": arm.label, "cells": {}}]
+      at = (last_common_evaluation(os.path.join(arm_dir, "eval.jsonl"), seeds)
+            if study.scorer == "eval" else None)
+      if at:  # the seeds' last evaluation before the NaN: a result, at fewer steps
+        arm_rows = eval_rows(study, arm, arm_dir, seeds, at)
+        arm_rows[0]["evaluated_at"] = at
     elif study.scorer in ("eval", "cross_test"):  # cross_test: cells filled by run_study
       arm_rows = eval_rows(study, arm, arm_dir, seeds, record["steps"])
     elif study.scorer == "gradients":
@@ -1270,10 +1284,14 @@ def render_markdown(table: Mapping[str, Any]) -> str:
   for row in table["rows"]:
     pub = row["published"]
     pub_text = _md(f"{pub['text']} ({pub['source']})") if pub else ""
+    stopped = row.get("diverged") and not row.get("evaluated_at")
+    steps = (f"{row['steps']}" if not row.get("diverged") else
+             f"diverged; values at {row['evaluated_at']}" if row.get("evaluated_at") else
+             f"{row['steps']}")
     lines.append(f"| {_md(row['row'])} | "
-                 + " | ".join("diverged" if row.get("diverged") else
+                 + " | ".join("diverged" if stopped else
                               _fmt(row["cells"].get(c), row["num_seeds"]) for c in columns)
-                 + f" | {row['num_seeds']} | {row['steps']} | {row['wall_seconds']:.0f} | "
+                 + f" | {row['num_seeds']} | {steps} | {row['wall_seconds']:.0f} | "
                  f"{pub_text} |")
   for p in table["published_only"]:
     lines.append(f"| {_md(p['row'])} (published only, not run here) | "
@@ -1307,7 +1325,9 @@ def render_markdown(table: Mapping[str, Any]) -> str:
   diverged = [r for r in table["rows"] if r.get("diverged")]
   if diverged:
     lines += ["", "Diverged (training stopped at a NaN or inf; the last good checkpoint is in "
-              "the arm's folder):", ""] + [f"- `{r['arm']}`: {r['diverged']}" for r in diverged]
+              "the arm's folder; where the seeds had been evaluated, the row shows their last "
+              "evaluation before it, at fewer steps than the other arms):", ""] + [
+                  f"- `{r['arm']}`: {r['diverged']}" for r in diverged]
   if table["notes"]:
     lines += ["", "Notes:", ""] + [f"- {n}" for n in table["notes"]]
   lines += ["", "Figures: " + ", ".join(f"`figures/{f}`" for f in table.get("figures", [])), ""]

@@ -277,6 +277,29 @@ class QuickStudiesTest(parameterized.TestCase):
                                            log=lambda m: None), table)
       self.assertEqual(snapshot(workdir), before)
 
+  def test_an_arm_diverging_late_shows_its_last_evaluation(self):
+    # A learning rate that jumps to 1e30 after three quarters of the run: the
+    # evaluation at mid-run is finite, the run then diverges.
+    jump = {"name": "linear", "init_value": 1e-4, "end_value": 1e30,
+            "transition_steps": 300, "begin_step": 22_500}
+    late = study_lib.Arm("late", "configs/che_circle.py:gan",
+                         {"optim.generator.learning_rate": jump,
+                          "optim.discriminator.learning_rate": jump})
+    study = dataclasses.replace(study_lib.STUDIES["che"], name="diverging_late", arms=(late,),
+                                quick_arms=())
+    workdir = os.path.join(self.create_tempdir().full_path, "study")
+    with mock.patch.dict(study_lib.STUDIES, {"diverging_late": study}):
+      table = study_lib.run_study("diverging_late", workdir, quick=True, log=lambda m: None)
+    row = table["rows"][0]
+    self.assertIn("non-finite value", row["diverged"])
+    history = study_lib.per_seed_records(os.path.join(workdir, "late", "eval.jsonl"))
+    at = row["evaluated_at"]
+    self.assertTrue(0 < at < row["steps"], (at, row["steps"]))
+    modes = [next(r for r in history[s] if r["step"] == at)["modes_captured"] for s in (0, 1)]
+    self.assertAlmostEqual(row["cells"]["modes captured"]["mean"], np.mean(modes))
+    with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+      self.assertIn(f"| diverged; values at {at} |", f.read())
+
   def test_a_part_of_the_arms(self):
     workdir = os.path.join(_TMP, "che_part")
     table = study_lib.run_study("che", workdir, quick=True, num_seeds=SEEDS, arms=["reg_gan"],
