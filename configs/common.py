@@ -76,6 +76,10 @@ def toy_config() -> ml_collections.ConfigDict:
   # Devices the seed axis is split over (each group of num_devices /
   # seed_devices runs its seeds data parallel); must divide both.
   c.train.seed_devices = 1
+  # A seed of several whose step turns NaN or inf: 'stop' stops the run (the
+  # last good checkpoint is kept); 'freeze' keeps that seed at its last finite
+  # state, leaves it out of later records, and trains the others on.
+  c.train.nonfinite_seeds = "stop"
   c.train.progress = True
   # Figures every plot_every steps and at the end; False for headless sweeps
   # (rendering is about half the wall time of a very short run).

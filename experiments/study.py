@@ -578,11 +578,14 @@ def _all_modes_step(steps: Sequence[int], values: Sequence[float], n_modes: floa
 
 
 DERIVED: dict[str, Callable[[list[dict]], float]] = {
+    # A seed frozen at a NaN (no final value) has no collapse step to report.
     "collapse_step": lambda records: _collapse_step(
-        [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records]),
+        [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records])
+    if records and records[-1].get("modes_captured") is not None else float("nan"),
     "all_modes_step": lambda records: _all_modes_step(
         [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records],
-        float(records[-1].get("n_modes", float("nan"))) if records else float("nan")),
+        next((float(r["n_modes"]) for r in records if r.get("n_modes") is not None),
+             float("nan"))),
 }
 
 
@@ -734,6 +737,8 @@ def arm_config(study: Study, arm: Arm, *, steps: int, num_seeds: int, quick: boo
   c.train.log_every = spc * max(1, round(every / 4 / spc))
   c.train.plot_every = steps
   c.train.num_seeds = num_seeds
+  # A seed that diverges is a result, not the end of its arm's other seeds.
+  c.train.nonfinite_seeds = "freeze" if num_seeds > 1 else "stop"
   if quick:
     _shrink(c)
   c.train.figures = not quick
@@ -903,7 +908,11 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   if os.path.isdir(ctx.workdir):
     state = workdir_lib.check(ctx.workdir, config_dict)  # refuses another run's folder
     if record.get("finished") and (state["step"] == steps or record.get("diverged")):
-      return record
+      if not _refreeze(record, ctx.config):
+        return record
+      # Stopped by one seed before seeds could be frozen: the others go on.
+      ctx.log(f"{ctx.arm.label}: resuming the other seeds after: {record['diverged']}")
+      record.pop("diverged")
   record.update({"arm": ctx.arm.label, "steps": steps, "finished": False})
   scorer = SCORERS[ctx.study.scorer]
   try:
@@ -917,6 +926,23 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   record["finished"] = True
   workdir_lib.write_json(path, record)
   return record
+
+
+def _refreeze(record: dict, config) -> bool:
+  """Whether a diverged arm stopped by one seed (``nonfinite_seeds='stop'``, as
+  arms ran before freezing) can now go on with the others."""
+  return (bool(record.get("diverged")) and str(record["diverged"]).startswith("seed ")
+          and config.train.get("nonfinite_seeds", "stop") == "freeze")
+
+
+def frozen_seeds(workdir: str) -> list[str]:
+  """The messages of the arm's seeds frozen at a NaN (``history.jsonl``)."""
+  seen, out = set(), []
+  for r in workdir_lib.read_history(workdir):
+    if r.get("event") == "seed_frozen" and r["index"] not in seen:
+      seen.add(r["index"])
+      out.append(" ".join(str(r["message"]).split()))
+  return out
 
 
 def _score_eval(ctx: ArmContext, record: dict) -> dict:
@@ -1171,8 +1197,10 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
       arm_rows = score_rows(study, arm, record)
     wall = record.get("train_seconds", 0.0) + record.get("probe_seconds", 0.0) + record.get(
         "scoring_seconds", 0.0)
+    frozen = frozen_seeds(arm_dir) if os.path.isdir(arm_dir) else []
     for row in arm_rows:
       row["diverged"] = record.get("diverged")
+      row["frozen_seeds"] = frozen
       row.update({"config": arm.config, "overrides": _plain(arm.overrides), "note": arm.note,
                   "group": arm.group, "num_seeds": len(seeds), "seeds": seeds,
                   "steps": record["steps"], "wall_seconds": round(wall, 1),
@@ -1328,6 +1356,11 @@ def render_markdown(table: Mapping[str, Any]) -> str:
               "the arm's folder; where the seeds had been evaluated, the row shows their last "
               "evaluation before it, at fewer steps than the other arms):", ""] + [
                   f"- `{r['arm']}`: {r['diverged']}" for r in diverged]
+  frozen = {r["arm"]: r["frozen_seeds"] for r in table["rows"] if r.get("frozen_seeds")}
+  if frozen:
+    lines += ["", "Seeds frozen at a NaN or inf (each kept at its last finite state and left "
+              "out of the cells from then on; the cells say how many seeds they hold):", ""]
+    lines += [f"- `{arm}`: {m}" for arm, msgs in frozen.items() for m in msgs]
   if table["notes"]:
     lines += ["", "Notes:", ""] + [f"- {n}" for n in table["notes"]]
   lines += ["", "Figures: " + ", ".join(f"`figures/{f}`" for f in table.get("figures", [])), ""]

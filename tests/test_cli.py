@@ -116,6 +116,8 @@ class ValidationTest(parameterized.TestCase):
       ("unknown_loss", lambda c: setattr(c.game, "loss", "nonsaturating"),
        r"^config\.game\.loss: unknown objective 'nonsaturating' \(did you mean "
        r"'non_saturating'\?\); valid: minimax"),
+      ("nonfinite_seeds", lambda c: setattr(c.train, "nonfinite_seeds", "skip"),
+       r"^config\.train\.nonfinite_seeds must be one of stop, freeze, got 'skip'"),
       ("batch_not_divisible", lambda c: c.train.update({"batch_size": 15, "num_devices": 2}),
        r"batch"),
   )

@@ -131,3 +131,125 @@ class SeedAxisTest(parameterized.TestCase):
     self.assertEqual(seeds_lib.aggregate([4.0]), (4.0, 0.0))
     self.assertTrue(np.isnan(seeds_lib.aggregate([np.nan])[0]))
     self.assertEqual(seeds_lib.seed_list(sgld_config(num_seeds=3)), [3, 4, 5])
+
+
+def _poisoning(make, *, from_step, always=False):
+  """``games.make_game`` whose step's ``d_loss`` is NaN from ``from_step`` on for
+  the replicas whose first generator parameter is positive (all if ``always``).
+  The condition reads the step's input state, so a frozen seed stays frozen."""
+
+  def make_game(config, source):
+    game = make(config, source)
+    inner = game.step
+
+    def step(state, arrays, shard=lambda x: x):
+      new, metrics = inner(state, arrays, shard)
+      first = jax.numpy.ravel(jax.tree.leaves(state.params["generator"])[0])[0]
+      bad = (state.step >= from_step) & ((first > 0) | always)
+      return new, dict(metrics, d_loss=jax.numpy.where(bad, jax.numpy.nan, metrics["d_loss"]))
+
+    game.step = step
+    return game
+
+  return make_game
+
+
+def freeze_config(steps=8):
+  c = sgld_config(steps=steps, num_seeds=4)
+  c.train.nonfinite_seeds = "freeze"
+  c.train.update({"steps_per_call": 1, "log_every": 1, "eval_every": 1,
+                  "checkpoint_every": 1, "keep_checkpoints": 20})
+  return c
+
+
+class FrozenSeedsTest(parameterized.TestCase):
+  """``train.nonfinite_seeds='freeze'``: a diverging seed stops, the others go on."""
+
+  def test_a_diverging_seed_is_frozen_and_the_others_train_on(self):
+    from unittest import mock  # pylint: disable=g-import-not-at-top
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    tmp = self.create_tempdir().full_path
+    ref = os.path.join(tmp, "ref")  # the same seeds, nothing poisoned
+    clean = loop.train_and_evaluate(freeze_config(), ref)
+    poison = _poisoning(games.make_game, from_step=3)
+    with mock.patch.object(games, "make_game", poison):
+      run = loop.train_and_evaluate(freeze_config(), os.path.join(tmp, "run"))
+      part = os.path.join(tmp, "part")
+      loop.train_and_evaluate(freeze_config(), part, stop_after=5)
+      resumed = loop.train_and_evaluate(freeze_config(), part)
+    history = [r for r in records(os.path.join(tmp, "run"), "history.jsonl")
+               if r["event"] == "seed_frozen"]
+    frozen = {r["index"]: r for r in history}
+    self.assertLen(frozen, len(history))  # each seed once
+    self.assertNotEmpty(frozen)
+    self.assertLess(len(frozen), 4)  # the condition leaves some seeds training
+    steps = np.asarray(run.state.step)
+    for i in range(4):
+      mine = seeds_lib.take(run.state, i)
+      if i in frozen:
+        # Kept at the state before its first non-finite step, which a run
+        # without the poison reached at that step.
+        at = int(steps[i])
+        self.assertGreaterEqual(at, 3)
+        self.assertLess(at, 8)
+        self.assertIn(f"seed {3 + i}: non-finite value: 'd_loss' became NaN or inf at step "
+                      f"{at + 1}", frozen[i]["message"])
+        _, then, _ = loop.load_checkpoint(ref, step=at, seed_index=i)
+        assert_trees_close(self, mine.params, then.params, rtol=0, atol=0)
+        assert_trees_close(self, mine.opt_state, then.opt_state, rtol=0, atol=0)
+      else:
+        self.assertEqual(int(steps[i]), 8)
+        assert_trees_close(self, mine.params, seeds_lib.take(clean.state, i).params,
+                           rtol=0, atol=0)
+    # A frozen seed leaves the records from its freeze on; the mean is the others'.
+    for name, key in (("metrics.jsonl", "d_loss"), ("eval.jsonl", "energy_distance")):
+      last = [r for r in records(os.path.join(tmp, "run"), name) if r["step"] == 8]
+      values = [np.nan if last[i][key] is None else last[i][key] for i in range(4)]
+      for i in range(4):
+        self.assertEqual(bool(np.isnan(values[i])), i in frozen, (name, i))
+      self.assertAlmostEqual(last[4][key], np.nanmean(values), places=5)
+    # Resumed after a freeze: the uninterrupted run, bit for bit, the freeze recorded once.
+    for a, b in zip(jax.tree.leaves(run.state), jax.tree.leaves(resumed.state)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    again = [r for r in records(part, "history.jsonl") if r["event"] == "seed_frozen"]
+    self.assertEqual(sorted((r["index"], r["at_step"]) for r in again),
+                     sorted((r["index"], r["at_step"]) for r in history))
+
+  def test_every_seed_frozen_stops_the_run(self):
+    from unittest import mock  # pylint: disable=g-import-not-at-top
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    workdir = self.create_tempdir().full_path
+    with mock.patch.object(games, "make_game", _poisoning(games.make_game, from_step=2,
+                                                           always=True)):
+      with self.assertRaisesRegex(loop.NonFiniteError, r"every seed became non-finite.*"
+                                  r"last good checkpoint \(step 2\)"):
+        loop.train_and_evaluate(freeze_config(), workdir)
+      # 'stop' stops at the first seed, as before.
+      c = freeze_config()
+      c.train.nonfinite_seeds = "stop"
+      with self.assertRaisesRegex(loop.NonFiniteError, r"^seed 3: .*'d_loss' became NaN"):
+        loop.train_and_evaluate(c, self.create_tempdir().full_path)
+
+  def test_guard_keeps_the_input_state_of_a_non_finite_replica(self):
+    import flax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    @flax.struct.dataclass
+    class State:
+      params: jax.Array
+      model_state: dict
+      rng: jax.Array
+
+    def step(state, arrays, shard):
+      new = State(params=state.params - 1.0, model_state={},
+                  rng=jax.random.split(state.rng)[0])
+      return new, {"d_loss": jnp.log(new.params).sum(), "g_loss": jnp.zeros(())}
+
+    state = State(params=jnp.array([[3.0], [0.5], [2.0]]), model_state={},
+                  rng=jax.random.split(jax.random.key(0), 3))
+    new, metrics = seeds_lib.vmap_step(seeds_lib.freeze_nonfinite(step))(state, None, None)
+    np.testing.assert_array_equal(np.asarray(new.params), [[2.0], [0.5], [1.0]])
+    self.assertTrue(np.isnan(np.asarray(metrics["d_loss"])[1]))  # still reported
+    keys = jax.random.key_data(new.rng)
+    np.testing.assert_array_equal(keys[1], jax.random.key_data(state.rng)[1])
+    self.assertFalse(np.array_equal(keys[0], jax.random.key_data(state.rng)[0]))

@@ -300,6 +300,40 @@ class QuickStudiesTest(parameterized.TestCase):
     with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
       self.assertIn(f"| diverged; values at {at} |", f.read())
 
+  def test_a_seed_frozen_at_a_nan_leaves_the_others_in_the_table(self):
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    from tests.test_seeds import _poisoning  # pylint: disable=g-import-not-at-top
+    study = dataclasses.replace(study_lib.STUDIES["che"], name="freezing",
+                                arms=(study_lib.STUDIES["che"].arms[0],), quick_arms=())
+    workdir = os.path.join(self.create_tempdir().full_path, "study")
+    original = study_lib.arm_config
+
+    def stopping(*args, **kwargs):  # as arms ran before seeds could be frozen
+      c = original(*args, **kwargs)
+      c.train.nonfinite_seeds = "stop"
+      return c
+
+    with mock.patch.dict(study_lib.STUDIES, {"freezing": study}), \
+        mock.patch.object(games, "make_game", _poisoning(games.make_game, from_step=10)):
+      with mock.patch.object(study_lib, "arm_config", stopping):
+        stopped = study_lib.run_study("freezing", workdir, quick=True, num_seeds=4,
+                                      log=lambda m: None)
+      self.assertRegex(stopped["rows"][0]["diverged"], r"^seed \d: non-finite")
+      # Run again as studies now run: the stopped arm goes on with the other seeds.
+      table = study_lib.run_study("freezing", workdir, quick=True, num_seeds=4,
+                                  log=lambda m: None)
+    row = table["rows"][0]
+    self.assertIsNone(row["diverged"])
+    frozen = row["frozen_seeds"]
+    self.assertTrue(0 < len(frozen) < 4, frozen)  # the poison's condition splits the seeds
+    cell = row["cells"]["modes captured"]
+    self.assertEqual(cell["n"], 4 - len(frozen))
+    self.assertEqual(sum(v is None for v in cell["per_seed"]), len(frozen))
+    with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+      text = f.read()
+    self.assertIn("Seeds frozen at a NaN or inf", text)
+    self.assertIn(frozen[0], text)
+
   def test_a_part_of_the_arms(self):
     workdir = os.path.join(_TMP, "che_part")
     table = study_lib.run_study("che", workdir, quick=True, num_seeds=SEEDS, arms=["reg_gan"],

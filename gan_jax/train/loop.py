@@ -150,8 +150,9 @@ def initial_state(game, config, mesh):
 
 
 def state_step(state) -> int:
-  """The iteration count of a state (of its first replica, when stacked)."""
-  return int(np.asarray(distributed.fetch(state.step)).reshape(-1)[0])
+  """The iteration count of a state (the run's, when stacked: the largest, since
+  a seed frozen by ``train.nonfinite_seeds='freeze'`` keeps its own count)."""
+  return int(np.max(np.asarray(distributed.fetch(state.step))))
 
 
 def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best: bool = False,
@@ -238,6 +239,38 @@ def check_finite_seeds(metrics: dict[str, np.ndarray], first_step: int, seeds,
     except NonFiniteError as e:
       raise NonFiniteError(f"seed {seed}: {e}") from None
   check_finite({}, first_step, params_finite, steps)
+
+
+def failing_seeds(metrics: dict[str, np.ndarray], first_step: int, seeds,
+                  steps: int | None = None) -> dict[int, str]:
+  """Index -> message of every seed whose metrics in a call are not finite."""
+  out = {}
+  for i, seed in enumerate(seeds):
+    try:
+      check_finite({k: np.asarray(v)[..., i] for k, v in metrics.items()}, first_step, True,
+                   steps)
+    except NonFiniteError as e:
+      out[i] = f"seed {seed}: {e}"
+  return out
+
+
+def frozen_seeds(workdir: str, step: int) -> dict[int, str]:
+  """The seeds a resumed ``nonfinite_seeds='freeze'`` run holds frozen at ``step``:
+  those ``history.jsonl`` records as frozen by then (a later freeze recurs)."""
+  return {int(r["index"]): r["message"] for r in workdir_lib.read_history(workdir)
+          if r.get("event") == "seed_frozen" and int(r["at_step"]) <= step}
+
+
+def _mask_seeds(values: dict[str, np.ndarray], frozen) -> dict[str, np.ndarray]:
+  """Per-seed values (trailing seed axis) with the frozen seeds' set to NaN."""
+  if not frozen:
+    return values
+  out = {}
+  for k, v in values.items():
+    v = np.array(v, np.float64)
+    v[..., sorted(frozen)] = np.nan
+    out[k] = v
+  return out
 
 
 def check_finite(metrics: dict[str, np.ndarray], first_step: int,
@@ -417,6 +450,28 @@ def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None
   return summary
 
 
+def _freeze_failing(failing: dict[int, str], frozen: dict[int, str], at: int, seeds,
+                    workdir: str) -> None:
+  """Adds the seeds newly failing in a call (ending at step ``at``) to
+  ``frozen``, says so and records it; raises when no seed is left."""
+  recorded = {(r["index"], r["at_step"]) for r in workdir_lib.read_history(workdir)
+              if r.get("event") == "seed_frozen"} if distributed.is_primary() else set()
+  for i, message in sorted(failing.items()):
+    if i in frozen:
+      continue
+    frozen[i] = message
+    if distributed.is_primary():
+      print(f"{message.rstrip('.')}; that seed is frozen at its last finite state and left "
+            f"out of later records, the other {len(seeds) - len(frozen)} train on "
+            "(train.nonfinite_seeds='freeze')", file=sys.stderr, flush=True)
+      if (i, at) not in recorded:  # a resumed run meets the same freeze again
+        workdir_lib.append_history(workdir, "seed_frozen", index=i, seed=seeds[i],
+                                   at_step=at, message=message)
+  if len(frozen) == len(seeds):
+    raise NonFiniteError(f"every seed became non-finite (last: {failing[max(failing)]})"
+                         if failing else "every seed became non-finite")
+
+
 def _nan_advice(error: NonFiniteError, ckpt: "Checkpoints", every: int) -> str:
   last = ckpt.latest.latest_step()
   redo = ("run the same command with changed optimizer settings (e.g. "
@@ -580,7 +635,12 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
 
   spc = t.steps_per_call
   params_finite = jax.jit(all_finite, out_shardings=step_lib.replicated(mesh))
-  run = step_lib.compile_steps(seeds_lib.vmap_step(game.step) if multi else game.step, mesh,
+  # 'freeze': a seed whose step is not finite keeps its last finite state
+  # (seeds.freeze_nonfinite) and leaves the records; the others train on.
+  freeze = multi and t.get("nonfinite_seeds", "stop") == "freeze"
+  frozen = frozen_seeds(workdir, start) if freeze else {}
+  step_fn = seeds_lib.freeze_nonfinite(game.step) if freeze else game.step
+  run = step_lib.compile_steps(seeds_lib.vmap_step(step_fn) if multi else step_fn, mesh,
                                steps_per_call=spc,
                                unroll=t.get("unroll", 1),
                                step_metrics=t.get("step_metrics", "every"), stacked=multi)
@@ -599,11 +659,11 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
   worker = _Worker()
 
-  def score_and_write(drawn, at):
+  def score_and_write(drawn, at, out):
     results = evaluator.score(drawn)
-    return _write_records(eval_log, at, seeds, {
+    return _write_records(eval_log, at, seeds, _mask_seeds({
         k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
-        for k in results[0]} if multi else results[0])
+        for k in results[0]}, out) if multi else results[0])
 
   def plot(train_records):
     # eval.jsonl is read here: every earlier evaluation's record is written.
@@ -628,9 +688,14 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         arrays = step_lib.put_stream(source.refill(step // spc + 1), mesh)
       chunk = distributed.fetch(chunk)
       try:
-        check_finite_seeds(chunk, step, seeds,
-                           bool(distributed.fetch(params_finite((state.params,
-                                                                 state.model_state)))), spc)
+        finite = bool(distributed.fetch(params_finite((state.params, state.model_state))))
+        if freeze:
+          _freeze_failing(failing_seeds(chunk, step, seeds, spc), frozen, step + spc,
+                          seeds, workdir)
+          chunk = _mask_seeds(chunk, frozen)
+          check_finite({}, step, finite, spc)
+        else:
+          check_finite_seeds(chunk, step, seeds, finite, spc)
       except NonFiniteError as e:
         raise NonFiniteError(_nan_advice(e, ckpt, every["checkpoint_every"])) from None
       tick = clock.add("first_call" if step == start else "steps", tick)
@@ -638,8 +703,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
       for k, v in chunk.items():
         # Over the call's steps (diagnostics: its last step), per seed when several.
         window.setdefault(k, []).append(np.mean(np.asarray(v, np.float64), axis=0))
-      summary = {k: float(np.mean(np.asarray(chunk[k])[-1])) for k in ("d_real", "d_fake", "level")
-                 if k in chunk}
+      summary = {k: float(np.nanmean(np.asarray(chunk[k])[-1]))
+                 for k in ("d_real", "d_fake", "level") if k in chunk}
       log_now = step % every["log_every"] == 0 or step == end
       progress.update(step, summary, log=log_now)
       if log_now:
@@ -653,7 +718,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         # Samples drawn here (the state is donated to the next call); scored and
         # written on the worker while the next calls run.
         drawn = evaluator.draw_seeds(state, step)
-        scored = worker.submit(clock.timed, "evaluation", score_and_write, drawn, step)
+        scored = worker.submit(clock.timed, "evaluation", score_and_write, drawn, step,
+                               frozenset(frozen))
         tick = clock.add("evaluation", tick)
       if step % every["checkpoint_every"] == 0 or step == end:
         worker.drain()

@@ -80,6 +80,46 @@ def vmap_step(step_fn: Callable[..., Any]) -> Callable[..., Any]:
   return jax.vmap(step_fn, in_axes=(0, None, None), spmd_axis_name=step_lib.SEED_AXIS)
 
 
+# What a seed's step must leave finite to be kept (``freeze_nonfinite``): the
+# metrics every step computes anyway, and the new parameters and statistics.
+# ``level`` may be +inf (beta-GAN's last stage is the data: beta = inf).
+GUARDED_METRICS = ("d_loss", "g_loss")
+
+
+def freeze_nonfinite(step_fn: Callable[..., Any]) -> Callable[..., Any]:
+  """``step_fn`` that keeps its input state when the step is not finite.
+
+  For ``train.nonfinite_seeds = 'freeze'``, wrapped around one replica's step
+  before :func:`vmap_step`: a seed whose step makes a loss or a parameter NaN or
+  inf keeps its previous state, the last finite one. Its metrics still say
+  what happened, so the loop sees the divergence, reports it and leaves the
+  seed out of every later record, while the other seeds train on. The frozen
+  seed retries the same step from the same state and random stream every step,
+  so it stays frozen (a streamed buffer that changes under it could in
+  principle let it through; the loop keeps it out of the records regardless).
+  A step that is finite is returned unchanged, bit for bit.
+  """
+
+  def guarded(state, arrays, shard):
+    new, metrics = step_fn(state, arrays, shard)
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(metrics[k])) for k in GUARDED_METRICS
+                            if k in metrics]
+                           + [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(
+                               (new.params, new.model_state))
+                              if jnp.issubdtype(x.dtype, jnp.inexact)]))
+
+    def pick(a, b):
+      if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # typed keys: their data
+        return jax.random.wrap_key_data(
+            jnp.where(ok, jax.random.key_data(a), jax.random.key_data(b)),
+            impl=jax.random.key_impl(a))
+      return jnp.where(ok, a, b)
+
+    return jax.tree.map(pick, new, state), metrics
+
+  return guarded
+
+
 def take(tree: Any, index: int) -> Any:
   """Replica ``index`` of a stacked pytree."""
   return jax.tree.map(lambda x: x[index], tree)

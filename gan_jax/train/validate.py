@@ -45,10 +45,11 @@ SECTIONS = {
     "train": ("batch_size", "num_steps", "steps_per_call", "unroll", "step_metrics", "log_every",
               "eval_every", "checkpoint_every", "plot_every", "keep_checkpoints",
               "eval_samples", "best_metric", "best_mode", "num_devices", "progress", "figures",
-              "num_seeds", "seed_devices", "tensorboard"),
+              "num_seeds", "seed_devices", "tensorboard", "nonfinite_seeds"),
 }
 EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
 STEP_METRICS = ("every", "last")
+NONFINITE_SEEDS = ("stop", "freeze")
 
 # (field, minimum, inclusive maximum or None, integer?) of the numeric fields.
 _RANGES = (
@@ -151,6 +152,10 @@ def check_train(config) -> None:
     raise ConfigError(f"config.train.step_metrics must be one of "
                       f"{', '.join(STEP_METRICS)}, got {t.step_metrics!r}",
                       field="train.step_metrics")
+  if t.get("nonfinite_seeds", "stop") not in NONFINITE_SEEDS:
+    raise ConfigError(f"config.train.nonfinite_seeds must be one of "
+                      f"{', '.join(NONFINITE_SEEDS)}, got {t.nonfinite_seeds!r}",
+                      field="train.nonfinite_seeds")
   if t.get("best_mode", "min") not in ("min", "max"):
     raise ConfigError(f"config.train.best_mode must be 'min' or 'max', got {t.best_mode!r}",
                       field="train.best_mode")
