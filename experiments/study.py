@@ -885,14 +885,27 @@ def _train(ctx: ArmContext, stop_after: Optional[int], record: dict) -> loop.Run
   """Trains (or resumes) the arm up to ``stop_after`` (None: the end), timing it."""
   before = workdir_lib.latest_checkpoint_step(ctx.workdir) if os.path.isdir(ctx.workdir) else None
   t0 = time.time()
+
+  def account():
+    # The run's own account covers sittings that were killed (timings.jsonl
+    # keeps their time to their last checkpoint); this process's clock does not.
+    mine = record.get("train_seconds", 0.0) + (time.time() - t0)
+    record["train_seconds"] = max(mine, _timings_total(ctx.workdir))
+
   try:
     result = loop.train_and_evaluate(ctx.config, ctx.workdir, stop_after=stop_after)
   except loop.NonFiniteError:
-    record["train_seconds"] = record.get("train_seconds", 0.0) + (time.time() - t0)
+    account()
     raise
   if loop.state_step(result.state) != (before or 0):
-    record["train_seconds"] = record.get("train_seconds", 0.0) + (time.time() - t0)
+    account()
   return result
+
+
+def _timings_total(workdir: str) -> float:
+  """The wall time of every sitting of a run (``timings.jsonl``), in seconds."""
+  return float(sum(r.get("total", 0.0) for r in read_jsonl(os.path.join(workdir,
+                                                                         "timings.jsonl"))))
 
 
 def run_arm(ctx: ArmContext) -> dict[str, Any]:

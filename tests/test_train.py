@@ -247,6 +247,27 @@ class LoopTest(parameterized.TestCase):
                 "worker_evaluation", "outside_steps_share"):
       self.assertIn(key, result.timings)
 
+  def test_timings_keep_the_time_of_a_sitting_that_broke_off(self):
+    from unittest import mock  # pylint: disable=g-import-not-at-top
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    from tests.test_seeds import _poisoning  # pylint: disable=g-import-not-at-top
+    workdir = self.create_tempdir().full_path
+    path = os.path.join(workdir, "timings.jsonl")
+    with mock.patch.object(games, "make_game", _poisoning(games.make_game, from_step=5,
+                                                           always=True)):
+      with self.assertRaises(loop.NonFiniteError):
+        loop.train_and_evaluate(tiny_run_config(), workdir)
+    lines = [json.loads(line) for line in open(path, encoding="utf-8")]
+    self.assertLen(lines, 1)  # written at the checkpoint of step 4, before the NaN
+    self.assertEqual((lines[0]["from_step"], lines[0]["to_step"], lines[0]["partial"]),
+                     (0, 4, True))
+    self.assertGreater(lines[0]["total"], 0.0)
+    loop.train_and_evaluate(tiny_run_config(), workdir)  # resumes at 4, unpoisoned
+    again = [json.loads(line) for line in open(path, encoding="utf-8")]
+    self.assertEqual(again[0], lines[0])
+    self.assertEqual((again[1]["from_step"], again[1]["to_step"]), (4, 8))
+    self.assertNotIn("partial", again[1])
+
   def test_outputs_and_standalone_checkpoint_metrics(self):
     workdir = self.create_tempdir().full_path
     c = tiny_run_config()

@@ -576,6 +576,34 @@ class _Clock:
     return out
 
 
+class _Sitting:
+  """This sitting's line of ``timings.jsonl``, rewritten at every checkpoint.
+
+  One line per sitting (``from_step`` to ``to_step``). A sitting that is
+  killed keeps the line of its last checkpoint (``"partial": true``): its time
+  up to the step the next sitting resumes from, so the lines add up to the
+  wall time the run has cost. Earlier sittings' lines are kept as they are.
+  """
+
+  def __init__(self, path: str, start: int, num_seeds: int):
+    self.path, self.start, self.num_seeds = path, start, num_seeds
+    self.before: list[str] = []
+    if distributed.is_primary() and os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        self.before = [line for line in f if line.strip()]
+
+  def write(self, step: int, timings: dict[str, float], partial: bool = False) -> None:
+    if not distributed.is_primary():
+      return
+    line = json.dumps({"from_step": self.start, "to_step": step, "num_seeds": self.num_seeds,
+                       **({"partial": True} if partial else {}),
+                       **{k: round(v, 4) for k, v in timings.items()}}) + "\n"
+    tmp = self.path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.writelines(self.before + [line])
+    os.replace(tmp, self.path)
+
+
 class _Worker:
   """One thread for the host work between compiled calls: evaluation metrics
   and figures.
@@ -658,6 +686,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
                      steps_per_second=0.0)
   progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
   worker = _Worker()
+  sitting = _Sitting(os.path.join(workdir, "timings.jsonl"), start, len(seeds))
 
   def score_and_write(drawn, at, out):
     results = evaluator.score(drawn)
@@ -728,6 +757,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         tick = clock.add("waiting", tick)
         ckpt.save(step, state, eval_metrics if evaluated else None)
         tick = clock.add("checkpoints", tick)
+        if step < end:  # this sitting's time so far, kept if it is killed
+          sitting.write(step, clock.summary(), partial=True)
       if (t.get("figures", True) and distributed.is_primary()
           and (step % every["plot_every"] == 0 or step == end)):
         worker.submit(clock.timed, "figures", plot, train_log.read())
@@ -745,10 +776,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     if board is not None:
       board.close()
   timings = clock.summary()
-  if distributed.is_primary():
-    with open(os.path.join(workdir, "timings.jsonl"), "a", encoding="utf-8") as f:
-      f.write(json.dumps({"from_step": start, "to_step": step, "num_seeds": len(seeds),
-                          **{k: round(v, 4) for k, v in timings.items()}}) + "\n")
+  sitting.write(step, timings)
   return RunResult(state=state, game=game, source=source, final_metrics=eval_metrics,
                    steps_per_second=progress.rate(step) if step > start else 0.0,
                    timings=timings)
