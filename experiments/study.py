@@ -1120,7 +1120,9 @@ def _final_value(record: dict, keys: Sequence[str]) -> Optional[float]:
 def eval_rows(study: Study, arm: Arm, workdir: str, seeds: list[int], steps: int) -> list[dict]:
   """The table row of an arm scored by its final evaluation."""
   history = per_seed_records(os.path.join(workdir, "eval.jsonl"))
-  missing = [s for s in seeds if s not in history or history[s][-1]["step"] != steps]
+  # Up to ``steps`` (a diverged arm is read at an earlier step than its last).
+  history = {s: [r for r in h if int(r["step"]) <= steps] for s, h in history.items()}
+  missing = [s for s in seeds if not history.get(s) or history[s][-1]["step"] != steps]
   if missing:
     raise StudyError(f"arm {arm.label!r}: eval.jsonl in {workdir!r} has no evaluation at step "
                      f"{steps} for seed(s) {missing}")
@@ -1137,11 +1139,16 @@ def eval_rows(study: Study, arm: Arm, workdir: str, seeds: list[int], steps: int
 
 
 def last_common_evaluation(path: str, seeds: list[int]) -> int | None:
-  """The last step at which every seed was evaluated (None if there is none)."""
+  """The last step at which every seed was evaluated with values (None if none)."""
   if not os.path.exists(path):
     return None
   history = per_seed_records(path)
-  common = set.intersection(*[{int(r["step"]) for r in history.get(s, [])} for s in seeds])
+
+  def scored(r):  # a seed frozen at a NaN has records without values
+    return any(v is not None for k, v in r.items() if k not in ("step", "seed"))
+
+  common = set.intersection(*[{int(r["step"]) for r in history.get(s, []) if scored(r)}
+                              for s in seeds])
   return max(common) if common else None
 
 
