@@ -996,7 +996,11 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
     t0 = time.time()
     probe = probe or gradient_probe(result.game, s, int(ctx.config.train.batch_size))
     per_seed = []
+    frozen = loop.frozen_seeds(result.state, reached) if len(ctx.seeds) > 1 else []
     for i, seed in enumerate(ctx.seeds):
+      if i in frozen:  # stopped at a NaN before this step: nothing to probe
+        per_seed.append(None)
+        continue
       state = seeds_lib.take(result.state, i) if len(ctx.seeds) > 1 else result.state
       key = jax.random.fold_in(jax.random.key(1_000_004), seed)
       per_seed.append({f"{sigma:g}": probe(key, state, sigma) for sigma in s["sigmas"]})
@@ -1080,7 +1084,12 @@ def _score_thousand_modes(ctx: ArmContext, record: dict) -> dict:
   n = _scorer_settings(ctx)["num_samples"]
   sample = jax.jit(result.game.sample, static_argnums=2)
   per_seed = []
+  reached = loop.state_step(result.state)
+  frozen = loop.frozen_seeds(result.state, reached) if len(ctx.seeds) > 1 else []
   for i, seed in enumerate(ctx.seeds):
+    if i in frozen:  # stopped at a NaN: no final samples
+      per_seed.append({"frozen": True})
+      continue
     state = seeds_lib.take(result.state, i) if len(ctx.seeds) > 1 else result.state
     key = jax.random.fold_in(jax.random.key(1_000_003), seed)
     x = np.concatenate([np.asarray(sample(state, jax.random.fold_in(key, j), min(1000, n - j)))
@@ -1156,8 +1165,11 @@ def gradient_rows(study: Study, arm: Arm, record: dict) -> list[dict]:
   """One row per probe step and noise level: gradient norms at D's first and last record."""
   rows = []
   for at, per_seed in sorted(record["gradients"].items(), key=lambda kv: int(kv[0])):
-    for sigma in per_seed[0]:
-      curves = [seed[sigma] for seed in per_seed]
+    probed = [seed for seed in per_seed if seed is not None]  # None: a frozen seed
+    if not probed:
+      continue
+    for sigma in probed[0]:
+      curves = [seed[sigma] for seed in probed]
       cells = {}
       for name, key, index in (
           ("grad norm, log(1-D), D it. 0", "minimax_mean", 0),
@@ -1591,6 +1603,11 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
   per_seed = []
   for i, seed in enumerate(seeds):
     pair = [loop.load_checkpoint(f, seed_index=i)[:2] for f in folders]
+    if any(int(np.asarray(state.step)) < want for (_, state), want in zip(pair, steps)):
+      # A seed frozen at a NaN in either arm: its pair is not compared.
+      nan = [[float("nan")] * 2] * 2
+      per_seed.append({"seed": seed, "fp": nan, "fn": [float("nan")] * 2, "frozen": True})
+      continue
     out = probes.cross_test(jax.random.fold_in(key, 2 + seed), pair, test, num_samples=n)
     per_seed.append({"seed": seed, "fp": np.asarray(out["fp"]).tolist(),
                      "fn": np.asarray(out["fn"]).tolist()})

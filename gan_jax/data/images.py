@@ -951,7 +951,8 @@ def make_image_source(name: str, **options: Any) -> source_lib.DataSource:
   # jax's processes.
   part = ((jax.process_index(), jax.process_count())
           if process_count is None and process_index is None
-          else (process_index, jax.process_count() if process_count is None else process_count))
+          else (jax.process_index() if process_index is None else process_index,
+                jax.process_count() if process_count is None else process_count))
   if process_count is None and process_index is None:
     # The trainer's default: every process holds the whole split and the
     # compiled step draws the global batch from it, each device computing its

@@ -5,9 +5,9 @@ A data set that does not fit on the device (LSUN bedroom: 3 million images,
 uniform batches from ``source.arrays`` as for any image set. For a streaming
 source those arrays are a buffer of ``buffer_size`` examples, and the training
 loop replaces them before every call with the next part of a shuffled pass
-over this host's examples (``DataSource.refill``). The buffer is an argument
-of the step like the in-memory arrays, so the compiled program is the same on
-every host and only its input differs.
+over the examples (``DataSource.refill``). The buffer is an argument of the
+step like the in-memory arrays, so the compiled program is the same for every
+call and only its input differs.
 
 Order: the examples are read in a fresh random permutation per epoch,
 ``numpy.random.default_rng([seed, epoch])``, and the buffer of call ``c``
@@ -21,7 +21,9 @@ number of processes. Process ``p`` of ``P`` reads only rows ``[p S / P,
 the devices (``distributed.join_rows``), so every device holds the whole buffer
 and the step draws from it exactly as one process would. Each process needs
 random access to every example (an in-memory array, or a TFDS data source's
-random-access records), but reads only its share of each buffer.
+random-access records), and reads only its share of each buffer, except the
+first: every process reads the whole buffer of call 0 once, at set-up, to give
+the step its shapes (``stream_source``).
 
 Coverage: every example enters a buffer once per epoch, but the step draws
 its batches from the buffer *with replacement*, as for in-memory sets. If a
@@ -56,7 +58,7 @@ class StreamBuffer:
   """The buffer of each call, read from ``num_examples`` indexable examples.
 
   Args:
-    read: ``read(indices)`` returns the examples at these local indices
+    read: ``read(indices)`` returns the examples at these indices
       (``0 <= i < num_examples``) as ``(images, labels or None)``; it must be
       safe to call from several threads.
     num_examples: examples streamed (all processes').
@@ -106,7 +108,7 @@ class StreamBuffer:
                                                          thread_name_prefix="stream-read")
 
   def permutation(self, epoch: int) -> np.ndarray:
-    """The order this host reads its examples in during ``epoch``."""
+    """The order the examples are read in during ``epoch``."""
     with self._lock:
       order = self._orders.get(epoch)
     if order is None:

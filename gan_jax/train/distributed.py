@@ -115,7 +115,15 @@ def join_rows(tree: Any, sharding) -> Any:
   # order of the devices in each mesh; a jitted identity would refuse two orders.
   devices = list(np.asarray(sharding.mesh.devices).flat)
   procs = sorted({d.process_index for d in devices})
-  grid = np.array([[d for d in devices if d.process_index == p] for p in procs])
+  rows = [[d for d in devices if d.process_index == p] for p in procs]
+  if procs != list(range(jax.process_count())) or len({len(r) for r in rows}) != 1:
+    raise ValueError(
+        "a streamed buffer is read in one part per process, so the mesh must hold the same "
+        f"number of devices of each of the {jax.process_count()} processes; it holds "
+        + ", ".join(f"{len(r)} of process {p}" for p, r in zip(procs, rows))
+        + " (set train.num_devices to 0, all devices, or keep the split in memory with "
+        "data.stream_buffer=0)")
+  grid = np.array(rows)
   by_process = jax.sharding.NamedSharding(jax.sharding.Mesh(grid, ("process", "local")),
                                           jax.sharding.PartitionSpec("process"))
 

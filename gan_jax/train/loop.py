@@ -254,11 +254,15 @@ def failing_seeds(metrics: dict[str, np.ndarray], first_step: int, seeds,
   return out
 
 
-def frozen_seeds(workdir: str, step: int) -> dict[int, str]:
-  """The seeds a resumed ``nonfinite_seeds='freeze'`` run holds frozen at ``step``:
-  those ``history.jsonl`` records as frozen by then (a later freeze recurs)."""
-  return {int(r["index"]): r["message"] for r in workdir_lib.read_history(workdir)
-          if r.get("event") == "seed_frozen" and int(r["at_step"]) <= step}
+def frozen_seeds(state, step: int) -> list[int]:
+  """Indices of the seeds a stacked state holds frozen at the run's ``step``.
+
+  ``seeds.freeze_nonfinite`` keeps a failing seed's whole state, its iteration
+  count included, so a seed is frozen exactly when its count is behind the
+  run's: the state says so (the same on every process, and on a resume).
+  """
+  counts = np.asarray(distributed.fetch(state.step)).reshape(-1)
+  return [i for i, c in enumerate(counts) if c < step]
 
 
 def _mask_seeds(values: dict[str, np.ndarray], frozen) -> dict[str, np.ndarray]:
@@ -450,26 +454,34 @@ def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None
   return summary
 
 
-def _freeze_failing(failing: dict[int, str], frozen: dict[int, str], at: int, seeds,
-                    workdir: str) -> None:
-  """Adds the seeds newly failing in a call (ending at step ``at``) to
-  ``frozen``, says so and records it; raises when no seed is left."""
-  recorded = {(r["index"], r["at_step"]) for r in workdir_lib.read_history(workdir)
-              if r.get("event") == "seed_frozen"} if distributed.is_primary() else set()
-  for i, message in sorted(failing.items()):
-    if i in frozen:
-      continue
+def _recorded_freezes(workdir: str) -> set[tuple[int, int]]:
+  return {(int(r["index"]), int(r["at_step"])) for r in workdir_lib.read_history(workdir)
+          if r.get("event") == "seed_frozen"}
+
+
+def _freeze(newly: list[int], frozen: dict[int, str], chunk, first_step: int, steps: int,
+            seeds, workdir: str) -> None:
+  """Adds the seeds frozen during a call (steps ``first_step + 1 ..
+  first_step + steps``) to ``frozen``, says so and records it in
+  ``history.jsonl``; raises when no seed is left."""
+  failing = failing_seeds(chunk, first_step, seeds, steps)
+  for i in newly:
+    # The metrics name the quantity; a step refused for its parameters alone
+    # (finite losses) may show none.
+    message = failing.get(i, f"seed {seeds[i]}: non-finite parameters or statistics during "
+                             f"steps {first_step + 1}-{first_step + steps}")
     frozen[i] = message
-    if distributed.is_primary():
+    left = len(seeds) - len(frozen)
+    if distributed.is_primary() and left:
       print(f"{message.rstrip('.')}; that seed is frozen at its last finite state and left "
-            f"out of later records, the other {len(seeds) - len(frozen)} train on "
+            f"out of later records, the other {left} train on "
             "(train.nonfinite_seeds='freeze')", file=sys.stderr, flush=True)
-      if (i, at) not in recorded:  # a resumed run meets the same freeze again
-        workdir_lib.append_history(workdir, "seed_frozen", index=i, seed=seeds[i],
-                                   at_step=at, message=message)
+    if distributed.is_primary() and (i, first_step + steps) not in _recorded_freezes(workdir):
+      # (A resume from before a freeze meets it again: recorded once.)
+      workdir_lib.append_history(workdir, "seed_frozen", index=i, seed=seeds[i],
+                                 at_step=first_step + steps, message=message)
   if len(frozen) == len(seeds):
-    raise NonFiniteError(f"every seed became non-finite (last: {failing[max(failing)]})"
-                         if failing else "every seed became non-finite")
+    raise NonFiniteError(f"every seed became non-finite, the last {frozen[newly[-1]]}")
 
 
 def _nan_advice(error: NonFiniteError, ckpt: "Checkpoints", every: int) -> str:
@@ -666,7 +678,12 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   # 'freeze': a seed whose step is not finite keeps its last finite state
   # (seeds.freeze_nonfinite) and leaves the records; the others train on.
   freeze = multi and t.get("nonfinite_seeds", "stop") == "freeze"
-  frozen = frozen_seeds(workdir, start) if freeze else {}
+  frozen: dict[int, str] = {}  # index -> what froze it
+  if freeze and start:
+    said = {int(r["index"]): r["message"] for r in workdir_lib.read_history(workdir)
+            if r.get("event") == "seed_frozen"} if distributed.is_primary() else {}
+    frozen = {i: said.get(i, f"seed {seeds[i]}: frozen before step {start}")
+              for i in frozen_seeds(state, start)}
   step_fn = seeds_lib.freeze_nonfinite(game.step) if freeze else game.step
   run = step_lib.compile_steps(seeds_lib.vmap_step(step_fn) if multi else step_fn, mesh,
                                steps_per_call=spc,
@@ -692,7 +709,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     results = evaluator.score(drawn)
     return _write_records(eval_log, at, seeds, _mask_seeds({
         k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
-        for k in results[0]}, out) if multi else results[0])
+        for k in results[0]}, out) if multi else results[0],
+                          {"num_frozen": len(out)} if out else None)
 
   def plot(train_records):
     # eval.jsonl is read here: every earlier evaluation's record is written.
@@ -719,8 +737,9 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
       try:
         finite = bool(distributed.fetch(params_finite((state.params, state.model_state))))
         if freeze:
-          _freeze_failing(failing_seeds(chunk, step, seeds, spc), frozen, step + spc,
-                          seeds, workdir)
+          newly = [i for i in frozen_seeds(state, step + spc) if i not in frozen]
+          if newly:
+            _freeze(newly, frozen, chunk, step, spc, seeds, workdir)
           chunk = _mask_seeds(chunk, frozen)
           check_finite({}, step, finite, spc)
         else:
@@ -739,7 +758,9 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
       if log_now:
         per_seed = {k: np.mean(np.stack(v), axis=0) for k, v in window.items()}
         _write_records(train_log, step, seeds, per_seed,
-                       {"steps_per_sec": progress.rate(step)})
+                       {"steps_per_sec": progress.rate(step),
+                        # the mean and SE are over the others
+                        **({"num_frozen": len(frozen)} if frozen else {})})
         window = {}
       tick = clock.add("logging", tick)
       evaluated = step % every["eval_every"] == 0 or step == end

@@ -92,12 +92,15 @@ def freeze_nonfinite(step_fn: Callable[..., Any]) -> Callable[..., Any]:
   For ``train.nonfinite_seeds = 'freeze'``, wrapped around one replica's step
   before :func:`vmap_step`: a seed whose step makes a loss or a parameter NaN or
   inf keeps its previous state, the last finite one. Its metrics still say
-  what happened, so the loop sees the divergence, reports it and leaves the
-  seed out of every later record, while the other seeds train on. The frozen
-  seed retries the same step from the same state and random stream every step,
-  so it stays frozen (a streamed buffer that changes under it could in
-  principle let it through; the loop keeps it out of the records regardless).
-  A step that is finite is returned unchanged, bit for bit.
+  what happened where a loss is the culprit. The loop tells a frozen seed by
+  its iteration count, which stays behind the run's (the state is kept whole),
+  reports it and leaves the seed out of every later record, while the other
+  seeds train on. The frozen seed retries the same step from the same state and
+  random stream every step, so it stays frozen (a streamed buffer that changes
+  under it could in principle let it through; the loop keeps it out of the
+  records regardless). A finite step's state is the wrapped step's, unchanged;
+  the select may still let XLA fuse the program differently from the unguarded
+  one, so values may differ from a ``'stop'`` run in the last bits.
   """
 
   def guarded(state, arrays, shard):
