@@ -172,8 +172,19 @@ class FrozenSeedsTest(parameterized.TestCase):
     ref = os.path.join(tmp, "ref")  # the same seeds, nothing poisoned
     clean = loop.train_and_evaluate(freeze_config(), ref)
     poison = _poisoning(games.make_game, from_step=3)
-    with mock.patch.object(games, "make_game", poison):
-      run = loop.train_and_evaluate(freeze_config(), os.path.join(tmp, "run"))
+    from gan_jax import plotting  # pylint: disable=g-import-not-at-top
+    labels = []
+    original = plotting.seed_samples_figure
+
+    def spy(samples, *args, **kwargs):
+      labels[:] = [label for label, _ in samples]
+      return original(samples, *args, **kwargs)
+
+    with_figures = freeze_config()
+    with_figures.train.figures = True
+    with mock.patch.object(games, "make_game", poison), \
+        mock.patch.object(plotting, "seed_samples_figure", spy):
+      run = loop.train_and_evaluate(with_figures, os.path.join(tmp, "run"))
       part = os.path.join(tmp, "part")
       loop.train_and_evaluate(freeze_config(), part, stop_after=5)
       resumed = loop.train_and_evaluate(freeze_config(), part)
@@ -201,6 +212,9 @@ class FrozenSeedsTest(parameterized.TestCase):
         self.assertEqual(int(steps[i]), 8)
         assert_trees_close(self, mine.params, seeds_lib.take(clean.state, i).params,
                            rtol=0, atol=0)
+    # The per-seed sample figure marks the frozen seeds.
+    self.assertEqual(labels, [f"{3 + i} (frozen at a NaN)" if i in frozen else 3 + i
+                              for i in range(4)])
     # A frozen seed leaves the records from its freeze on; the mean is the others'.
     for name, key in (("metrics.jsonl", "d_loss"), ("eval.jsonl", "energy_distance")):
       last = [r for r in records(os.path.join(tmp, "run"), name) if r["step"] == 8]

@@ -318,11 +318,16 @@ class Evaluator:
             steps, per_seed, seeds=seeds, keys=keys,
             boundaries=[b for b in boundaries if b <= last] if boundaries else None,
             title=f"{self.source.name}: {what} of {len(seeds)} seeds"), name)
+    # A seed frozen at a NaN (train.nonfinite_seeds='freeze') has records
+    # without values; its samples are of its last finite state.
+    final = {r["seed"]: r for r in eval_records if r.get("seed") in seeds}
+    frozen = {s for s, r in final.items()
+              if not any(v is not None for k, v in r.items() if k not in ("step", "seed"))}
     last = []
     for i, seed in enumerate(seeds):
       snaps = self._replica(i, seed)._snapshots()
       if snaps:
-        last.append((seed, snaps[-1][1]))
+        last.append((f"{seed} (frozen at a NaN)" if seed in frozen else seed, snaps[-1][1]))
     if len(last) == len(seeds):
       save(plotting.seed_samples_figure(
           last, self.reference, centers=getattr(self.dist, "centers", None),
