@@ -116,17 +116,23 @@ class TwoProcessTest(absltest.TestCase):
     assert_close(params_at(one, 4), params_at(ref, 4), **TOL)
     self.assertEqual([r["step"] for r in records(one, "eval.jsonl")], [1, 2, 3, 4])
 
-  def _image_game(self, tmp, *extra):
+  def _image_game(self, tmp, *extra, cross_over=False):
     npz = write_npz(os.path.join(tmp, "digits.npz"), (28, 28))
     image = ["--config=configs/dcgan_mnist.py", f"--config.data.npz_path={npz}",
              "--config.model.generator.base_features=8",
              "--config.model.discriminator.base_features=8", "--config.train.batch_size=8",
              "--config.train.steps_per_call=1", "--config.train.eval_samples=16",
              "--config.train.progress=false", "--config.train.figures=false", *extra]
-    run_single(image, os.path.join(tmp, "one"), 2)
-    run_two(image, os.path.join(tmp, "two"), 2)
-    assert_close(params_at(os.path.join(tmp, "two"), 2), params_at(os.path.join(tmp, "one"), 2),
-                 **TOL)
+    one, two = os.path.join(tmp, "one"), os.path.join(tmp, "two")
+    run_single(image, one, 2)
+    run_two(image, two, 2)
+    assert_close(params_at(two, 2), params_at(one, 2), **TOL)
+    if cross_over:
+      # The two processes' checkpoint goes on in one process, reading the
+      # buffers of calls 2 and 3 as the single run does.
+      run_single(image, one, 4)
+      run_single(image, two, 4)
+      assert_close(params_at(two, 4), params_at(one, 4), **TOL)
 
   def test_image_game_equals_one_process(self):
     self._image_game(self.create_tempdir().full_path)
@@ -134,8 +140,9 @@ class TwoProcessTest(absltest.TestCase):
   def test_streamed_image_game_equals_one_process(self):
     # Each process reads half of every 16-example buffer, refilled for each of
     # the two calls; joined on the devices they are the single process's buffer.
+    # Then the two processes' checkpoint resumes in one.
     self._image_game(self.create_tempdir().full_path, "--config.data.stream_buffer=16",
-                     "--config.data.stream_seed=3")
+                     "--config.data.stream_seed=3", cross_over=True)
 
 
 if __name__ == "__main__":
