@@ -119,6 +119,9 @@ def define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Folder of the study: table, figures, one run per arm.")
   flags.DEFINE_bool("quick", False, "Smoke-test setting: tiny models, a few dozen steps, 2 "
                     "seeds; runs in seconds per arm, its numbers mean nothing.")
+  flags.DEFINE_bool("status", False, "Only say how far the study in --workdir is, arm by "
+                    "arm (steps reached, diverged or frozen seeds, wall time so far); "
+                    "reads its folder and changes nothing.")
   flags.DEFINE_integer("num_seeds", None, "Seeds per arm, trained in one program (default 5; "
                        "--quick: 2).")
   flags.DEFINE_integer("steps", None, "Training iterations of every arm (default: the "
@@ -1689,9 +1692,69 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
   return table
 
 
+def study_status(workdir: str) -> dict[str, Any]:
+  """How far the study in ``workdir`` is, read from its folder (nothing is written).
+
+  Returns ``{'study', 'command', 'arms': [{'arm', 'state', 'step', 'steps',
+  'frozen_seeds', 'seconds'}]}``; ``state`` is ``done``, ``diverged``,
+  ``partial`` (stopped or running: it resumes from ``step``) or ``not started``.
+
+  Raises:
+    StudyError: no study in ``workdir``.
+  """
+  saved = _read_json(os.path.join(workdir, SETTINGS_FILE))
+  if saved is None:
+    raise StudyError(f"no study in {workdir!r} (no {SETTINGS_FILE})")
+  settings = saved["settings"]
+  study = STUDIES.get(settings["study"])
+  if study is None:
+    raise StudyError(f"{workdir!r} holds study {settings['study']!r}, which this version does "
+                     f"not know; known: {', '.join(STUDIES)}")
+  budget = settings["steps"] if settings["steps"] is not None else (
+      study.quick_steps if settings["quick"] else study.steps)
+  rows = []
+  for arm in study.arms_to_run(settings["quick"], settings.get("arms")):
+    folder = os.path.join(workdir, arm.label)
+    record = _read_json(os.path.join(folder, ARM_FILE), {})
+    step = workdir_lib.latest_checkpoint_step(folder) if os.path.isdir(folder) else None
+    if record.get("diverged"):
+      state = "diverged"
+    elif record.get("finished"):
+      state = "done"
+    elif step is None:
+      state = "not started"
+    else:
+      state = "partial"
+    seconds = max(record.get("train_seconds", 0.0), _timings_total(folder)) + record.get(
+        "probe_seconds", 0.0) + record.get("scoring_seconds", 0.0)
+    rows.append({"arm": arm.label, "state": state, "step": step or 0, "steps": budget,
+                 "frozen_seeds": frozen_seeds(folder) if os.path.isdir(folder) else [],
+                 "seconds": round(seconds, 1)})
+  return {"study": settings["study"], "command": saved.get("command", ""), "arms": rows}
+
+
+def render_status(status: Mapping[str, Any]) -> str:
+  lines = [f"Study `{status['study']}`; resume with: `{status['command']}`", "",
+           "| arm | state | checkpoint step | of | frozen seeds | wall time so far |",
+           "|---|---|---|---|---|---|"]
+  for r in status["arms"]:
+    lines.append(f"| {r['arm']} | {r['state']} | {r['step']} | {r['steps']} | "
+                 f"{len(r['frozen_seeds'])} | {r['seconds'] / 60:.1f} min |")
+  return "\n".join(lines)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.status:
+    if not FLAGS.workdir:
+      raise app.UsageError("--status needs --workdir (the study's folder)")
+    try:
+      print(render_status(study_status(FLAGS.workdir)))
+    except errors.UserError as e:
+      print("error: " + " ".join(str(e).split()), file=sys.stderr, flush=True)
+      sys.exit(2)
+    return
   if not FLAGS.study or not FLAGS.workdir:
     raise app.UsageError(f"--study and --workdir are required; studies: {', '.join(STUDIES)}")
   logging.set_verbosity(logging.WARNING)

@@ -334,6 +334,27 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertIn("Seeds frozen at a NaN or inf", text)
     self.assertIn(frozen[0], text)
 
+  def test_status_reads_the_folder_and_changes_nothing(self):
+    workdir, table = quick_run("che")
+    before = snapshot(workdir)
+    status = study_lib.study_status(workdir)
+    self.assertEqual(status["study"], "che")
+    self.assertEqual([r["arm"] for r in status["arms"]], [r["arm"] for r in table["rows"]])
+    for r in status["arms"]:
+      self.assertEqual((r["state"], r["step"], r["steps"]), ("done", 40, 40))
+      self.assertGreater(r["seconds"], 0.0)
+    self.assertIn("| gan | done | 40 | 40 | 0 |", study_lib.render_status(status))
+    self.assertEqual(snapshot(workdir), before)
+    # An arm interrupted (no record yet) is partial at its checkpoint.
+    copy = os.path.join(self.create_tempdir().full_path, "copy")
+    shutil.copytree(workdir, copy)
+    os.remove(os.path.join(copy, "gan", study_lib.ARM_FILE))
+    shutil.rmtree(os.path.join(copy, "reg_gan"))
+    states = {r["arm"]: (r["state"], r["step"]) for r in study_lib.study_status(copy)["arms"]}
+    self.assertEqual(states, {"gan": ("partial", 40), "reg_gan": ("not started", 0)})
+    with self.assertRaisesRegex(study_lib.StudyError, "no study in"):
+      study_lib.study_status(self.create_tempdir().full_path)
+
   def test_a_part_of_the_arms(self):
     workdir = os.path.join(_TMP, "che_part")
     table = study_lib.run_study("che", workdir, quick=True, num_seeds=SEEDS, arms=["reg_gan"],
