@@ -9,7 +9,9 @@ notebooks and tests call. It reads in sections:
 2. build data, game and device mesh; initialise or restore the state;
 3. run compiled chunks of ``train.steps_per_call`` iterations; after each chunk
    check every metric is finite (else stop, naming step and quantity, keeping
-   the last good checkpoint), log, evaluate, checkpoint and plot on schedule;
+   the last good checkpoint; with several seeds and
+   ``train.nonfinite_seeds='freeze'``, only the failing seed stops, frozen at
+   its last finite state), log, evaluate, checkpoint and plot on schedule;
 4. save the final checkpoint, metrics and figures.
 """
 
