@@ -1449,6 +1449,9 @@ def write_figures(study: Study, workdir: str, table: Mapping[str, Any]) -> list[
   if table.get("data"):
     quick += f"; images: {_data_text(table)}"
   seeds = table["settings"]["num_seeds"]
+  if any(r.get("frozen_seeds") for r in table["rows"]):
+    # Curves after a seed's freeze are over the seeds still training.
+    seeds = f"{seeds} (frozen seeds left out)"
   arms = study.arms_to_run(fast, table["settings"].get("arms"))
 
   def save(fig, name):
@@ -1553,6 +1556,9 @@ def _gradient_figures(arms, study, workdir, table, save, quick, fast):
       continue
     fig, axes = _figure(len(probed), 2, panel=(4.4, 3.0), fast=fast)
     for (at, per_seed), row in zip(probed, axes):
+      per_seed = [p for p in per_seed if p is not None]  # None: a seed frozen at a NaN
+      if not per_seed:
+        continue
       for panel, (key, title) in zip(row, (("minimax_mean", "log(1 - D)"),
                                            ("non_saturating_mean", "-log D"))):
         for i, sigma in enumerate(per_seed[0]):
@@ -1572,7 +1578,10 @@ def _gradient_figures(arms, study, workdir, table, save, quick, fast):
         if panel.get_legend_handles_labels()[0]:
           panel.legend(fontsize=7)
     fig.suptitle(f"{study.name} / {arm.label}: mean ± SE over "
-                 f"{table['settings']['num_seeds']} seeds{quick}", fontsize=10)
+                 f"{table['settings']['num_seeds']} seeds{quick}"
+                 + (" (frozen seeds left out)" if record.get("gradients") and any(
+                     p is None for ps in record["gradients"].values() for p in ps) else ""),
+                 fontsize=10)
     save(fig, f"gradients_{arm.label}.png")
 
 

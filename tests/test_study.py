@@ -334,6 +334,23 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertIn("Seeds frozen at a NaN or inf", text)
     self.assertIn(frozen[0], text)
 
+  def test_gradient_probe_skips_a_frozen_seed(self):
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    from tests.test_seeds import _poisoning  # pylint: disable=g-import-not-at-top
+    workdir = os.path.join(self.create_tempdir().full_path, "study")
+    with mock.patch.object(games, "make_game", _poisoning(games.make_game, from_step=2)):
+      table = study_lib.run_study("arjovsky", workdir, quick=True, num_seeds=4,
+                                  log=lambda m: None)
+    row = table["rows"][0]
+    frozen = len(row["frozen_seeds"])
+    self.assertTrue(0 < frozen < 4, row["frozen_seeds"])
+    record = json.load(open(os.path.join(workdir, "mnist_dcgan", study_lib.ARM_FILE)))
+    for per_seed in record["gradients"].values():
+      self.assertEqual(sum(p is None for p in per_seed), frozen)  # frozen before step 4
+    for r in table["rows"]:
+      self.assertTrue(all(c["n"] == 4 - frozen for c in r["cells"].values()), r["cells"])
+    self.assertTrue(os.path.isfile(os.path.join(workdir, "figures", "gradients_mnist_dcgan.png")))
+
   def test_status_reads_the_folder_and_changes_nothing(self):
     workdir, table = quick_run("che")
     before = snapshot(workdir)
