@@ -952,13 +952,19 @@ def _refreeze(record: dict, config) -> bool:
 
 
 def frozen_seeds(workdir: str) -> list[str]:
-  """The messages of the arm's seeds frozen at a NaN (``history.jsonl``)."""
+  """The messages of the arm's seeds frozen at a NaN, one per seed."""
   seen, out = set(), []
-  for r in workdir_lib.read_history(workdir):
-    if r.get("event") == "seed_frozen" and r["index"] not in seen:
+  for r in loop.seed_freezes(workdir):
+    if r["index"] not in seen:
       seen.add(r["index"])
       out.append(" ".join(str(r["message"]).split()))
   return out
+
+
+def _wall_seconds(record: dict, folder: str) -> float:
+  """An arm's wall time: training (every sitting, ``timings.jsonl``), probes, scoring."""
+  return (max(record.get("train_seconds", 0.0), _timings_total(folder))
+          + record.get("probe_seconds", 0.0) + record.get("scoring_seconds", 0.0))
 
 
 def _score_eval(ctx: ArmContext, record: dict) -> dict:
@@ -1155,12 +1161,8 @@ def last_common_evaluation(path: str, seeds: list[int]) -> int | None:
   if not os.path.exists(path):
     return None
   history = per_seed_records(path)
-
-  def scored(r):  # a seed frozen at a NaN has records without values
-    return any(v is not None for k, v in r.items() if k not in ("step", "seed"))
-
-  common = set.intersection(*[{int(r["step"]) for r in history.get(s, []) if scored(r)}
-                              for s in seeds])
+  common = set.intersection(*[{int(r["step"]) for r in history.get(s, [])
+                               if seeds_lib.has_values(r)} for s in seeds])
   return max(common) if common else None
 
 
@@ -1230,8 +1232,7 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
       arm_rows = gradient_rows(study, arm, record)
     else:
       arm_rows = score_rows(study, arm, record)
-    wall = record.get("train_seconds", 0.0) + record.get("probe_seconds", 0.0) + record.get(
-        "scoring_seconds", 0.0)
+    wall = _wall_seconds(record, arm_dir)
     frozen = frozen_seeds(arm_dir) if os.path.isdir(arm_dir) else []
     for row in arm_rows:
       row["diverged"] = record.get("diverged")
@@ -1734,11 +1735,9 @@ def study_status(workdir: str) -> dict[str, Any]:
       state = "not started"
     else:
       state = "partial"
-    seconds = max(record.get("train_seconds", 0.0), _timings_total(folder)) + record.get(
-        "probe_seconds", 0.0) + record.get("scoring_seconds", 0.0)
     rows.append({"arm": arm.label, "state": state, "step": step or 0, "steps": budget,
                  "frozen_seeds": frozen_seeds(folder) if os.path.isdir(folder) else [],
-                 "seconds": round(seconds, 1)})
+                 "seconds": round(_wall_seconds(record, folder), 1)})
   return {"study": settings["study"], "command": saved.get("command", ""), "arms": rows}
 
 

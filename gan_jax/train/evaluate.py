@@ -321,8 +321,7 @@ class Evaluator:
     # A seed frozen at a NaN (train.nonfinite_seeds='freeze') has records
     # without values; its samples are of its last finite state.
     final = {r["seed"]: r for r in eval_records if r.get("seed") in seeds}
-    frozen = {s for s, r in final.items()
-              if not any(v is not None for k, v in r.items() if k not in ("step", "seed"))}
+    frozen = {s for s, r in final.items() if not seeds_lib.has_values(r)}
     last = []
     for i, seed in enumerate(seeds):
       snaps = self._replica(i, seed)._snapshots()

@@ -234,12 +234,9 @@ def check_finite_seeds(metrics: dict[str, np.ndarray], first_step: int, seeds,
   """``check_finite`` for metrics with a trailing seed axis; names the seed."""
   if len(seeds) == 1:
     return check_finite(metrics, first_step, params_finite, steps)
-  for i, seed in enumerate(seeds):
-    try:
-      check_finite({k: np.asarray(v)[..., i] for k, v in metrics.items()}, first_step,
-                   True, steps)
-    except NonFiniteError as e:
-      raise NonFiniteError(f"seed {seed}: {e}") from None
+  failing = failing_seeds(metrics, first_step, seeds, steps)
+  if failing:
+    raise NonFiniteError(failing[min(failing)])
   check_finite({}, first_step, params_finite, steps)
 
 
@@ -456,9 +453,10 @@ def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None
   return summary
 
 
-def _recorded_freezes(workdir: str) -> set[tuple[int, int]]:
-  return {(int(r["index"]), int(r["at_step"])) for r in workdir_lib.read_history(workdir)
-          if r.get("event") == "seed_frozen"}
+def seed_freezes(workdir: str) -> list[dict]:
+  """The ``seed_frozen`` records of a run's ``history.jsonl``: ``index``,
+  ``seed``, ``at_step`` (the end of the call that froze it) and ``message``."""
+  return [r for r in workdir_lib.read_history(workdir) if r.get("event") == "seed_frozen"]
 
 
 def _freeze(newly: list[int], frozen: dict[int, str], chunk, first_step: int, steps: int,
@@ -467,6 +465,9 @@ def _freeze(newly: list[int], frozen: dict[int, str], chunk, first_step: int, st
   first_step + steps``) to ``frozen``, says so and records it in
   ``history.jsonl``; raises when no seed is left."""
   failing = failing_seeds(chunk, first_step, seeds, steps)
+  # (A resume from before a freeze meets it again: recorded once.)
+  recorded = ({(int(r["index"]), int(r["at_step"])) for r in seed_freezes(workdir)}
+              if distributed.is_primary() else set())
   for i in newly:
     # The metrics name the quantity; a step refused for its parameters alone
     # (finite losses) may show none.
@@ -478,8 +479,7 @@ def _freeze(newly: list[int], frozen: dict[int, str], chunk, first_step: int, st
       print(f"{message.rstrip('.')}; that seed is frozen at its last finite state and left "
             f"out of later records, the other {left} train on "
             "(train.nonfinite_seeds='freeze')", file=sys.stderr, flush=True)
-    if distributed.is_primary() and (i, first_step + steps) not in _recorded_freezes(workdir):
-      # (A resume from before a freeze meets it again: recorded once.)
+    if distributed.is_primary() and (i, first_step + steps) not in recorded:
       workdir_lib.append_history(workdir, "seed_frozen", index=i, seed=seeds[i],
                                  at_step=first_step + steps, message=message)
   if len(frozen) == len(seeds):
@@ -682,8 +682,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   freeze = multi and t.get("nonfinite_seeds", "stop") == "freeze"
   frozen: dict[int, str] = {}  # index -> what froze it
   if freeze and start:
-    said = {int(r["index"]): r["message"] for r in workdir_lib.read_history(workdir)
-            if r.get("event") == "seed_frozen"} if distributed.is_primary() else {}
+    said = ({int(r["index"]): r["message"] for r in seed_freezes(workdir)}
+            if distributed.is_primary() else {})
     frozen = {i: said.get(i, f"seed {seeds[i]}: frozen before step {start}")
               for i in frozen_seeds(state, start)}
   step_fn = seeds_lib.freeze_nonfinite(game.step) if freeze else game.step

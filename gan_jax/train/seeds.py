@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import games
+from gan_jax.games.state import all_finite
 from gan_jax.train import step as step_lib
 
 
@@ -105,11 +106,8 @@ def freeze_nonfinite(step_fn: Callable[..., Any]) -> Callable[..., Any]:
 
   def guarded(state, arrays, shard):
     new, metrics = step_fn(state, arrays, shard)
-    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(metrics[k])) for k in GUARDED_METRICS
-                            if k in metrics]
-                           + [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(
-                               (new.params, new.model_state))
-                              if jnp.issubdtype(x.dtype, jnp.inexact)]))
+    ok = all_finite(({k: metrics[k] for k in GUARDED_METRICS if k in metrics},
+                     new.params, new.model_state))
 
     def pick(a, b):
       if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # typed keys: their data
@@ -121,6 +119,12 @@ def freeze_nonfinite(step_fn: Callable[..., Any]) -> Callable[..., Any]:
     return jax.tree.map(pick, new, state), metrics
 
   return guarded
+
+
+def has_values(record: dict) -> bool:
+  """Whether a per-seed record holds any value: a seed frozen at a NaN
+  (``train.nonfinite_seeds='freeze'``) is recorded with none."""
+  return any(v is not None for k, v in record.items() if k not in ("step", "seed"))
 
 
 def take(tree: Any, index: int) -> Any:

@@ -184,8 +184,8 @@ def _check_schedule(spec: Any, field: str, num_steps: int, *, allow_inf: bool = 
         field=field)
 
 
-def _check_name(field: str, name: Any, valid: tuple[str, ...], what: str) -> None:
-  if name is not None and name not in valid:
+def _check_name(field: str, name: Any, valid, what: str) -> None:
+  if name not in valid:
     raise ConfigError(f"config.{field}: unknown {what} {name!r}"
                       f"{did_you_mean(str(name), valid)}; valid: {', '.join(valid)}",
                       field=field)
@@ -207,27 +207,22 @@ def check_game_fields(config) -> None:
   # machine): a level or weight means something only for a known component.
   _check_name("game.name", _get(config, "game.name"), tuple(sorted(games.GAMES)), "game")
   loss = _get(config, "game.loss")
-  if loss is not None and str(loss).startswith("fgan_") and loss not in OBJECTIVES:
-    try:  # the objective's own message lists the divergences
-      get_objective(loss)
-    except ValueError as e:
-      raise ConfigError(f"config.game.loss: {e}", field="game.loss") from None
-  _check_name("game.loss", loss, OBJECTIVES, "objective")
-  for field in ("penalty", "penalty_2"):
-    spec = _get(config, f"game.{field}")
-    if spec is not None:
-      _check_name(f"game.{field}.name", spec.get("name", "none"), PENALTY_NAMES, "penalty")
-  pert = _get(config, "game.perturbation")
-  if pert is not None and pert.get("name", "none") not in PERTURBATIONS:
-    name = str(pert.get("name"))
-    raise ConfigError(f"game.perturbation.name: unknown perturbation {name!r}"
-                      f"{did_you_mean(name, PERTURBATIONS)}; valid: {', '.join(PERTURBATIONS)}",
-                      field="game.perturbation.name")
+  if loss is not None:
+    if str(loss).startswith("fgan_") and loss not in OBJECTIVES:
+      try:  # the objective's own message lists the divergences
+        get_objective(loss)
+      except ValueError as e:
+        raise ConfigError(f"config.game.loss: {e}", field="game.loss") from None
+    _check_name("game.loss", loss, OBJECTIVES, "objective")
   for field in ("penalty", "penalty_2"):
     spec = _get(config, f"game.{field}")
     if spec is not None:  # a negative weight is wrong even where the penalty is off
+      _check_name(f"game.{field}.name", spec.get("name", "none"), PENALTY_NAMES, "penalty")
       _check_schedule(spec.get("weight", 0.0), f"game.{field}.weight", n, what="penalty weight")
+  pert = _get(config, "game.perturbation")
   if pert is not None:
+    _check_name("game.perturbation.name", pert.get("name", "none"), PERTURBATIONS,
+                "perturbation")
     heat = pert.get("name") == "heat"
     _check_schedule(pert.get("level", 0.0), "game.perturbation.level", n, allow_inf=heat,
                     what="beta" if heat else "noise or blur level")
@@ -243,11 +238,7 @@ def check_game_fields(config) -> None:
 
 def check_model_fields(config, source: DataSource) -> None:
   model = config.model
-  prior = model.get("latent_prior", "uniform")
-  if prior not in PRIORS:
-    raise ConfigError(f"config.model.latent_prior: unknown prior {prior!r}"
-                      f"{did_you_mean(str(prior), PRIORS)}; valid: {', '.join(PRIORS)}",
-                      field="model.latent_prior")
+  _check_name("model.latent_prior", model.get("latent_prior", "uniform"), PRIORS, "prior")
   shape = tuple(model.latent_shape)
   if not shape or any(not isinstance(s, int) or s < 1 for s in shape):
     raise ConfigError(f"config.model.latent_shape must be a tuple of positive integers; got "
