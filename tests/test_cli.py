@@ -343,6 +343,24 @@ class CommandLineTest(parameterized.TestCase):
                      r"field of a config file, but no --config was given; name the file first")
     self.assertNotIn("Traceback", out.stderr)
 
+  def test_a_python_without_the_dependencies_is_told_how_to_fix_it(self):
+    # A new shell without the environment activated: -S leaves out every
+    # site-packages directory, so absl, jax, ... cannot be found.
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    env = {k: v for k, v in ENV.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-S", "-m", "experiments.main",
+                          "--config=configs/betagan_mixture_3d.py",
+                          "--config.game.loss=minmax", f"--workdir={workdir}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    self.assertEqual(out.returncode, 2, out.stderr)
+    self.assertRegex(" ".join(out.stderr.split()),
+                     r"^error: this Python \(.*\) cannot import gan_jax's dependencies "
+                     r"\(missing: absl, jax, .*\), so the command was not run.*"
+                     r"pip install -e '\.\[test\]'")
+    self.assertNotIn("Traceback", out.stderr)
+    self.assertLess(len(out.stderr.splitlines()), 8, out.stderr)
+    self.assertFalse(os.path.exists(workdir))
+
   def test_debug_shows_the_traceback(self):
     workdir = os.path.join(self.create_tempdir().full_path, "run")
     out = cli("--config=configs/betagan_mixture_3d.py", f"--workdir={workdir}", *QUICK,
