@@ -76,6 +76,10 @@ def toy_config() -> ml_collections.ConfigDict:
   # Devices the seed axis is split over (each group of num_devices /
   # seed_devices runs its seeds data parallel); must divide both.
   c.train.seed_devices = 1
+  # How the seeds' program maps its replicas: 'vmap' batches their arithmetic
+  # (fastest for the toy MLPs); 'unroll' writes one step per seed into the
+  # program (convolutions: vmap makes them grouped, XLA:CPU's slow path).
+  c.train.seed_batching = "vmap"
   # A seed of several whose step turns NaN or inf: 'stop' stops the run (the
   # last good checkpoint is kept); 'freeze' keeps that seed at its last finite
   # state, leaves it out of later records, and trains the others on.

@@ -28,6 +28,13 @@ compilation, training, evaluations, checkpoints, figures), one run of the
 README's main job with ``train.num_seeds=8`` against 8 sequential single-seed
 runs of the same command (``--seeds_overrides`` shortens the job).
 
+With ``--suite=seed_batching`` it measures the compiled step of S seeds
+(``--num_seeds``, default 8; the study tables use 5) in one program, vmapped and
+unrolled (``train.seed_batching``), against one seed, for the DCGAN-28 of the
+conv suite (4 steps per call, unrolled, as configs/images.py) and the toy
+models at batch 64: throughput in seed-steps/s and each S-seed program's
+ratio to the single seed's (interleaved rounds, paired ratios).
+
 With ``--suite=precision`` it measures bfloat16 compute against float32 on the
 same steps: the DCGAN-28 WGAN-GP of ``configs/dcgan_mnist.py:mnist,wgan_gp``
 (layer-norm critic, 5 critic steps per generator step, batch 64, random images)
@@ -85,10 +92,10 @@ flags.DEFINE_integer("stream_buffer", 1024, "Examples per buffer of the 'stream'
 flags.DEFINE_integer("stream_calls", 16, "Consecutive calls timed per reader and round.")
 flags.DEFINE_list("stream_io_us", ["0", "20", "200"], "Sleeps per example (microseconds) of "
                   "the 'stream' suite's readers (0: the array as is).")
-flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "precision", "multiprocess", "stream",
+flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "seed_batching", "precision", "multiprocess", "stream",
                                    "all"],
                   "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
-flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' suite.")
+flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' and 'seed_batching' suites.")
 flags.DEFINE_integer("seeds_host_devices", 1, "The 'seeds' suite's S-seed run also runs with "
                      "this many host devices and train.seed_devices equal to it (the seed "
                      "groups then run in parallel, one per device; 1: only the default run).")
@@ -319,6 +326,45 @@ def conv_suite(rounds: int, min_time: float):
     print(f"  fastest: {max(rate, key=rate.get)}")
 
 
+def _seeds_runner(config, source, num_seeds, batching, n, unroll):
+  """S replicas of ``config`` in one compiled program (as the loop builds it)."""
+  from gan_jax.train import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
+  game = games.make_game(config, source)
+  mesh = step_lib.make_mesh(1)
+  run = step_lib.compile_steps(seeds_lib.stack_step(game.step, batching), mesh,
+                               steps_per_call=n, unroll=unroll, stacked=True)
+  holder = {"s": seeds_lib.init_states(game, list(range(num_seeds)),
+                                       step_lib.seed_sharding(mesh), batching)}
+  arrays = step_lib.put_replicated(source.arrays, mesh)
+
+  def call():
+    holder["s"], _ = run(holder["s"], arrays)
+    return holder["s"]
+  return call
+
+
+def seed_batching_suite(num_seeds: int, rounds: int, min_time: float):
+  """Seed-steps/s of S seeds vmapped and unrolled against one seed."""
+  c, source = dcgan_config(28, "subpixel")
+  toy = variant_config(64, "plain")
+  cases = (("DCGAN-28, batch 64", c, source, 4, 4), ("toy, batch 64", toy, None, 4, 1))
+  for title, config, src, n, unroll in cases:
+    src = src or make_source(config.data)
+    runners = {"1 seed": (_framework_runner(config, n, src, unroll=unroll), n)}
+    for batching in ("vmap", "unroll"):
+      runners[f"{num_seeds} seeds, {batching}"] = (
+          _seeds_runner(config, src, num_seeds, batching, n, unroll), n * num_seeds)
+    rates = measure(runners, rounds=rounds, min_time=min_time)
+    print(f"\n{title}: seed-steps/s (best round)")
+    for name, r in best(rates).items():
+      print(f"  {name:30s} {r:8.3f}")
+    for batching in ("vmap", "unroll"):
+      print(f"  {num_seeds} seeds {batching} / 1 seed (per seed-step): "
+            f"{paired_ratio(rates, f'{num_seeds} seeds, {batching}', '1 seed')}")
+    pair = (f"{num_seeds} seeds, unroll", f"{num_seeds} seeds, vmap")
+    print(f"  unroll / vmap: {paired_ratio(rates, *pair)}")
+
+
 def main(argv):
   del argv
   rounds, min_time = (4, 0.3) if FLAGS.quick else (15, 0.5)
@@ -331,6 +377,8 @@ def main(argv):
     toy_suite(rounds, min_time)
   if FLAGS.suite == "seeds":
     seeds_suite(FLAGS.num_seeds, FLAGS.seeds_overrides)
+  if FLAGS.suite == "seed_batching":
+    seed_batching_suite(FLAGS.num_seeds, rounds=2 if FLAGS.quick else 3, min_time=min_time)
   if FLAGS.suite == "precision":
     precision_suite(rounds=1 if FLAGS.quick else 3, min_time=min_time)
   if FLAGS.suite == "multiprocess":

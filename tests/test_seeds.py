@@ -182,9 +182,18 @@ class FrozenSeedsTest(parameterized.TestCase):
 
     with_figures = freeze_config()
     with_figures.train.figures = True
+    offered = []  # the steps whose evaluation was offered to best/
+    save = loop.Checkpoints.save
+
+    def save_spy(self_, step, state, eval_metrics=None):
+      if eval_metrics:
+        offered.append(step)
+      return save(self_, step, state, eval_metrics)
+
     with mock.patch.object(games, "make_game", poison), \
         mock.patch.object(plotting, "seed_samples_figure", spy):
-      run = loop.train_and_evaluate(with_figures, os.path.join(tmp, "run"))
+      with mock.patch.object(loop.Checkpoints, "save", save_spy):
+        run = loop.train_and_evaluate(with_figures, os.path.join(tmp, "run"))
       part = os.path.join(tmp, "part")
       loop.train_and_evaluate(freeze_config(), part, stop_after=5)
       resumed = loop.train_and_evaluate(freeze_config(), part)
@@ -222,6 +231,10 @@ class FrozenSeedsTest(parameterized.TestCase):
       for i in range(4):
         self.assertEqual(bool(np.isnan(values[i])), i in frozen, (name, i))
       self.assertAlmostEqual(last[4][key], np.nanmean(values), places=5)
+    # best/ compares only means over every seed: none offered from the first freeze on.
+    first = min(r["at_step"] for r in history)
+    self.assertTrue(os.path.isdir(os.path.join(ref, "best")))  # the config keeps one
+    self.assertEqual(offered, list(range(1, first)))
     # Resumed after a freeze: the uninterrupted run, bit for bit, the freeze recorded once.
     for a, b in zip(jax.tree.leaves(run.state), jax.tree.leaves(resumed.state)):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -244,7 +257,8 @@ class FrozenSeedsTest(parameterized.TestCase):
       with self.assertRaisesRegex(loop.NonFiniteError, r"^seed 3: .*'d_loss' became NaN"):
         loop.train_and_evaluate(c, self.create_tempdir().full_path)
 
-  def test_guard_keeps_the_input_state_of_a_non_finite_replica(self):
+  @parameterized.parameters("vmap", "unroll")
+  def test_guard_keeps_the_input_state_of_a_non_finite_replica(self, batching):
     import flax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
@@ -261,9 +275,113 @@ class FrozenSeedsTest(parameterized.TestCase):
 
     state = State(params=jnp.array([[3.0], [0.5], [2.0]]), model_state={},
                   rng=jax.random.split(jax.random.key(0), 3))
-    new, metrics = seeds_lib.vmap_step(seeds_lib.freeze_nonfinite(step))(state, None, None)
+    new, metrics = seeds_lib.stack_step(seeds_lib.freeze_nonfinite(step), batching)(
+        state, None, None)
     np.testing.assert_array_equal(np.asarray(new.params), [[2.0], [0.5], [1.0]])
     self.assertTrue(np.isnan(np.asarray(metrics["d_loss"])[1]))  # still reported
     keys = jax.random.key_data(new.rng)
     np.testing.assert_array_equal(keys[1], jax.random.key_data(state.rng)[1])
     self.assertFalse(np.array_equal(keys[0], jax.random.key_data(state.rng)[0]))
+
+
+def image_seeds_config(npz_path, num_seeds=1, seed=0, batching="unroll"):
+  """DCGAN-28 players of 4 base channels for 2 steps: what the image configs run."""
+  from configs import dcgan_mnist  # pylint: disable=g-import-not-at-top
+  from tests.test_image_games import shrink_images  # pylint: disable=g-import-not-at-top
+  c = shrink_images(dcgan_mnist.get_config(), npz_path, steps=2)
+  for player in ("generator", "discriminator"):
+    c.model[player].base_features = 4
+  for k in ("log_every", "eval_every", "checkpoint_every", "plot_every"):
+    c.train[k] = 2
+  c.train.eval_samples = 16
+  c.train.progress = False
+  c.train.figures = False
+  c.train.unroll = 1
+  c.seed = seed
+  c.train.num_seeds = num_seeds
+  c.train.seed_batching = batching
+  return c
+
+
+class SeedBatchingTest(parameterized.TestCase):
+  """``train.seed_batching='unroll'``: the seeds' steps written out one by one."""
+
+  def test_image_config_unrolls_and_each_seed_is_its_single_run(self):
+    from tests.test_image_games import write_npz  # pylint: disable=g-import-not-at-top
+    from configs import images  # pylint: disable=g-import-not-at-top
+    self.assertEqual(images.image_config("mnist").train.seed_batching, "unroll")
+    tmp = self.create_tempdir().full_path
+    path = write_npz(os.path.join(tmp, "d.npz"), (28, 28))
+    many = loop.train_and_evaluate(image_seeds_config(path, num_seeds=2),
+                                   os.path.join(tmp, "unroll"))
+    vmapped = loop.train_and_evaluate(image_seeds_config(path, num_seeds=2, batching="vmap"),
+                                      os.path.join(tmp, "vmap"))
+    for i in range(2):
+      single = loop.train_and_evaluate(image_seeds_config(path, seed=i),
+                                       os.path.join(tmp, f"single_{i}"))
+      replica = seeds_lib.take(many.state, i)
+      # No batched arithmetic: the replica's program is the single run's.
+      assert_trees_close(self, (replica.params, replica.model_state, replica.opt_state),
+                         (single.state.params, single.state.model_state,
+                          single.state.opt_state), rtol=1e-6, atol=1e-7)
+      np.testing.assert_array_equal(np.asarray(replica.rng), np.asarray(single.state.rng))
+      # Its evaluation samples (drawn by the unrolled sampler) are the single run's.
+      mine = os.path.join(tmp, "unroll", "samples", *([f"seed_{i}"] if i else []))
+      with np.load(os.path.join(mine, "step_00000002.npz")) as a, \
+          np.load(os.path.join(tmp, f"single_{i}", "samples", "step_00000002.npz")) as b:
+        self.assertEqual(set(a.files), set(b.files))
+        for k in b.files:
+          np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    # The vmapped program computes the same replicas, up to batched rounding.
+    assert_trees_close(self, many.state.params, vmapped.state.params, rtol=2e-4, atol=2e-5)
+    self.assertFalse(np.allclose(np.asarray(jax.tree.leaves(seeds_lib.take(many.state,
+                                                                            0).params)[0]),
+                                 np.asarray(jax.tree.leaves(seeds_lib.take(many.state,
+                                                                           1).params)[0])))
+
+  def test_unrolled_toy_seeds_resume_exactly_and_match_the_single_run(self):
+    tmp = self.create_tempdir().full_path
+    c = sgld_config(steps=4, num_seeds=2)
+    c.train.seed_batching = "unroll"
+    full = loop.train_and_evaluate(c, os.path.join(tmp, "full"))
+    loop.train_and_evaluate(c, os.path.join(tmp, "part"), stop_after=2)
+    resumed = loop.train_and_evaluate(c, os.path.join(tmp, "part"))
+    for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    single = loop.train_and_evaluate(sgld_config(seed=4), os.path.join(tmp, "single"))
+    replica = seeds_lib.take(full.state, 1)
+    assert_trees_close(self, (replica.params, replica.opt_state),
+                       (single.state.params, single.state.opt_state), rtol=1e-6, atol=1e-7)
+
+  def test_over_seeds_unrolled_equals_vmapped(self):
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    def fn(state, shared):
+      return {"x": state["w"] @ shared, "k": jax.random.split(state["k"])[0]}, shared.sum()
+
+    state = {"w": jnp.arange(12.0).reshape(3, 2, 2),
+             "k": jax.random.split(jax.random.key(1), 3)}
+    shared = jnp.array([1.0, -2.0])
+    a = seeds_lib.over_seeds(fn, "vmap", in_axes=(0, None))(state, shared)
+    b = jax.jit(seeds_lib.over_seeds(fn, "unroll", in_axes=(0, None)))(state, shared)
+    np.testing.assert_array_equal(np.asarray(a[0]["x"]), np.asarray(b[0]["x"]))
+    np.testing.assert_array_equal(jax.random.key_data(a[0]["k"]),
+                                  jax.random.key_data(b[0]["k"]))
+    np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b[1]))
+    self.assertEqual(np.asarray(b[1]).shape, (3,))
+    with self.assertRaisesRegex(ValueError, r"unknown value 'loop'; valid: vmap, unroll"):
+      seeds_lib.over_seeds(fn, "loop")
+
+  def test_bad_seed_batching_is_refused_by_name(self):
+    from gan_jax import errors  # pylint: disable=g-import-not-at-top
+    from gan_jax.train import validate  # pylint: disable=g-import-not-at-top
+    c = sgld_config(num_seeds=2)
+    c.train.seed_batching = "unrolled"
+    with self.assertRaisesRegex(errors.ConfigError,
+                                r"config.train.seed_batching must be one of vmap, unroll, "
+                                r"got 'unrolled'"):
+      validate.validate_config(c)
+    c.train.seed_batching = "unroll"
+    c.train.seed_devices = 2
+    with self.assertRaisesRegex(errors.ConfigError, r"seed_devices=2.*use seed_batching='vmap'"):
+      validate.validate_config(c)

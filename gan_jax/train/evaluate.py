@@ -53,7 +53,9 @@ class Evaluator:
     self.uses_ema = bool(getattr(game, "ema_decay", 0.0))
     self._sample = jax.jit(lambda state, key: game.sample(state, key, self.n))
     # All replicas of a run of several seeds in one call (train.num_seeds).
-    self._sample_seeds = jax.jit(jax.vmap(lambda state, key: game.sample(state, key, self.n)))
+    self._sample_seeds = jax.jit(seeds_lib.over_seeds(
+        lambda state, key: game.sample(state, key, self.n),
+        config.train.get("seed_batching", "vmap")))
     self.dist = source.info if hasattr(source.info, "centers") else None
     self.reference = None
     if self.dist is not None:

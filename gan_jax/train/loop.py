@@ -147,7 +147,8 @@ def initial_state(game, config, mesh):
   ``train.num_seeds > 1`` (``seeds.init_states``), else one replica."""
   seeds = seeds_lib.seed_list(config)
   if len(seeds) > 1:
-    return seeds_lib.init_states(game, seeds, step_lib.seed_sharding(mesh))
+    return seeds_lib.init_states(game, seeds, step_lib.seed_sharding(mesh),
+                                 config.train.get("seed_batching", "vmap"))
   return step_lib.init_state(game, seeds[0], mesh)
 
 
@@ -687,7 +688,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     frozen = {i: said.get(i, f"seed {seeds[i]}: frozen before step {start}")
               for i in frozen_seeds(state, start)}
   step_fn = seeds_lib.freeze_nonfinite(game.step) if freeze else game.step
-  run = step_lib.compile_steps(seeds_lib.vmap_step(step_fn) if multi else step_fn, mesh,
+  run = step_lib.compile_steps(seeds_lib.stack_step(step_fn, t.get("seed_batching", "vmap"))
+                               if multi else step_fn, mesh,
                                steps_per_call=spc,
                                unroll=t.get("unroll", 1),
                                step_metrics=t.get("step_metrics", "every"), stacked=multi)
@@ -741,6 +743,10 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         if freeze:
           newly = [i for i in frozen_seeds(state, step + spc) if i not in frozen]
           if newly:
+            if not frozen and ckpt.best is not None and distributed.is_primary():
+              print(f"best/ keeps the best {ckpt.best_metric} of the evaluations made while "
+                    "every seed trained: later means are over fewer seeds and are not "
+                    "compared with it", file=sys.stderr, flush=True)
             _freeze(newly, frozen, chunk, step, spc, seeds, workdir)
           chunk = _mask_seeds(chunk, frozen)
           check_finite({}, step, finite, spc)
@@ -778,7 +784,9 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         if evaluated:
           eval_metrics = scored.result()
         tick = clock.add("waiting", tick)
-        ckpt.save(step, state, eval_metrics if evaluated else None)
+        # A mean over fewer seeds is not compared with the best (the
+        # evaluations' means while every seed trained).
+        ckpt.save(step, state, eval_metrics if evaluated and not frozen else None)
         tick = clock.add("checkpoints", tick)
         if step < end:  # this sitting's time so far, kept if it is killed
           sitting.write(step, clock.summary(), partial=True)

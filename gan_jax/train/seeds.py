@@ -1,8 +1,15 @@
-"""Seeds as an axis of one program: S independent replicas of a run, vmapped.
+"""Seeds as an axis of one program: S independent replicas of a run.
 
 With ``train.num_seeds = S > 1`` the state pytree gains a leading axis of
-length S and the game's ``init``, ``step`` and ``sample`` are ``jax.vmap``-ped
-over it, so the S replicas compile once and run in one program. Replica ``i``
+length S and the game's ``init``, ``step`` and ``sample`` are mapped over it
+(:func:`over_seeds`), so the S replicas compile once and run in one program.
+``train.seed_batching`` says how: ``'vmap'`` (default) batches the replicas'
+arithmetic with ``jax.vmap``; ``'unroll'`` writes one copy of the function per
+replica into the same program and stacks the results. A vmapped convolution
+whose kernels differ per replica becomes a grouped convolution, which XLA:CPU
+runs on a slow path (DCGAN-28, 3 seeds: about 0.25x the single-seed
+throughput per seed; ``experiments/benchmark.py --suite=seed_batching``), so
+the image configs unroll; the toy MLPs run best vmapped. Replica ``i``
 has run seed ``config.seed + i``: its own initialisation, data, latent and
 perturbation streams (all drawn from the state's ``rng``) and its own sampler
 noise (the optimizer states' ``key`` fields, which the game seeds from the run
@@ -58,7 +65,45 @@ def sampler_keys(seeds: Sequence[int], players: Sequence[str]) -> dict[str, jax.
   return {p: jnp.stack([games.sampler_key(s, p) for s in seeds]) for p in players}
 
 
-def init_states(game, seeds: Sequence[int], sharding) -> Any:
+# How a program maps a function over its replicas (``train.seed_batching``).
+SEED_BATCHING = ("vmap", "unroll")
+
+
+def over_seeds(fn: Callable[..., Any], batching: str = "vmap", *,
+               in_axes: int | None | tuple = 0,
+               spmd_axis_name: str | None = None) -> Callable[..., Any]:
+  """``fn`` over stacked replicas: the leading axis of the ``in_axes == 0`` arguments.
+
+  ``'vmap'`` is ``jax.vmap(fn, in_axes, spmd_axis_name=...)``. ``'unroll'``
+  calls ``fn`` once per replica on its slice, the calls written one after
+  another into the traced program (no loop primitive: a rolled loop of
+  convolutions is XLA:CPU's slow path too), and stacks the outputs; each copy
+  computes exactly what the unbatched function computes. ``jax.vmap`` has no
+  option for this, hence the hand-written map.
+  """
+  if batching == "vmap":
+    return jax.vmap(fn, in_axes=in_axes, spmd_axis_name=spmd_axis_name)
+  if batching != "unroll":
+    raise ValueError(f"train.seed_batching: unknown value {batching!r}; valid: "
+                     f"{', '.join(SEED_BATCHING)}")
+
+  def unrolled(*args):
+    axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+    if len(axes) != len(args):
+      raise ValueError(f"in_axes has {len(axes)} entries for {len(args)} arguments")
+    mapped = [a for a, ax in zip(args, axes) if ax is not None]
+    if not mapped or any(ax not in (0, None) for ax in axes):
+      raise ValueError(f"over_seeds('unroll') maps leading axes only (in_axes 0 or None); "
+                       f"got {in_axes!r}")
+    n = jax.tree.leaves(mapped[0])[0].shape[0]
+    outs = [fn(*(take(a, i) if ax == 0 else a for a, ax in zip(args, axes)))
+            for i in range(n)]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+  return unrolled
+
+
+def init_states(game, seeds: Sequence[int], sharding, batching: str = "vmap") -> Any:
   """The stacked initial states of ``seeds``, built by one compiled program."""
   players = list(jax.eval_shape(game.init, jax.random.PRNGKey(0)).opt_state)
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
@@ -68,17 +113,21 @@ def init_states(game, seeds: Sequence[int], sharding) -> Any:
     return state.replace(opt_state={p: _rekey(v, skeys[p]) if p in skeys else v
                                     for p, v in state.opt_state.items()})
 
-  return jax.jit(jax.vmap(one), out_shardings=sharding)(keys, sampler_keys(seeds, players))
+  return jax.jit(over_seeds(one, batching), out_shardings=sharding)(
+      keys, sampler_keys(seeds, players))
 
 
-def vmap_step(step_fn: Callable[..., Any]) -> Callable[..., Any]:
+def stack_step(step_fn: Callable[..., Any], batching: str = "vmap") -> Callable[..., Any]:
   """``step(state, arrays, shard)`` over stacked states (the data arrays are shared).
 
-  The vmapped axis is named after the mesh's seed axis, so the batch sharding
+  Vmapped, the axis is named after the mesh's seed axis, so the batch sharding
   constraints inside the step (``P('data')``) become ``P('seeds', 'data')``:
-  each seed's batch stays on its own seed group's devices.
+  each seed's batch stays on its own seed group's devices. Unrolled, every
+  replica's step keeps the plain ``P('data')`` (the seed axis is then not split
+  over devices; ``gan_jax.train.validate`` says so).
   """
-  return jax.vmap(step_fn, in_axes=(0, None, None), spmd_axis_name=step_lib.SEED_AXIS)
+  return over_seeds(step_fn, batching, in_axes=(0, None, None),
+                    spmd_axis_name=step_lib.SEED_AXIS)
 
 
 # What a seed's step must leave finite to be kept (``freeze_nonfinite``): the
@@ -91,7 +140,7 @@ def freeze_nonfinite(step_fn: Callable[..., Any]) -> Callable[..., Any]:
   """``step_fn`` that keeps its input state when the step is not finite.
 
   For ``train.nonfinite_seeds = 'freeze'``, wrapped around one replica's step
-  before :func:`vmap_step`: a seed whose step makes a loss or a parameter NaN or
+  before :func:`stack_step`: a seed whose step makes a loss or a parameter NaN or
   inf keeps its previous state, the last finite one. Its metrics still say
   what happened where a loss is the culprit. The loop tells a frozen seed by
   its iteration count, which stays behind the run's (the state is kept whole),

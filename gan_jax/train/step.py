@@ -109,7 +109,7 @@ def compile_steps(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
       still caught after the call, the parameters being checked, but located to
       the call, not the step). The benchmark measures no speed difference
       between the two on the toy MLPs (within its +-5% resolution).
-    stacked: ``step_fn`` runs stacked replicas (``seeds.vmap_step``): the
+    stacked: ``step_fn`` runs stacked replicas (``seeds.stack_step``): the
       state stays split over the mesh's seed axis (``state_sharding``).
 
   Returns:

@@ -26,6 +26,7 @@ from gan_jax import models
 from gan_jax.data import make_source
 from gan_jax.data.source import DataSource
 from gan_jax.errors import ConfigError, did_you_mean
+from gan_jax.train.seeds import SEED_BATCHING
 from gan_jax.games.base import PENALTY_NAMES, PERTURBATIONS, make_schedule
 from gan_jax.losses import OBJECTIVES, get_objective
 from gan_jax.models.latent import PRIORS
@@ -45,7 +46,7 @@ SECTIONS = {
     "train": ("batch_size", "num_steps", "steps_per_call", "unroll", "step_metrics", "log_every",
               "eval_every", "checkpoint_every", "plot_every", "keep_checkpoints",
               "eval_samples", "best_metric", "best_mode", "num_devices", "progress", "figures",
-              "num_seeds", "seed_devices", "tensorboard", "nonfinite_seeds"),
+              "num_seeds", "seed_devices", "tensorboard", "nonfinite_seeds", "seed_batching"),
 }
 EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
 STEP_METRICS = ("every", "last")
@@ -156,6 +157,17 @@ def check_train(config) -> None:
     raise ConfigError(f"config.train.nonfinite_seeds must be one of "
                       f"{', '.join(NONFINITE_SEEDS)}, got {t.nonfinite_seeds!r}",
                       field="train.nonfinite_seeds")
+  batching = t.get("seed_batching", "vmap")
+  if batching not in SEED_BATCHING:
+    raise ConfigError(f"config.train.seed_batching must be one of "
+                      f"{', '.join(SEED_BATCHING)}, got {batching!r}",
+                      field="train.seed_batching")
+  if batching == "unroll" and int(t.get("seed_devices", 1) or 1) > 1:
+    raise ConfigError(
+        f"config.train.seed_batching='unroll' writes every seed's step into one program that "
+        f"every device runs, so the seed axis cannot be split over devices "
+        f"(config.train.seed_devices={t.seed_devices}); use seed_batching='vmap' with "
+        f"seed_devices > 1, or seed_devices=1", field="train.seed_batching")
   if t.get("best_mode", "min") not in ("min", "max"):
     raise ConfigError(f"config.train.best_mode must be 'min' or 'max', got {t.best_mode!r}",
                       field="train.best_mode")

@@ -37,12 +37,12 @@ HISTORY_FILE = "history.jsonl"
 RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
                     "train.plot_every", "train.checkpoint_every", "train.keep_checkpoints",
                     "train.eval_samples", "train.progress", "train.figures",
-                    "train.tensorboard", "train.nonfinite_seeds")
+                    "train.tensorboard", "train.nonfinite_seeds", "train.seed_batching")
 # Fields added to the configs after runs were saved without them, at the value
 # those runs used: a saved run lacking one is the same run.
 ADDED_FIELDS = {"train.num_seeds": 1, "train.figures": True, "train.seed_devices": 1,
                 "train.tensorboard": True, "model.dtype": "float32",
-                "train.nonfinite_seeds": "stop"}
+                "train.nonfinite_seeds": "stop", "train.seed_batching": "vmap"}
 # Prefixes of the fields ``amend=True`` may change: optimizer settings only;
 # everything else defines what the parameters mean.
 AMENDABLE_PREFIXES = ("optim.",)
