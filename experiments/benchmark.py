@@ -92,8 +92,8 @@ flags.DEFINE_integer("stream_buffer", 1024, "Examples per buffer of the 'stream'
 flags.DEFINE_integer("stream_calls", 16, "Consecutive calls timed per reader and round.")
 flags.DEFINE_list("stream_io_us", ["0", "20", "200"], "Sleeps per example (microseconds) of "
                   "the 'stream' suite's readers (0: the array as is).")
-flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "seed_batching", "precision", "multiprocess", "stream",
-                                   "all"],
+flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "seed_batching", "precision",
+                                   "multiprocess", "stream", "all"],
                   "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
 flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' and 'seed_batching' suites.")
 flags.DEFINE_integer("seeds_host_devices", 1, "The 'seeds' suite's S-seed run also runs with "
