@@ -28,3 +28,28 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
+
+
+# The slow set: long checks (longer statistical runs, the studies at more than
+# their smoke-test size) marked ``@pytest.mark.slow``, skipped by the README's
+# test command and run before a change lands with ``--slow`` (or GAN_JAX_SLOW=1):
+#   python -m pytest -q -n 2 tests --slow -m slow
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def pytest_addoption(parser):
+  parser.addoption("--slow", action="store_true", default=False,
+                   help="also run the tests marked slow (long checks, minutes each)")
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: a long check, run with --slow")
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--slow") or os.environ.get("GAN_JAX_SLOW") == "1":
+    return
+  skip = pytest.mark.skip(reason="slow: run with --slow (or GAN_JAX_SLOW=1)")
+  for item in items:
+    if "slow" in item.keywords:
+      item.add_marker(skip)

@@ -339,6 +339,19 @@ class SeedBatchingTest(parameterized.TestCase):
                                  np.asarray(jax.tree.leaves(seeds_lib.take(many.state,
                                                                            1).params)[0])))
 
+  def test_unrolled_seeds_over_eight_data_parallel_devices_equal_one_device(self):
+    from tests.test_image_games import write_npz  # pylint: disable=g-import-not-at-top
+    tmp = self.create_tempdir().full_path
+    path = write_npz(os.path.join(tmp, "d.npz"), (28, 28))
+    runs = {}
+    for devices in (1, 8):  # conftest's 8 fake CPU devices
+      c = image_seeds_config(path, num_seeds=2)
+      c.train.num_devices = devices
+      runs[devices] = loop.train_and_evaluate(c, os.path.join(tmp, f"d{devices}"))
+    batch = runs[8].state.params  # every device holds both seeds' players
+    self.assertEqual(len(jax.tree.leaves(batch)[0].sharding.device_set), 8)
+    assert_trees_close(self, runs[8].state.params, runs[1].state.params, rtol=2e-4, atol=2e-5)
+
   def test_unrolled_toy_seeds_resume_exactly_and_match_the_single_run(self):
     tmp = self.create_tempdir().full_path
     c = sgld_config(steps=4, num_seeds=2)

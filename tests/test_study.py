@@ -19,6 +19,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import jax
 import numpy as np
+import pytest
 
 from experiments import study as study_lib
 from gan_jax import games
@@ -468,6 +469,28 @@ class DefinitionsTest(parameterized.TestCase):
           source = make_source(c.data)
           validate.check_model_fields(c, source)
           self.assertIsNotNone(games.make_game(c, source), (name, arm.label))
+
+
+@pytest.mark.slow
+class EveryArmTrainsTest(parameterized.TestCase):
+  """The slow set: every arm of every study trained at --quick size, not only the
+  quick arms (the full studies' wiring before hours go into them)."""
+
+  @parameterized.named_parameters(*[(n, n) for n in study_lib.STUDIES])
+  def test_every_arm_trains_and_is_a_row(self, name):
+    study = study_lib.STUDIES[name]
+    arms = [a.label for a in study.arms]
+    workdir = os.path.join(_TMP, f"every_arm_{name}")
+    table = study_lib.run_study(name, workdir, quick=True, num_seeds=SEEDS, arms=arms,
+                                log=lambda m: None)
+    self.assertEqual(table["arms"], arms)
+    self.assertEqual(list(dict.fromkeys(r["arm"] for r in table["rows"])), arms)
+    for row in table["rows"]:
+      self.assertEqual(row["steps"], table["steps"], row["row"])
+      self.assertTrue(row["cells"], row["row"])
+      # Each arm trained to its budget and was scored, or its row says it diverged.
+      if not row.get("diverged"):
+        self.assertTrue(any(c["n"] for c in row["cells"].values()), row["row"])
 
 
 def tearDownModule():
