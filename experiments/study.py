@@ -1069,16 +1069,20 @@ def _classifier(ctx: ArmContext, source) -> Any:
   s = _scorer_settings(ctx)
   x, y = classifier_lib.classifier_data(source, s["classifier_examples"], seed=1)
   held = max(1, len(x) // 10)
+  ctx.log(f"training the study's digit classifier: {s['classifier_steps']} steps on "
+          f"{len(x) - held} digit crops (once per study; saved in {folder})")
   t0 = time.time()
-  spc = min(100, s["classifier_steps"])
   clf = classifier_lib.train_classifier(x[held:], y[held:], num_classes=10,
-                                        steps=s["classifier_steps"], steps_per_call=spc)
+                                        steps=s["classifier_steps"],
+                                        steps_per_call=min(5, s["classifier_steps"]))
   clf.save(folder)
-  workdir_lib.write_json(info_path, {
-      "steps": s["classifier_steps"], "examples": len(x) - held,
-      "held_out_accuracy": clf.accuracy(x[:held], y[:held]), "held_out": held,
-      "seconds": round(time.time() - t0, 1),
-      "note": "digit crops of real draws; held-out draws may repeat training images"})
+  info = {"steps": s["classifier_steps"], "examples": len(x) - held,
+          "held_out_accuracy": clf.accuracy(x[:held], y[:held]), "held_out": held,
+          "seconds": round(time.time() - t0, 1),
+          "note": "digit crops of real draws; held-out draws may repeat training images"}
+  workdir_lib.write_json(info_path, info)
+  ctx.log(f"digit classifier: held-out accuracy {info['held_out_accuracy']:.4f} "
+          f"({info['seconds']} s)")
   return clf
 
 
@@ -1091,6 +1095,7 @@ def _score_thousand_modes(ctx: ArmContext, record: dict) -> dict:
   t0 = time.time()
   clf = _classifier(ctx, result.source)
   n = _scorer_settings(ctx)["num_samples"]
+  ctx.log(f"{ctx.arm.label}: scoring {n} samples of each seed")
   sample = jax.jit(result.game.sample, static_argnums=2)
   per_seed = []
   reached = loop.state_step(result.state)

@@ -3,6 +3,7 @@
 import os
 
 from absl.testing import parameterized
+import jax
 import numpy as np
 from scipy import linalg
 
@@ -174,7 +175,14 @@ class ClassifierTest(parameterized.TestCase):
       r, c = divmod(k, 2)
       x[y == k, 2 + 7 * r:7 + 7 * r, 2 + 7 * c:7 + 7 * c] += 200
     clf = classifier_lib.train_classifier(x[:300], y[:300], num_classes=4, steps=200,
-                                          batch_size=32, steps_per_call=50)
+                                          batch_size=32)
+    # The rolled program (accelerators) trains the same classifier as the
+    # unrolled default (CPU), up to rounding.
+    short = dict(num_classes=4, steps=10, batch_size=32, steps_per_call=5)
+    a = classifier_lib.train_classifier(x[:300], y[:300], **short)
+    b = classifier_lib.train_classifier(x[:300], y[:300], unroll=False, **short)
+    for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+      np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-4, atol=1e-6)
     self.assertGreater(clf.accuracy(x[300:], y[300:]), 0.95)
     p = clf.probs(x[300:])
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
