@@ -46,8 +46,8 @@ def image_config(data: str = "mnist") -> ml_collections.ConfigDict:
     c.train.steps_per_call = 1
     c.train.unroll = 1
   # Seeds one after another in the program, not vmapped: a vmapped DCGAN-28
-  # step over 3 seeds ran at about 0.25x the single-seed throughput per seed
-  # on this CPU, the unrolled one at about 1x (benchmark --suite=seed_batching).
+  # step over 5 seeds ran at 0.24x the single-seed throughput per seed on
+  # this CPU, the unrolled one at 1.04x (benchmark --suite=seed_batching).
   c.train.seed_batching = "unroll"
   c.train.log_every = 100
   c.train.eval_every = 1000

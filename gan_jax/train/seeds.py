@@ -7,7 +7,7 @@ length S and the game's ``init``, ``step`` and ``sample`` are mapped over it
 arithmetic with ``jax.vmap``; ``'unroll'`` writes one copy of the function per
 replica into the same program and stacks the results. A vmapped convolution
 whose kernels differ per replica becomes a grouped convolution, which XLA:CPU
-runs on a slow path (DCGAN-28, 3 seeds: about 0.25x the single-seed
+runs on a slow path (DCGAN-28, 5 seeds: 0.24x the single-seed
 throughput per seed; ``experiments/benchmark.py --suite=seed_batching``), so
 the image configs unroll; the toy MLPs run best vmapped. Replica ``i``
 has run seed ``config.seed + i``: its own initialisation, data, latent and
