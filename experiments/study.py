@@ -56,8 +56,8 @@ run. About ``evaluations`` evaluations per run (quick: 2) fall on multiples of
 
 ``--quick`` is a smoke test of the whole pipeline in seconds per arm, not a
 result: 2 seeds, a few dozen steps, hidden layers of 16 units (DCGANs of 8
-base features), batch 16 (images 8), 64 evaluation samples, one device, no
-per-run figures, and only the study's ``quick_arms`` (a subset that takes
+base features), batch 16 (images 8), 64 evaluation samples, one device, seeds
+vmapped (``train.seed_batching``), no per-run figures, and only the study's ``quick_arms`` (a subset that takes
 every scorer, derived quantity and figure of the study through the pipeline;
 on a shared 2-core CPU each arm costs seconds even with compiled programs
 cached, mostly tracing); image studies without ``--mnist_npz`` train on a
@@ -716,6 +716,10 @@ def _shrink(c: ml_collections.ConfigDict) -> None:
   c.train.eval_samples = QUICK_EVAL_SAMPLES
   c.train.num_devices = 1
   c.train.progress = False
+  # Seeds vmapped: one copy of the step to compile. Unrolled image seeds (the
+  # full studies') compile one copy per seed, minutes per quick arm on a
+  # 2-core CPU; tests/test_seeds.py tests that path on its own.
+  c.train.seed_batching = "vmap"
 
 
 def arm_config(study: Study, arm: Arm, *, steps: int, num_seeds: int, quick: bool,
