@@ -79,6 +79,7 @@ from configs import common
 from gan_jax import games
 from gan_jax.data import make_source
 from gan_jax.data.source import from_arrays
+from gan_jax.train import seeds as seeds_lib
 from gan_jax.train import step as step_lib
 
 FLAGS = flags.FLAGS
@@ -200,13 +201,20 @@ def _reference_runner(step, state, n):
   return call
 
 
-def _framework_runner(config, n, source=None, unroll=1, step_metrics="every"):
+def _framework_runner(config, n, source=None, unroll=1, step_metrics="every", num_seeds=1,
+                      batching="vmap"):
+  """The loop's compiled program: one replica, or ``num_seeds`` mapped by ``batching``."""
   source = source or make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
-  run = step_lib.compile_steps(game.step, mesh, steps_per_call=n, unroll=unroll,
-                               step_metrics=step_metrics)
-  holder = {"s": step_lib.init_state(game, 0, mesh)}
+  stacked = num_seeds > 1
+  step_fn = seeds_lib.stack_step(game.step, batching) if stacked else game.step
+  run = step_lib.compile_steps(step_fn, mesh, steps_per_call=n, unroll=unroll,
+                               step_metrics=step_metrics, stacked=stacked)
+  state = (seeds_lib.init_states(game, list(range(num_seeds)), step_lib.seed_sharding(mesh),
+                                 batching)
+           if stacked else step_lib.init_state(game, 0, mesh))
+  holder = {"s": state}
   arrays = step_lib.put_replicated(source.arrays, mesh)
 
   def call():
@@ -326,23 +334,6 @@ def conv_suite(rounds: int, min_time: float):
     print(f"  fastest: {max(rate, key=rate.get)}")
 
 
-def _seeds_runner(config, source, num_seeds, batching, n, unroll):
-  """S replicas of ``config`` in one compiled program (as the loop builds it)."""
-  from gan_jax.train import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
-  game = games.make_game(config, source)
-  mesh = step_lib.make_mesh(1)
-  run = step_lib.compile_steps(seeds_lib.stack_step(game.step, batching), mesh,
-                               steps_per_call=n, unroll=unroll, stacked=True)
-  holder = {"s": seeds_lib.init_states(game, list(range(num_seeds)),
-                                       step_lib.seed_sharding(mesh), batching)}
-  arrays = step_lib.put_replicated(source.arrays, mesh)
-
-  def call():
-    holder["s"], _ = run(holder["s"], arrays)
-    return holder["s"]
-  return call
-
-
 def seed_batching_suite(num_seeds: int, rounds: int, min_time: float):
   """Seed-steps/s of S seeds vmapped and unrolled against one seed."""
   c, source = dcgan_config(28, "subpixel")
@@ -353,7 +344,8 @@ def seed_batching_suite(num_seeds: int, rounds: int, min_time: float):
     runners = {"1 seed": (_framework_runner(config, n, src, unroll=unroll), n)}
     for batching in ("vmap", "unroll"):
       runners[f"{num_seeds} seeds, {batching}"] = (
-          _seeds_runner(config, src, num_seeds, batching, n, unroll), n * num_seeds)
+          _framework_runner(config, n, src, unroll=unroll, num_seeds=num_seeds,
+                            batching=batching), n * num_seeds)
     rates = measure(runners, rounds=rounds, min_time=min_time)
     print(f"\n{title}: seed-steps/s (best round)")
     for name, r in best(rates).items():

@@ -57,10 +57,10 @@ run. About ``evaluations`` evaluations per run (quick: 2) fall on multiples of
 ``--quick`` is a smoke test of the whole pipeline in seconds per arm, not a
 result: 2 seeds, a few dozen steps, hidden layers of 16 units (DCGANs of 8
 base features), batch 16 (images 8), 64 evaluation samples, one device, seeds
-vmapped (``train.seed_batching``), no per-run figures, and only the study's ``quick_arms`` (a subset that takes
-every scorer, derived quantity and figure of the study through the pipeline;
-on a shared 2-core CPU each arm costs seconds even with compiled programs
-cached, mostly tracing); image studies without ``--mnist_npz`` train on a
+vmapped (``train.seed_batching``), no per-run figures, and only the study's
+``quick_arms`` (a subset that takes every scorer, derived quantity and figure
+of the study through the pipeline; on a shared 2-core CPU each arm costs
+seconds even with compiled programs cached, mostly tracing); image studies without ``--mnist_npz`` train on a
 small generated image set. Its numbers mean nothing and its table says so.
 
 Definitions used by the tables:

@@ -55,7 +55,7 @@ class Evaluator:
     # All replicas of a run of several seeds in one call (train.num_seeds).
     self._sample_seeds = jax.jit(seeds_lib.over_seeds(
         lambda state, key: game.sample(state, key, self.n),
-        config.train.get("seed_batching", "vmap")))
+        seeds_lib.seed_batching(config)))
     self.dist = source.info if hasattr(source.info, "centers") else None
     self.reference = None
     if self.dist is not None:

@@ -148,7 +148,7 @@ def initial_state(game, config, mesh):
   seeds = seeds_lib.seed_list(config)
   if len(seeds) > 1:
     return seeds_lib.init_states(game, seeds, step_lib.seed_sharding(mesh),
-                                 config.train.get("seed_batching", "vmap"))
+                                 seeds_lib.seed_batching(config))
   return step_lib.init_state(game, seeds[0], mesh)
 
 
@@ -688,7 +688,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     frozen = {i: said.get(i, f"seed {seeds[i]}: frozen before step {start}")
               for i in frozen_seeds(state, start)}
   step_fn = seeds_lib.freeze_nonfinite(game.step) if freeze else game.step
-  run = step_lib.compile_steps(seeds_lib.stack_step(step_fn, t.get("seed_batching", "vmap"))
+  run = step_lib.compile_steps(seeds_lib.stack_step(step_fn, seeds_lib.seed_batching(config))
                                if multi else step_fn, mesh,
                                steps_per_call=spc,
                                unroll=t.get("unroll", 1),

@@ -40,6 +40,12 @@ def seed_list(config) -> list[int]:
   return [int(config.seed) + i for i in range(n)]
 
 
+def seed_batching(config) -> str:
+  """How a config's replicas are mapped (``train.seed_batching``; runs saved
+  before the field: ``'vmap'``)."""
+  return config.train.get("seed_batching", "vmap")
+
+
 def _is_key_leaf(path) -> bool:
   # optax convention (and gan_jax.transforms'): a transformation that needs
   # randomness keeps it in a state field named ``key``.

@@ -26,7 +26,7 @@ from gan_jax import models
 from gan_jax.data import make_source
 from gan_jax.data.source import DataSource
 from gan_jax.errors import ConfigError, did_you_mean
-from gan_jax.train.seeds import SEED_BATCHING
+from gan_jax.train.seeds import SEED_BATCHING, seed_batching
 from gan_jax.games.base import PENALTY_NAMES, PERTURBATIONS, make_schedule
 from gan_jax.losses import OBJECTIVES, get_objective
 from gan_jax.models.latent import PRIORS
@@ -157,7 +157,7 @@ def check_train(config) -> None:
     raise ConfigError(f"config.train.nonfinite_seeds must be one of "
                       f"{', '.join(NONFINITE_SEEDS)}, got {t.nonfinite_seeds!r}",
                       field="train.nonfinite_seeds")
-  batching = t.get("seed_batching", "vmap")
+  batching = seed_batching(config)
   if batching not in SEED_BATCHING:
     raise ConfigError(f"config.train.seed_batching must be one of "
                       f"{', '.join(SEED_BATCHING)}, got {batching!r}",
