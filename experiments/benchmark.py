@@ -58,12 +58,18 @@ resume starts), reading an in-memory ``uint8`` array as is, and with a sleep
 per example mimicking I/O latency (a sleep releases the GIL, as file reads and
 image decoding do); and the time to compute one buffer's indices.
 
+With ``--suite=probes`` it measures the probes' discriminator training on
+DCGAN-28 (``gan_jax.metrics.probes``: gradient curves and the third-party
+discriminator): each segment's steps in one rolled ``lax.scan`` against short
+unrolled calls, the chunking the image runs use.
+
 Only ratios measured in the same run are meaningful; absolute numbers depend
 on the machine.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
@@ -78,6 +84,7 @@ from configs import betagan_mixture_3d
 from configs import common
 from gan_jax import games
 from gan_jax.data import make_source
+from gan_jax.games.base import apply_model
 from gan_jax.data.source import from_arrays
 from gan_jax.train import seeds as seeds_lib
 from gan_jax.train import step as step_lib
@@ -94,8 +101,9 @@ flags.DEFINE_integer("stream_calls", 16, "Consecutive calls timed per reader and
 flags.DEFINE_list("stream_io_us", ["0", "20", "200"], "Sleeps per example (microseconds) of "
                   "the 'stream' suite's readers (0: the array as is).")
 flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "seed_batching", "precision",
-                                   "multiprocess", "stream", "all"],
+                                   "multiprocess", "stream", "probes", "all"],
                   "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
+flags.DEFINE_integer("probe_steps", 40, "Discriminator steps per probe of the 'probes' suite.")
 flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' and 'seed_batching' suites.")
 flags.DEFINE_integer("seeds_host_devices", 1, "The 'seeds' suite's S-seed run also runs with "
                      "this many host devices and train.seed_devices equal to it (the seed "
@@ -357,6 +365,57 @@ def seed_batching_suite(num_seeds: int, rounds: int, min_time: float):
     print(f"  unroll / vmap: {paired_ratio(rates, *pair)}")
 
 
+def probes_suite(rounds: int):
+  """Discriminator steps/s of the probes (gradient curves, third-party D) on
+  DCGAN-28: all of a segment's steps in one rolled scan against short unrolled
+  calls (``steps_per_call`` / ``unroll``, what the image runs use)."""
+  from gan_jax.metrics import probes  # pylint: disable=g-import-not-at-top
+  c, source = dcgan_config(28, "subpixel")
+  game = games.make_game(c, source)
+  state = step_lib.init_state(game, 0, step_lib.make_mesh(1))
+  images = jnp.asarray(source.draw(jax.random.key(1), source.arrays, 512))
+  fake = jax.jit(game.sample, static_argnums=2)(state, jax.random.key(2), 512)
+  iterations, every, n = FLAGS.probe_steps, FLAGS.probe_steps // 2, FLAGS.conv_scan_steps
+  g_collections = state.model_state["generator"]
+
+  def generate(p, z):
+    return apply_model(game.generator, p, g_collections, z, train=False)[0]
+
+  def latent(k, m):
+    return jax.random.normal(k, (m, 100))
+
+  def real(k, m):
+    return jnp.take(images, jax.random.randint(k, (m,), 0, images.shape[0]), axis=0)
+
+  chunkings = {"rolled, one call per segment": (None, 1), f"unrolled calls of {n}": (n, True)}
+  runners = {}
+  for label, (spc, unroll) in chunkings.items():
+    runners[f"gradient curves, {label}"] = (functools.partial(
+        probes.gradient_norm_curves, jax.random.key(0), generate,
+        state.params["generator"], latent, real, module=game.discriminator,
+        iterations=iterations, every=every, num_batches=2, batch_size=64,
+        steps_per_call=spc, unroll=unroll), iterations)
+    runners[f"third-party D, {label}"] = (functools.partial(
+        probes.third_party_discriminator, jax.random.key(0), images, fake, images[:256],
+        module=game.discriminator, sigma=0.1, steps=iterations, batch_size=64,
+        steps_per_call=spc, unroll=unroll), iterations)
+  rates = {name: [] for name in runners}
+  for name, (call, _) in runners.items():
+    jax.block_until_ready(call())  # compile
+  for _ in range(rounds):
+    for name, (call, steps) in runners.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(call())
+      rates[name].append(steps / (time.perf_counter() - t0))
+  print(f"\nprobes on DCGAN-28, batch 64, {iterations} discriminator steps per call "
+        "(best round, D steps/s)")
+  for name, r in best(rates).items():
+    print(f"  {name:50s} {r:8.2f}")
+  for probe in ("gradient curves", "third-party D"):
+    print(f"  {probe}: unrolled / rolled: "
+          f"{paired_ratio(rates, f'{probe}, unrolled calls of {n}', f'{probe}, rolled, one call per segment')}")
+
+
 def main(argv):
   del argv
   rounds, min_time = (4, 0.3) if FLAGS.quick else (15, 0.5)
@@ -377,6 +436,8 @@ def main(argv):
     multiprocess_suite(FLAGS.mp_rounds, FLAGS.mp_steps)
   if FLAGS.suite == "stream":
     stream_suite(rounds=2 if FLAGS.quick else 5)
+  if FLAGS.suite == "probes":
+    probes_suite(rounds=2 if FLAGS.quick else 3)
 
 
 class _GrainStreamBuffer:

@@ -158,6 +158,14 @@ def _floats(name: str, values) -> list[float]:
   return out
 
 
+def _chunking(config) -> dict[str, Any]:
+  """A probe's discriminator steps fused as the run fuses its own training steps
+  (``train.steps_per_call`` / ``train.unroll``): what is fast for the run's
+  architecture on its platform is fast for a fresh copy of its discriminator."""
+  return {"steps_per_call": int(config.train.steps_per_call),
+          "unroll": config.train.get("unroll", 1)}
+
+
 # ------------------------------------------------------------------- probes
 def run_third_party(workdir: str, *, step=None, best=False, seed=0, num_samples=10_000,
                     sigmas=(0.0, 0.1, 0.5), d_steps=2000, batch_size=256,
@@ -177,7 +185,7 @@ def run_third_party(workdir: str, *, step=None, best=False, seed=0, num_samples=
   rows = probes.third_party_report(
       jax.random.fold_in(key, _PROBE_TAG), real, fake, test, module=game.discriminator,
       sigmas=sigmas, centers=centers, steps=d_steps, batch_size=batch_size,
-      learning_rate=d_learning_rate, threshold=threshold)
+      learning_rate=d_learning_rate, threshold=threshold, **_chunking(config))
   step_done = int(jax.device_get(state.step))
   fig = plotting.third_party_figure(
       sigmas, [r["count"] for r in rows], n_test=num_samples,
@@ -226,12 +234,13 @@ def run_gradients(workdir: str, *, step=None, best=False, seed=0, instance_noise
   """Arjovsky & Bottou's gradient diagnostics of a run's generator."""
   del unused
   t0 = time.time()
-  game, state, _, _ = _load(workdir, step, best)
+  game, state, _, config = _load(workdir, step, best)
   sigmas = list(dict.fromkeys([0.0] + [float(s) for s in instance_noise]))
   key = jax.random.fold_in(jax.random.key(seed), _PROBE_TAG)
   by_sigma = jax.device_get(probes.generator_gradient_diagnostics(
       key, game, state, sigmas=sigmas, iterations=iterations, every=every,
-      num_batches=num_batches, batch_size=batch_size, learning_rate=d_learning_rate))
+      num_batches=num_batches, batch_size=batch_size, learning_rate=d_learning_rate,
+      **_chunking(config)))
   curves = {f"sigma={s:g}": {"sigma": s, **by_sigma[s]._asdict()} for s in sigmas}
   step_done = int(jax.device_get(state.step))
   fig = plotting.gradient_norms_figure(

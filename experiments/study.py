@@ -266,14 +266,14 @@ class Study:
 
   def arms_to_run(self, quick: bool, only: Optional[Sequence[str]] = None
                   ) -> tuple[Arm, ...]:
-    """The arms a run trains: all, or with ``--quick`` the ``quick_arms``; ``only``
-    (``--arms``) keeps the named ones of those."""
-    arms = self.arms
-    if quick and self.quick_arms:
-      arms = tuple(a for a in arms if a.label in self.quick_arms)
+    """The arms a run trains: ``only`` (``--arms``) names them, from all the
+    study's arms (at quick size too: the slow tests train every arm so); else
+    all, or with ``--quick`` the ``quick_arms``."""
     if only:
-      arms = tuple(a for a in arms if a.label in only)
-    return arms
+      return tuple(a for a in self.arms if a.label in only)
+    if quick and self.quick_arms:
+      return tuple(a for a in self.arms if a.label in self.quick_arms)
+    return self.arms
 
 
 MODES = Column("modes captured", ("modes_captured", "components_captured"))
@@ -791,7 +791,7 @@ def settings_of(name: str, *, quick: bool, num_seeds: Optional[int], steps: Opti
   if arms:
     # A part of the study (a CPU budget that cannot run every arm): the table
     # says which; the selection is part of the settings.
-    valid = [a.label for a in study.arms_to_run(quick)]
+    valid = [a.label for a in study.arms]
     unknown = [a for a in arms if a not in valid]
     if unknown:
       raise StudyError(f"--arms: unknown arm(s) {', '.join(map(repr, unknown))} of study "
@@ -1007,7 +1007,9 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
           f"probe step {at} whose results are missing; the generator of step {at} is gone. "
           "Delete the arm's folder to redo it.")
     t0 = time.time()
-    probe = probe or gradient_probe(result.game, s, int(ctx.config.train.batch_size))
+    probe = probe or gradient_probe(result.game, s, int(ctx.config.train.batch_size),
+                                    steps_per_call=int(ctx.config.train.steps_per_call),
+                                    unroll=ctx.config.train.get("unroll", 1))
     per_seed = []
     frozen = loop.frozen_seeds(result.state, reached) if len(ctx.seeds) > 1 else []
     for i, seed in enumerate(ctx.seeds):
@@ -1023,7 +1025,8 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
   return record
 
 
-def gradient_probe(game, settings: Mapping[str, Any], batch_size: int):
+def gradient_probe(game, settings: Mapping[str, Any], batch_size: int, *,
+                   steps_per_call: Optional[int] = None, unroll: int | bool = 1):
   """Arjovsky & Bottou's probe of a game's generator: ``(key, state, sigma) -> curves``.
 
   ``gan_jax.metrics.probes.gradient_norm_curves`` applied as
@@ -1032,7 +1035,9 @@ def gradient_probe(game, settings: Mapping[str, Any], batch_size: int):
   architecture), except that the generator's batch statistics are an argument
   of the compiled probe (under ``stop_gradient``: they add zero gradients, so
   the norms are those of the parameters) rather than constants in it. So one
-  compiled probe serves every seed, probe step and noise level of an arm.
+  compiled probe serves every seed, probe step and noise level of an arm. Its
+  discriminator steps are fused as the arm fuses its training steps
+  (``steps_per_call``, ``unroll``: the arm's ``train`` fields).
   """
   from gan_jax.games.base import apply_model  # pylint: disable=g-import-not-at-top
   from gan_jax.metrics import probes  # pylint: disable=g-import-not-at-top
@@ -1057,7 +1062,7 @@ def gradient_probe(game, settings: Mapping[str, Any], batch_size: int):
         key, generate, g, latent, real, module=game.discriminator,
         iterations=settings["iterations"], every=settings["every"],
         num_batches=settings["num_batches"], batch_size=batch_size, sigma=sigma,
-        learning_rate=settings["learning_rate"])
+        learning_rate=settings["learning_rate"], steps_per_call=steps_per_call, unroll=unroll)
     return {k: np.asarray(v).tolist() for k, v in jax.device_get(curves)._asdict().items()}
 
   return probe

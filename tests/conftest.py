@@ -53,3 +53,27 @@ def pytest_collection_modifyitems(config, items):
   for item in items:
     if "slow" in item.keywords:
       item.add_marker(skip)
+
+
+# A folder shared by every test process of one pytest session (the xdist
+# workers inherit it from the controller's environment): what several workers
+# would each compute, such as a study's --quick run, is made once there under
+# a file lock (tests/test_study.py). The process that made it removes it.
+_SHARED_ENV = "GAN_JAX_TEST_SHARED"
+
+
+def _is_xdist_worker(config):
+  return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session):
+  if not _is_xdist_worker(session.config) and _SHARED_ENV not in os.environ:
+    os.environ[_SHARED_ENV] = tempfile.mkdtemp(prefix="gan_jax_test_shared_")
+    session.config._gan_jax_shared = os.environ[_SHARED_ENV]  # pylint: disable=protected-access
+
+
+def pytest_sessionfinish(session):
+  folder = getattr(session.config, "_gan_jax_shared", None)
+  if folder:
+    import shutil  # pylint: disable=g-import-not-at-top
+    shutil.rmtree(folder, ignore_errors=True)

@@ -83,6 +83,24 @@ class ThirdPartyTest(parameterized.TestCase):
     np.testing.assert_array_equal(out["flagged_counts"], [0, 1, 1])
     np.testing.assert_allclose(out["flagged_share"], [0.0, 0.5, 1.0])
 
+  def test_chunked_unrolled_training_changes_no_value(self):
+    kw = dict(self.kw, steps=40)
+    one = probes.third_party_discriminator(jax.random.key(0), self.real, self.partial,
+                                           self.test, sigma=0.1, **kw)
+    # 40 steps in calls of 7 (the last call shorter), unrolled: the same keys, the same steps.
+    cut = probes.third_party_discriminator(jax.random.key(0), self.real, self.partial,
+                                           self.test, sigma=0.1, steps_per_call=7,
+                                           unroll=True, **kw)
+    self.assertEqual(cut.losses.shape, (40,))
+    np.testing.assert_allclose(cut.losses, one.losses, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cut.probs, one.probs, rtol=1e-4, atol=1e-6)
+    with self.assertRaisesRegex(ValueError, "steps_per_call must be a positive integer"):
+      probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
+                                       sigma=0.0, steps_per_call=0, **kw)
+    with self.assertRaisesRegex(ValueError, "unroll must be True, False or a positive"):
+      probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
+                                       sigma=0.0, unroll="yes", **kw)
+
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, "sigma must be a finite number >= 0"):
       probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
@@ -192,6 +210,22 @@ class GradientTest(parameterized.TestCase):
     # Instance noise overlaps the supports: the minimax gradient survives.
     noisy = jax.device_get(probes.gradient_norm_curves(*args, sigma=1.0, **kw))
     self.assertGreater(noisy.minimax_mean[-1], 10 * clean.minimax_mean[-1])
+
+  def test_chunked_unrolled_training_changes_no_value(self):
+    g_params = {"w": jnp.float32(0.5), "b": jnp.float32(-0.5)}
+    args = (jax.random.key(3), _affine_generator, g_params,
+            lambda k, n: jax.random.normal(k, (n, 1)),
+            lambda k, n: 1.0 + 0.05 * jax.random.normal(k, (n, 1)))
+    kw = dict(module=_small_d(), iterations=20, every=10, num_batches=2, batch_size=16,
+              sigma=0.2)
+    one = jax.device_get(probes.gradient_norm_curves(*args, **kw))
+    cut = jax.device_get(probes.gradient_norm_curves(*args, steps_per_call=3, unroll=True,
+                                                     **kw))
+    for name, value in one._asdict().items():
+      np.testing.assert_allclose(getattr(cut, name), value, rtol=1e-4, atol=1e-6,
+                                 err_msg=name)
+    # The discriminator did train between records (else the check above is empty).
+    self.assertNotAlmostEqual(float(one.d_fake[0]), float(one.d_fake[-1]), places=3)
 
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, "multiple >= 0 of every"):

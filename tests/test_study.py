@@ -1,7 +1,8 @@
 """The study runner (experiments/study.py): every study's --quick, its tables, resume, errors.
 
-Each study's --quick runs once per test process (2 seeds, a few dozen steps);
-the tests then read what it wrote.
+Each study's --quick runs once per test session (2 seeds, a few dozen steps),
+in the folder the session's workers share (conftest.py), by whichever worker
+asks first; the tests then read what it wrote.
 """
 
 import dataclasses
@@ -14,6 +15,11 @@ import subprocess
 import sys
 import tempfile
 from unittest import mock
+
+try:
+  import fcntl
+except ImportError:  # not POSIX: each test process makes its own runs
+  fcntl = None
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -34,11 +40,33 @@ _RUNS: dict = {}
 _TMP = tempfile.mkdtemp(prefix="gan_jax_test_study_")
 
 
+def _shared_folder():
+  shared = os.environ.get("GAN_JAX_TEST_SHARED")  # set by conftest.py for the session
+  if shared and fcntl is not None and os.path.isdir(shared):
+    return os.path.join(shared, "quick_studies")
+  return os.path.join(_TMP, "quick_studies")
+
+
 def quick_run(name):
-  """The workdir and table of study ``name``'s --quick run (made once)."""
+  """The workdir and table of study ``name``'s --quick run, made once per session:
+  the first worker to ask runs it under a lock; the others wait for it and read
+  its ``table.json`` (what ``run_study`` returned, written last)."""
   if name not in _RUNS:
-    workdir = os.path.join(_TMP, name)
-    table = study_lib.run_study(name, workdir, quick=True, num_seeds=SEEDS, log=lambda m: None)
+    folder = _shared_folder()
+    os.makedirs(folder, exist_ok=True)
+    workdir = os.path.join(folder, name)
+    done = os.path.join(folder, f"{name}.done")
+    with open(os.path.join(folder, f"{name}.lock"), "w", encoding="utf-8") as lock:
+      if fcntl is not None:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+      if os.path.exists(done):
+        with open(os.path.join(workdir, "table.json"), encoding="utf-8") as f:
+          table = json.load(f)
+      else:
+        table = study_lib.run_study(name, workdir, quick=True, num_seeds=SEEDS,
+                                    log=lambda m: None)
+        with open(done, "w", encoding="utf-8"):
+          pass
     _RUNS[name] = (workdir, table)
   return _RUNS[name]
 
@@ -384,6 +412,15 @@ class QuickStudiesTest(parameterized.TestCase):
                                 r"unknown arm\(s\) 'regan'.*did you mean 'reg_gan'.*valid: "
                                 r"gan, reg_gan"):
       study_lib.run_study("che", os.path.join(_TMP, "never2"), quick=True, arms=["regan"])
+
+  def test_named_arms_need_not_be_quick_arms(self):
+    study = study_lib.STUDIES["pacgan"]
+    other = next(a.label for a in study.arms if a.label not in study.quick_arms)
+    self.assertEqual([a.label for a in study.arms_to_run(True, [other])], [other])
+    self.assertEqual([a.label for a in study.arms_to_run(True)], list(study.quick_arms))
+    settings = study_lib.settings_of("pacgan", quick=True, num_seeds=1, steps=None,
+                                     mnist_npz="", arms=[other])
+    self.assertEqual(settings["arms"], [other])
 
   def test_unknown_study_lists_the_valid_ones(self):
     with self.assertRaisesRegex(study_lib.StudyError,

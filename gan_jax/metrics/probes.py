@@ -15,8 +15,13 @@
   (``-log D``) loss is recorded as the discriminator improves.
 
 Every probe is a pure function of explicit PRNG keys and arrays (or a
-``(game, state)`` pair); the discriminator training loops are single jitted
-``lax.scan`` programs.
+``(game, state)`` pair). A probe's discriminator trains in compiled calls of
+``steps_per_call`` Adam steps (``lax.scan``, rolled or unrolled), driven from
+Python; the chunking changes no value: every step's key is drawn before the
+calls are cut (:func:`_run_steps`). Image probes need short unrolled calls on
+XLA:CPU, where a loop around a convolution runs about 10x slower (the run's
+own ``train.steps_per_call`` / ``train.unroll`` are the natural choice, as
+``experiments/probe.py`` and the studies use).
 """
 
 from __future__ import annotations
@@ -62,10 +67,9 @@ def _logits_fn(module: nn.Module, params, collections) -> Callable[[jax.Array], 
 
 
 def _chunked(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-  """``fn`` over ``x`` in chunks of ``_EVAL_CHUNK`` examples (inside a trace)."""
-  if x.shape[0] <= _EVAL_CHUNK:
-    return fn(x)
-  return jax.lax.map(lambda row: fn(row[None])[0], x, batch_size=_EVAL_CHUNK)
+  """``fn`` (jitted) over ``x`` in host-side chunks of ``_EVAL_CHUNK`` examples:
+  no loop primitive around a convolution (XLA:CPU's slow path)."""
+  return jnp.concatenate([fn(x[i:i + _EVAL_CHUNK]) for i in range(0, x.shape[0], _EVAL_CHUNK)])
 
 
 def _draw_rows(key: jax.Array, x: jax.Array, n: int) -> jax.Array:
@@ -92,6 +96,39 @@ def _check_sigma(sigma: Any) -> float:
   if not np.isfinite(s) or s < 0:
     raise ValueError(f"sigma must be a finite number >= 0; got {sigma!r}")
   return s
+
+
+def _check_chunking(steps_per_call: Any, unroll: Any) -> tuple[Optional[int], Any]:
+  if steps_per_call is not None:
+    steps_per_call = _check_positive_int("steps_per_call", steps_per_call)
+  if not isinstance(unroll, (bool, int, np.integer)) or (
+      not isinstance(unroll, bool) and unroll < 1):
+    raise ValueError(f"unroll must be True, False or a positive integer (lax.scan's unroll "
+                     f"factor); got {unroll!r}")
+  return steps_per_call, unroll if isinstance(unroll, bool) else int(unroll)
+
+
+def _chunk_runner(step: Callable, unroll) -> Callable:
+  """A jitted ``(carry, keys, *args) -> (carry, losses)`` scanning ``step`` over
+  ``keys``; it compiles once per number of keys (a run has at most two)."""
+
+  @jax.jit
+  def run(carry, keys, *args):
+    return jax.lax.scan(lambda c, k: step(c, k, *args), carry, keys, unroll=unroll)
+
+  return run
+
+
+def _run_steps(run: Callable, carry, keys: jax.Array, steps_per_call: Optional[int], *args):
+  """All of ``keys``' steps through ``run`` in calls of ``steps_per_call`` keys
+  (``None``: one call); returns the carry and the losses of every step."""
+  n = keys.shape[0]
+  size = n if steps_per_call is None else min(steps_per_call, n)
+  out = []
+  for start in range(0, n, size):
+    carry, loss = run(carry, keys[start:start + size], *args)
+    out.append(loss)
+  return carry, (out[0] if len(out) == 1 else jnp.concatenate(out))
 
 
 def _discriminator_trainer(module: nn.Module, tx: optax.GradientTransformation,
@@ -150,25 +187,38 @@ def _draw_from(key, n, x):
 
 
 def _third_party_program(module: nn.Module, steps: int, batch_size: int,
-                         learning_rate: float, b1: float):
+                         learning_rate: float, b1: float, steps_per_call: Optional[int],
+                         unroll):
   tx = optax.adam(learning_rate, b1=b1)
   step = _discriminator_trainer(module, tx, batch_size, _draw_from, _draw_from)
+  train = _chunk_runner(
+      lambda c, k, sigma, real_train, fake: step(c, k, sigma, (real_train,), (fake,)), unroll)
 
-  def run(key, sigma, threshold, real_train, fake, test):
+  @jax.jit
+  def start(key, real_train):
     init_key, train_key = jax.random.split(key)
     params, collections = init_module(module, init_key, real_train[:2])
-    carry = (params, collections, tx.init(params))
-    carry, loss = jax.lax.scan(
-        lambda c, k: step(c, k, sigma, (real_train,), (fake,)), carry,
-        jax.random.split(train_key, steps))
+    return (params, collections, tx.init(params)), jax.random.split(train_key, steps)
+
+  @jax.jit
+  def logits(carry, x):
     params, collections, _ = carry
-    probs = jax.nn.sigmoid(_chunked(_logits_fn(module, params, collections), test))
+    return _logits_fn(module, params, collections)(x)
+
+  @jax.jit
+  def finish(logits, threshold):
+    probs = jax.nn.sigmoid(logits)
     flagged = probs > threshold
     count = jnp.sum(flagged, dtype=jnp.int32)
-    return ThirdPartyResult(probs, flagged, count,
-                            count.astype(jnp.float32) / test.shape[0], loss)
+    return probs, flagged, count, count.astype(jnp.float32) / logits.shape[0]
 
-  return jax.jit(run)
+  def run(key, sigma, threshold, real_train, fake, test):
+    carry, keys = start(key, real_train)
+    carry, loss = _run_steps(train, carry, keys, steps_per_call, sigma, real_train, fake)
+    return ThirdPartyResult(*finish(_chunked(lambda x: logits(carry, x), test), threshold),
+                            loss)
+
+  return run
 
 
 # Compiled programs by their static settings, so that a sweep over sigma (or
@@ -190,7 +240,8 @@ def third_party_discriminator(key: jax.Array, real_train: jax.Array, fake: jax.A
                               test: jax.Array, *, module: nn.Module, sigma: float,
                               steps: int = 2000, batch_size: int = 256,
                               learning_rate: float = 1e-3, b1: float = 0.5,
-                              threshold: float = 0.9) -> ThirdPartyResult:
+                              threshold: float = 0.9, steps_per_call: Optional[int] = None,
+                              unroll: int | bool = 1) -> ThirdPartyResult:
   """Flags the test examples a generator misses with a noisy third-party discriminator.
 
   A discriminator ``module``, freshly initialised, is trained for ``steps``
@@ -229,6 +280,9 @@ def third_party_discriminator(key: jax.Array, real_train: jax.Array, fake: jax.A
     learning_rate: Adam step size.
     b1: Adam's first-moment decay.
     threshold: flag test examples with ``D > threshold``, in ``(0, 1)``.
+    steps_per_call: Adam steps per compiled call (``None``: all in one).
+    unroll: ``lax.scan``'s unroll factor within a call (``True``: fully).
+      Neither changes a value (see the module docstring).
 
   Returns:
     A :class:`ThirdPartyResult`.
@@ -247,8 +301,9 @@ def third_party_discriminator(key: jax.Array, real_train: jax.Array, fake: jax.A
   if not real_train.shape[1:] == fake.shape[1:] == test.shape[1:]:
     raise ValueError(f"real_train, fake and test must share the example shape; got "
                      f"{real_train.shape}, {fake.shape}, {test.shape}")
-  run = _program(("third_party", module, steps, batch_size, float(learning_rate), float(b1)),
-                 _third_party_program)
+  steps_per_call, unroll = _check_chunking(steps_per_call, unroll)
+  run = _program(("third_party", module, steps, batch_size, float(learning_rate), float(b1),
+                  steps_per_call, unroll), _third_party_program)
   return run(key, jnp.float32(sigma), jnp.float32(threshold), real_train, fake, test)
 
 
@@ -437,7 +492,9 @@ def gradient_norm_curves(key: jax.Array, generate: Callable[[Any, jax.Array], ja
                          module: nn.Module, iterations: int = 2000, every: int = 50,
                          num_batches: int = 10, batch_size: int = 256, sigma: float = 0.0,
                          learning_rate: float = 1e-3, b1: float = 0.5,
-                         d_variables: Optional[tuple[Any, Any]] = None) -> GradientCurves:
+                         d_variables: Optional[tuple[Any, Any]] = None,
+                         steps_per_call: Optional[int] = None,
+                         unroll: int | bool = 1) -> GradientCurves:
   """Generator-gradient norms while a discriminator trains against a frozen generator.
 
   The generator ``x = generate(g_params, z)`` is fixed. A discriminator
@@ -456,8 +513,8 @@ def gradient_norm_curves(key: jax.Array, generate: Callable[[Any, jax.Array], ja
   on disjoint supports, the minimax gradient vanishes while the ``-log D``
   gradient does not (it grows, with a large variance).
 
-  The whole run is one compiled program: an outer ``lax.scan`` over records,
-  an inner one over the ``every`` discriminator steps between them.
+  Each record is one compiled measurement; the ``every`` discriminator steps
+  between records run in compiled calls of ``steps_per_call`` steps.
 
   Args:
     key: PRNG key.
@@ -475,6 +532,11 @@ def gradient_norm_curves(key: jax.Array, generate: Callable[[Any, jax.Array], ja
     b1: Adam's first-moment decay.
     d_variables: ``(params, collections)`` to start the discriminator from
       instead of a fresh initialisation (e.g. a known function in a test).
+    steps_per_call: discriminator steps per compiled call (``None``: the
+      ``every`` steps between two records in one call).
+    unroll: ``lax.scan``'s unroll factor within a call (``True``: fully; image
+      discriminators on XLA:CPU want short unrolled calls). Neither changes a
+      value.
 
   Returns:
     :class:`GradientCurves` with ``iterations // every + 1`` records.
@@ -484,16 +546,19 @@ def gradient_norm_curves(key: jax.Array, generate: Callable[[Any, jax.Array], ja
     Adversarial Networks", 2017, Sec. 2.2-3, Figs. 2-3.
   """
   sigma = _check_sigma(sigma)
+  steps_per_call, unroll = _check_chunking(steps_per_call, unroll)
   # Calls with the same functions (e.g. a sweep over sigma) share one program.
   run = _program(("gradients", generate, latent, real, module, iterations, every, num_batches,
-                  batch_size, float(learning_rate), float(b1)), _gradient_program)
+                  batch_size, float(learning_rate), float(b1), steps_per_call, unroll),
+                 _gradient_program)
   return run(key, jnp.float32(sigma), g_params, d_variables)
 
 
 def _gradient_program(generate, latent, real, module, iterations, every, num_batches,
-                      batch_size, learning_rate, b1):
-  """The compiled run of :func:`gradient_norm_curves`, ``(key, sigma, g_params,
-  d_variables) -> GradientCurves``; one program serves every noise level."""
+                      batch_size, learning_rate, b1, steps_per_call=None, unroll=1):
+  """The run of :func:`gradient_norm_curves`, ``(key, sigma, g_params,
+  d_variables) -> GradientCurves``: compiled pieces (start, measurement, calls
+  of discriminator steps) driven from Python; one set serves every noise level."""
   iterations = int(iterations)
   every = _check_positive_int("every", every)
   num_batches = _check_positive_int("num_batches", num_batches)
@@ -524,35 +589,40 @@ def _gradient_program(generate, latent, real, module, iterations, every, num_bat
       return (optax.tree.norm(g_mm), optax.tree.norm(g_ns),
               jnp.mean(jax.nn.sigmoid(real_psi)), jnp.mean(jax.nn.sigmoid(psi)))
 
-    mm, ns, d_real, d_fake = jax.lax.map(one_batch, jax.random.split(key, num_batches))
+    # A scan with the probe's unroll, not lax.map: unrolled, no loop around the
+    # convolutions of an image model (XLA:CPU's slow path).
+    _, (mm, ns, d_real, d_fake) = jax.lax.scan(lambda c, k: (c, one_batch(k)), None,
+                                               jax.random.split(key, num_batches), unroll=unroll)
     return (jnp.mean(mm), jnp.std(mm), jnp.mean(ns), jnp.std(ns), jnp.mean(d_real),
             jnp.mean(d_fake))
 
+  train = _chunk_runner(lambda c, k, sigma, gp: step(c, k, sigma, (), (gp,)), unroll)
+  measure = jax.jit(norms)
+
   @jax.jit
-  def run(key, sigma, gp, d_variables):
+  def start(key, d_variables):
     init_key, run_key = jax.random.split(key)
     if d_variables is None:
       params, collections = init_module(module, init_key, real(init_key, 2))
     else:
       params, collections = d_variables
-    carry = (params, collections, tx.init(params))
+    return (params, collections, tx.init(params)), jax.random.split(run_key, records + 1)
 
-    def train(carry, key):
-      return jax.lax.scan(lambda c, k: step(c, k, sigma, (), (gp,)), carry,
-                          jax.random.split(key, every))[0]
+  @jax.jit
+  def segment_keys(key):
+    measure_key, train_key = jax.random.split(key)
+    return measure_key, jax.random.split(train_key, every)
 
-    def segment(carry, inputs):
-      index, key = inputs
-      measure_key, train_key = jax.random.split(key)
-      stats = norms(carry, measure_key, gp, sigma)
-      # The last record is not followed by training; a cond (rather than a
-      # separate final measurement) keeps one copy of `norms` in the program.
-      carry = jax.lax.cond(index < records, train, lambda c, k: c, carry, train_key)
-      return carry, stats
-
-    indices = jnp.arange(records + 1)
-    _, stats = jax.lax.scan(segment, carry, (indices, jax.random.split(run_key, records + 1)))
-    return GradientCurves(indices * every, *stats)
+  def run(key, sigma, gp, d_variables):
+    carry, keys = start(key, d_variables)
+    stats = []
+    for index in range(records + 1):
+      measure_key, step_keys = segment_keys(keys[index])
+      stats.append(measure(carry, measure_key, gp, sigma))
+      if index < records:  # the last record is not followed by training
+        carry, _ = _run_steps(train, carry, step_keys, steps_per_call, sigma, gp)
+    return GradientCurves(jnp.arange(records + 1) * every,
+                          *(jnp.stack(column) for column in zip(*stats)))
 
   return run
 
@@ -562,7 +632,8 @@ def generator_gradient_diagnostics(key: jax.Array, game, state, *,
                                    module: Optional[nn.Module] = None, iterations: int = 2000,
                                    every: int = 50, num_batches: int = 10,
                                    batch_size: int = 256, learning_rate: float = 1e-3,
-                                   b1: float = 0.5) -> dict[float, GradientCurves]:
+                                   b1: float = 0.5, steps_per_call: Optional[int] = None,
+                                   unroll: int | bool = 1) -> dict[float, GradientCurves]:
   """:func:`gradient_norm_curves` for a trained run's generator, per noise level.
 
   The generator is the run's (its current parameters, not an EMA copy: those
@@ -579,8 +650,8 @@ def generator_gradient_diagnostics(key: jax.Array, game, state, *,
     sigmas: instance-noise levels; every level gets the same key and one
       compiled program.
     module: discriminator architecture (default ``game.discriminator``).
-    iterations, every, num_batches, batch_size, learning_rate, b1: as in
-      :func:`gradient_norm_curves`.
+    iterations, every, num_batches, batch_size, learning_rate, b1,
+      steps_per_call, unroll: as in :func:`gradient_norm_curves`.
 
   Returns:
     ``{sigma: GradientCurves}`` in the order of ``sigmas``.
@@ -607,7 +678,9 @@ def generator_gradient_diagnostics(key: jax.Array, game, state, *,
     return out[0] if game.data.has_labels else out
 
   sigmas = [_check_sigma(s) for s in sigmas]
+  steps_per_call, unroll = _check_chunking(steps_per_call, unroll)
   # Built here, not cached: the functions close over this state.
   program = _gradient_program(generate, latent, real, module or game.discriminator,
-                              iterations, every, num_batches, batch_size, learning_rate, b1)
+                              iterations, every, num_batches, batch_size, learning_rate, b1,
+                              steps_per_call, unroll)
   return {s: program(key, jnp.float32(s), state.params["generator"], None) for s in sigmas}
