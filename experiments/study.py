@@ -128,6 +128,9 @@ def define_flags() -> None:
                        "study's budget).")
   flags.DEFINE_list("arms", [], "Run only these arms of the study (comma-separated labels; "
                     "default all). The table lists what ran.")
+  flags.DEFINE_bool("rescore", False, "stacked_mnist, compositional_mnist: score the final "
+                    "samples of finished arms again (after a metric was added); the old "
+                    "scores stay in each arm's study_arm.json.")
   flags.DEFINE_string("mnist_npz", "", "Image studies: a local MNIST .npz (x_train, y_train, "
                       "x_test, y_test); default TFDS, or with --quick a generated image set.")
 
@@ -280,6 +283,10 @@ MODES = Column("modes captured", ("modes_captured", "components_captured"))
 HIGH_QUALITY = Column("high-quality share", ("high_quality_share",))
 KL = Column("KL of the mode histogram", ("kl_mode_histogram", "kl_component_histogram"))
 ENERGY = Column("energy distance", ("energy_distance",))
+# The 1000-mode sets' coverage over confident reads only (every digit read with
+# probability >= 0.9): blurry samples still get an argmax mode.
+CONFIDENT_MODES = Column("modes covered, confident reads", ("modes_covered_confident",))
+CONFIDENT_SHARE = Column("share of confident reads", ("confident_share",))
 PACGAN_COLUMNS = (Column("modes (PacGAN protocol)", ("pacgan_modes",)),
                   Column("high quality (share, PacGAN protocol)", ("pacgan_high_quality",)),
                   Column("KL (PacGAN protocol)", ("pacgan_kl",)))
@@ -483,7 +490,8 @@ _register(Study(
           Arm("reg_dcgan", "configs/stacked_mnist.py:reg",
               note="Reg-DCGAN, lambda1 = 0.2, lambda2 = 0.4")),
     columns=(Column("modes covered (of 1000)", ("modes_covered",)),
-             Column("KL of the mode histogram to the uniform", ("kl_mode_histogram",))),
+             Column("KL of the mode histogram to the uniform", ("kl_mode_histogram",)),
+             CONFIDENT_MODES, CONFIDENT_SHARE),
     main_metric=(),
     steps=20_000, quick_steps=8,
     budget_note="the image default of configs/images.py (a CPU budget, far below the papers')",
@@ -512,7 +520,8 @@ _register(Study(
     columns=(Column("missing modes (#Miss, of 1000)", ("missing_modes",)),
              Column("modes covered (of 1000)", ("modes_covered",)),
              Column("KL of the mode histogram to the digit-set weights",
-                    ("kl_mode_histogram",))),
+                    ("kl_mode_histogram",)),
+             CONFIDENT_MODES, CONFIDENT_SHARE),
     main_metric=(),
     steps=20_000, quick_steps=8,
     budget_note=("the image default of configs/images.py; DCGAN-64 trains at about 0.5 "
@@ -879,6 +888,7 @@ class ArmContext:
   settings: Mapping[str, Any]
   seeds: list[int]
   log: Callable[[str], None]
+  rescore: bool = False
 
 
 def _read_json(path: str, default=None):
@@ -928,11 +938,18 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   if os.path.isdir(ctx.workdir):
     state = workdir_lib.check(ctx.workdir, config_dict)  # refuses another run's folder
     if record.get("finished") and (state["step"] == steps or record.get("diverged")):
-      if not _refreeze(record, ctx.config):
+      if ctx.rescore and "scores" in record:
+        # The old scores stay in the record, beside the new ones.
+        ctx.log(f"{ctx.arm.label}: scoring its final samples again (--rescore)")
+        record.setdefault("previous_scores", []).append(
+            {"scores": record.pop("scores"),
+             "scoring_seconds": record.pop("scoring_seconds", None)})
+      elif not _refreeze(record, ctx.config):
         return record
-      # Stopped by one seed before seeds could be frozen: the others go on.
-      ctx.log(f"{ctx.arm.label}: resuming the other seeds after: {record['diverged']}")
-      record.pop("diverged")
+      else:
+        # Stopped by one seed before seeds could be frozen: the others go on.
+        ctx.log(f"{ctx.arm.label}: resuming the other seeds after: {record['diverged']}")
+        record.pop("diverged")
   record.update({"arm": ctx.arm.label, "steps": steps, "finished": False})
   scorer = SCORERS[ctx.study.scorer]
   try:
@@ -1104,6 +1121,7 @@ def _score_thousand_modes(ctx: ArmContext, record: dict) -> dict:
   t0 = time.time()
   clf = _classifier(ctx, result.source)
   n = _scorer_settings(ctx)["num_samples"]
+  _real_reference(ctx, clf, result.source, n)
   ctx.log(f"{ctx.arm.label}: scoring {n} samples of each seed")
   sample = jax.jit(result.game.sample, static_argnums=2)
   per_seed = []
@@ -1126,6 +1144,29 @@ def _score_thousand_modes(ctx: ArmContext, record: dict) -> dict:
                       "per_seed": per_seed}
   record["scoring_seconds"] = record.get("scoring_seconds", 0.0) + (time.time() - t0)
   return record
+
+
+REAL_REFERENCE_FILE = "real_reference.json"
+
+
+def _real_reference(ctx: ArmContext, clf, source, n: int) -> dict:
+  """The 1000-mode metrics of ``n`` real draws, read by the study's classifier
+  (once per study, into ``<study>/real_reference.json``): what a generator
+  that matched the data would score, confident reads included."""
+  from gan_jax.metrics import scores  # pylint: disable=g-import-not-at-top
+  path = os.path.join(ctx.study_dir, REAL_REFERENCE_FILE)
+  saved = _read_json(path)
+  if saved is not None and saved.get("num_samples") == n:
+    return saved
+  draw = jax.jit(source.draw, static_argnums=2)
+  key = jax.random.key(1_000_005)
+  x = np.concatenate([np.asarray(draw(jax.random.fold_in(key, j), source.arrays,
+                                      min(1000, n - j))[0]) for j in range(0, n, 1000)])
+  metrics = scores.thousand_mode_metrics(clf.probs, x, source.name, source.info.mode_weights)
+  metrics["missing_modes"] = metrics["n_modes"] - metrics["modes_covered"]
+  out = {"num_samples": n, "metrics": metrics}
+  workdir_lib.write_json(path, out)
+  return out
 
 
 SCORERS: dict[str, Callable[[ArmContext, dict], dict]] = {
@@ -1263,6 +1304,7 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
   extra = [{"row": p.row, "text": p.text, "source": p.source} for p in study.published
            if p.row not in {a.label for a in study.arms}]
   classifier = _read_json(os.path.join(workdir, "classifier.json"))
+  real_reference = _read_json(os.path.join(workdir, REAL_REFERENCE_FILE))
   return {"study": study.name, "title": study.title, "claim": study.claim,
           "settings": dict(settings), "command": saved["command"], "machine": saved["machine"],
           "steps": records[arms[0].label]["steps"], "budget_note": study.budget_note,
@@ -1270,7 +1312,8 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
           "data": dict(data) if data else None,
           "arms": [a.label for a in arms],
           "columns": _columns(study, rows), "rows": rows, "published_only": extra,
-          "classifier": classifier, "notes": list(study.notes),
+          "classifier": classifier, "real_reference": real_reference,
+          "notes": list(study.notes),
           "scorer_settings": _plain(study.quick_settings if settings["quick"]
                                     else study.settings)}
 
@@ -1354,6 +1397,14 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     lines += ["", f"Digit classifier: {clf['steps']} Adam steps on {clf['examples']} digit "
               f"crops, held-out accuracy {clf['held_out_accuracy']:.4f} ({clf['held_out']} "
               "draws)."]
+  ref = table.get("real_reference")
+  if ref:
+    m = ref["metrics"]
+    lines += ["", f"Real draws read by the same classifier ({ref['num_samples']} draws, the "
+              f"reference of the columns): {m['modes_covered']:.0f} modes covered, "
+              f"{m['modes_covered_confident']:.0f} over confident reads (every digit read "
+              f"with probability >= {m['confidence']:g}), confident share "
+              f"{m['confident_share']:.3f}, KL {m['kl_mode_histogram']:.3f}."]
   columns = table["columns"]
   lines += ["", "Each cell: mean ± standard error over seeds of the final value.", "",
             "| arm | " + " | ".join(_md(c) for c in columns)
@@ -1653,10 +1704,15 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
 
 def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Optional[int] = None,
               steps: Optional[int] = None, mnist_npz: str = "",
-              arms: Optional[Sequence[str]] = None,
+              arms: Optional[Sequence[str]] = None, rescore: bool = False,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)
               ) -> dict[str, Any]:
   """Runs (or resumes) a study; returns its table (what ``table.json`` holds).
+
+  ``rescore``: the finished arms of a study scored on final samples
+  (``stacked_mnist``, ``compositional_mnist``) score them again from their
+  final checkpoints (a metric added since they ran); their old scores stay in
+  ``study_arm.json`` under ``previous_scores``.
 
   Raises:
     StudyError: an unknown study (the message lists the valid ones), bad
@@ -1666,6 +1722,11 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
   settings = settings_of(name, quick=quick, num_seeds=num_seeds, steps=steps,
                          mnist_npz=mnist_npz, arms=arms)
   study = STUDIES[name]
+  if rescore and study.scorer != "thousand_modes":
+    raise StudyError(
+        f"--rescore scores final samples again, for the studies scored so "
+        f"({', '.join(n for n, s in STUDIES.items() if s.scorer == 'thousand_modes')}); "
+        f"study {name!r} reads its evaluations ({study.scorer!r})")
   budget = steps if steps is not None else (study.quick_steps if quick else study.steps)
   # Every arm's config is built (and its overrides checked) before anything is written.
   configs = {arm.label: arm_config(study, arm, steps=budget, num_seeds=settings["num_seeds"],
@@ -1687,7 +1748,8 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
     log(f"[{name} {i + 1}/{len(arms)}] {arm.label}")
     ctx = ArmContext(study=study, arm=arm, config=configs[arm.label],
                      workdir=os.path.join(workdir, arm.label), study_dir=workdir,
-                     settings=settings, seeds=seeds_lib.seed_list(configs[arm.label]), log=log)
+                     settings=settings, seeds=seeds_lib.seed_list(configs[arm.label]), log=log,
+                     rescore=rescore)
     records[arm.label] = run_arm(ctx)
   image_arms = [c for c in configs.values() if "npz_path" in c.data]
   data = image_data(image_arms[0]) if image_arms else None
@@ -1782,7 +1844,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   try:
     table = run_study(FLAGS.study, FLAGS.workdir, quick=FLAGS.quick, num_seeds=FLAGS.num_seeds,
-                      steps=FLAGS.steps, mnist_npz=FLAGS.mnist_npz, arms=FLAGS.arms)
+                      steps=FLAGS.steps, mnist_npz=FLAGS.mnist_npz, arms=FLAGS.arms,
+                      rescore=FLAGS.rescore)
   except errors.UserError as e:
     print("error: " + " ".join(str(e).split()), file=sys.stderr, flush=True)
     sys.exit(2)

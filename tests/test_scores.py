@@ -143,6 +143,34 @@ class ThousandModesTest(parameterized.TestCase):
       self.assertAlmostEqual(out["kl_mode_histogram"],
                              np.sum(hist[nz] * np.log(hist[nz] / 1e-3)), places=9)
 
+  def test_confident_reads(self):
+    digits = np.array([[1, 2, 3], [9, 0, 5], [4, 4, 4], [4, 7, 1]])
+    x = np.stack([np.stack([_digit_tile(d) for d in row], axis=-1) for row in digits])
+
+    def unsure_about_fours(imgs):
+      # The oracle's reading, with digit 4 read at top probability 0.6 only.
+      p = _oracle(imgs).astype(np.float64)
+      four = p[:, 4] == 1
+      p[four] = 0.4 / 9
+      p[four, 4] = 0.6
+      return p
+
+    w = np.full(1000, 1e-3)
+    out = scores.thousand_mode_metrics(unsure_about_fours, x, "stacked_mnist", w, batch_size=5)
+    self.assertEqual(out["modes_covered"], 4)  # argmax reads all four samples
+    # A read is as sure as its least sure digit: 444 and 471 are not confident.
+    self.assertEqual(out["confident_share"], 0.5)
+    self.assertEqual(out["modes_covered_confident"], 2)
+    self.assertAlmostEqual(out["kl_mode_histogram_confident"], np.log(1 / 2 / 1e-3), places=9)
+    low = scores.thousand_mode_metrics(unsure_about_fours, x, "stacked_mnist", w,
+                                       confidence=0.5)
+    self.assertEqual((low["confident_share"], low["modes_covered_confident"]), (1.0, 4))
+    none = scores.thousand_mode_metrics(unsure_about_fours, x[2:3], "stacked_mnist", w)
+    self.assertEqual(none["confident_share"], 0.0)
+    self.assertTrue(np.isnan(none["modes_covered_confident"]))
+    with self.assertRaisesRegex(ValueError, r"confidence must be in \(0, 1\]"):
+      scores.thousand_mode_metrics(_oracle, x, "stacked_mnist", w, confidence=0.0)
+
   def test_compositional_crops_recover_the_drawn_digits(self):
     # Real drawing path: tiles of constant brightness per digit class.
     x = np.concatenate([np.full((5, 28, 28), 10 + 24 * d, np.uint8) for d in range(10)])

@@ -220,6 +220,43 @@ class QuickStudiesTest(parameterized.TestCase):
       self.assertAlmostEqual(cell["se"], se, places=12)
     self.assertIsNotNone(table["classifier"])
     self.assertEqual([p["row"] for p in table["published_only"]], ["VEEGAN", "PacDCGAN2"])
+    for row in table["rows"]:
+      self.assertIn("modes covered, confident reads", row["cells"])
+      self.assertIn("share of confident reads", row["cells"])
+    ref = table["real_reference"]
+    self.assertEqual(ref["num_samples"],
+                     study_lib.STUDIES["stacked_mnist"].quick_settings["num_samples"])
+    self.assertTrue(0.0 <= ref["metrics"]["confident_share"] <= 1.0)
+    with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+      self.assertIn(f"Real draws read by the same classifier ({ref['num_samples']} draws",
+                    f.read())
+
+  def test_rescore_scores_final_samples_again_and_keeps_the_old(self):
+    workdir = os.path.join(_TMP, "stacked_rescore")
+    run = lambda **kw: study_lib.run_study("stacked_mnist", workdir, quick=True,
+                                           num_seeds=SEEDS, log=lambda m: None, **kw)
+    first = run()
+    path = os.path.join(workdir, "dcgan", study_lib.ARM_FILE)
+    with open(path, encoding="utf-8") as f:
+      record = json.load(f)
+    # As a run scored before the confident reads existed.
+    for s in record["scores"]["per_seed"]:
+      del s["confident_share"]
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(record, f)
+    old = record["scores"]
+    self.assertEqual(run()["rows"][0]["cells"]["share of confident reads"]["n"], 0)
+    table = run(rescore=True)
+    with open(path, encoding="utf-8") as f:
+      record = json.load(f)
+    self.assertEqual(record["previous_scores"][0]["scores"], old)
+    # Sampling is keyed by seed: the same samples, so the same scores, and the new metric.
+    self.assertEqual(table["rows"][0]["cells"], first["rows"][0]["cells"])
+    self.assertEqual(table["rows"][0]["cells"]["share of confident reads"]["n"], SEEDS)
+    self.assertEqual(record["scores"]["step"], old["step"])
+    with self.assertRaisesRegex(study_lib.StudyError, "--rescore .*stacked_mnist, "
+                                "compositional_mnist.*'che' reads its evaluations"):
+      study_lib.run_study("che", os.path.join(_TMP, "never3"), quick=True, rescore=True)
 
   def test_compositional_mnist_missing_modes_are_the_uncovered_ones(self):
     workdir, table = quick_run("compositional_mnist")

@@ -149,8 +149,15 @@ def mode_coverage(modes: Any, mode_weights: Any) -> dict[str, float]:
 
 
 def thousand_mode_metrics(classify: Callable[[np.ndarray], Any], images: Any, name: str,
-                          mode_weights: Any, *, batch_size: int = 1000) -> dict[str, float]:
+                          mode_weights: Any, *, batch_size: int = 1000,
+                          confidence: float = 0.9) -> dict[str, float]:
   """Mode coverage of stacked or compositional MNIST samples.
+
+  Every sample's mode is the argmax reading of its three digits. A blurry
+  sample still gets an argmax, so the coverage is also reported over the
+  *confident reads* only: samples whose three digits each get a top class
+  probability of at least ``confidence``. Far more modes than confident reads
+  means the coverage counts classifier guesses.
 
   Args:
     classify: maps ``[k, 28, 28, 1]`` digit images in ``[-1, 1]`` to class
@@ -160,17 +167,34 @@ def thousand_mode_metrics(classify: Callable[[np.ndarray], Any], images: Any, na
     name: ``'stacked_mnist'`` or ``'compositional_mnist'``.
     mode_weights: ``[1000]`` true mode probabilities (``source.info.mode_weights``).
     batch_size: digits classified per call.
+    confidence: the top class probability each digit of a confident read needs,
+      in ``(0, 1]``.
 
   Returns:
-    :func:`mode_coverage` of the modes ``100 d_0 + 10 d_1 + d_2``.
+    :func:`mode_coverage` of the modes ``100 d_0 + 10 d_1 + d_2``, with
+    ``confident_share`` (share of confident reads), ``modes_covered_confident``
+    and ``kl_mode_histogram_confident`` (:func:`mode_coverage` of the confident
+    reads; NaN if there are none) and ``confidence``.
   """
+  confidence = float(confidence)
+  if not 0.0 < confidence <= 1.0:
+    raise ValueError(f"confidence must be in (0, 1]; got {confidence!r}")
   from gan_jax.data import images as images_lib  # pylint: disable=g-import-not-at-top
   digits = np.asarray(images_lib.digit_crops(name, images))  # [n, 3, 28, 28, 1]
   flat = digits.reshape((-1,) + digits.shape[2:])
   probs = np.concatenate([np.asarray(classify(flat[i:i + batch_size]))
                           for i in range(0, len(flat), batch_size)])
   labels = np.argmax(probs, axis=-1).reshape(len(digits), 3)
-  return mode_coverage(np.asarray(images_lib.digits_to_mode(labels)), mode_weights)
+  modes = np.asarray(images_lib.digits_to_mode(labels))
+  confident = np.min(np.max(probs, axis=-1).reshape(len(digits), 3), axis=1) >= confidence
+  out = mode_coverage(modes, mode_weights)
+  sure = (mode_coverage(modes[confident], mode_weights) if confident.any()
+          else {"modes_covered": float("nan"), "kl_mode_histogram": float("nan")})
+  out.update({"confident_share": float(np.mean(confident)),
+              "modes_covered_confident": sure["modes_covered"],
+              "kl_mode_histogram_confident": sure["kl_mode_histogram"],
+              "confidence": confidence})
+  return out
 
 
 def image_scores(classifier, source, samples: Any, real: Any) -> dict[str, float]:
