@@ -54,6 +54,10 @@ config's own ``num_steps`` so each arm keeps its shape on a shorter or longer
 run. About ``evaluations`` evaluations per run (quick: 2) fall on multiples of
 ``train.steps_per_call``, which is lowered to a divisor of N when needed.
 
+``--arms=a,b`` trains only the named arms (any of the study's, also with
+``--quick``). ``--rescore`` (the studies scored on final samples) scores a
+finished arm's final checkpoints again, keeping the old scores.
+
 ``--quick`` is a smoke test of the whole pipeline in seconds per arm, not a
 result: 2 seeds, a few dozen steps, hidden layers of 16 units (DCGANs of 8
 base features), batch 16 (images 8), 64 evaluation samples, one device, seeds
