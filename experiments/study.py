@@ -939,15 +939,16 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   steps = int(ctx.config.train.num_steps)
   config_dict = loop.config_to_dict(ctx.config)
   record = _read_json(path, {})
+  scored_in = None  # with --rescore: the seconds of the arm's first scoring
   if os.path.isdir(ctx.workdir):
     state = workdir_lib.check(ctx.workdir, config_dict)  # refuses another run's folder
     if record.get("finished") and (state["step"] == steps or record.get("diverged")):
       if ctx.rescore and "scores" in record:
-        # The old scores stay in the record, beside the new ones.
+        # The old scores stay in the record, beside the new ones; the arm's wall
+        # time stays that of its first scoring (the rescoring's is its own field).
         ctx.log(f"{ctx.arm.label}: scoring its final samples again (--rescore)")
-        record.setdefault("previous_scores", []).append(
-            {"scores": record.pop("scores"),
-             "scoring_seconds": record.pop("scoring_seconds", None)})
+        record.setdefault("previous_scores", []).append({"scores": record.pop("scores")})
+        scored_in = record.get("scoring_seconds", 0.0)
       elif not _refreeze(record, ctx.config):
         return record
       else:
@@ -958,6 +959,10 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   scorer = SCORERS[ctx.study.scorer]
   try:
     record = scorer(ctx, record)
+    if scored_in is not None:
+      record["rescoring_seconds"] = (record.get("rescoring_seconds", 0.0)
+                                     + record["scoring_seconds"] - scored_in)
+      record["scoring_seconds"] = scored_in
   except loop.NonFiniteError as e:
     # A diverged arm is a result of the study, not a failure of it: the table
     # says so, and the other arms go on. (Its seeds share one program, so a NaN

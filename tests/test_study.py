@@ -244,12 +244,15 @@ class QuickStudiesTest(parameterized.TestCase):
       del s["confident_share"]
     with open(path, "w", encoding="utf-8") as f:
       json.dump(record, f)
-    old = record["scores"]
+    old, before = record["scores"], dict(record)
     self.assertEqual(run()["rows"][0]["cells"]["share of confident reads"]["n"], 0)
     table = run(rescore=True)
     with open(path, encoding="utf-8") as f:
       record = json.load(f)
     self.assertEqual(record["previous_scores"][0]["scores"], old)
+    self.assertEqual(record["scoring_seconds"], before["scoring_seconds"])
+    self.assertGreater(record["rescoring_seconds"], 0)
+    self.assertEqual(table["rows"][0]["wall_seconds"], first["rows"][0]["wall_seconds"])
     # Sampling is keyed by seed: the same samples, so the same scores, and the new metric.
     self.assertEqual(table["rows"][0]["cells"], first["rows"][0]["cells"])
     self.assertEqual(table["rows"][0]["cells"]["share of confident reads"]["n"], SEEDS)
