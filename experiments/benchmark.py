@@ -399,6 +399,8 @@ def probes_suite(rounds: int):
         probes.third_party_discriminator, jax.random.key(0), images, fake, images[:256],
         module=game.discriminator, sigma=0.1, steps=iterations, batch_size=64,
         steps_per_call=spc, unroll=unroll), iterations)
+  # Timed call by call, not by `measure`: a rolled call takes up to a minute
+  # here, and `measure` would spend one more on a warm-up.
   rates = {name: [] for name in runners}
   for name, (call, _) in runners.items():
     jax.block_until_ready(call())  # compile
@@ -412,8 +414,8 @@ def probes_suite(rounds: int):
   for name, r in best(rates).items():
     print(f"  {name:50s} {r:8.2f}")
   for probe in ("gradient curves", "third-party D"):
-    print(f"  {probe}: unrolled / rolled: "
-          f"{paired_ratio(rates, f'{probe}, unrolled calls of {n}', f'{probe}, rolled, one call per segment')}")
+    pair = (f"{probe}, unrolled calls of {n}", f"{probe}, rolled, one call per segment")
+    print(f"  {probe}: unrolled / rolled: {paired_ratio(rates, *pair)}")
 
 
 def main(argv):
