@@ -101,6 +101,20 @@ class ThirdPartyTest(parameterized.TestCase):
       probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
                                        sigma=0.0, unroll="yes", **kw)
 
+  def test_image_discriminator_chunked_equals_one_call(self):
+    # A convolutional D with batch statistics (carried from call to call).
+    module = models.make_discriminator("dcgan", base_features=8)
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
+    fake = rng.uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32) * 0.5
+    kw = dict(module=module, sigma=0.1, steps=3, batch_size=8)
+    one = probes.third_party_discriminator(jax.random.key(0), real, fake, real[:16], **kw)
+    cut = probes.third_party_discriminator(jax.random.key(0), real, fake, real[:16],
+                                           steps_per_call=2, unroll=True, **kw)
+    np.testing.assert_allclose(cut.losses, one.losses, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cut.probs, one.probs, rtol=1e-3, atol=1e-5)
+    self.assertGreater(float(one.losses[0] - one.losses[-1]), 0.0)  # it trained
+
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, "sigma must be a finite number >= 0"):
       probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
