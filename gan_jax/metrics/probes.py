@@ -105,7 +105,8 @@ def _check_chunking(steps_per_call: Any, unroll: Any) -> tuple[Optional[int], An
       not isinstance(unroll, bool) and unroll < 1):
     raise ValueError(f"unroll must be True, False or a positive integer (lax.scan's unroll "
                      f"factor); got {unroll!r}")
-  return steps_per_call, unroll if isinstance(unroll, bool) else int(unroll)
+  # False means 1; True stays True (full), which `_program` tells from 1.
+  return steps_per_call, True if unroll is True else max(1, int(unroll))
 
 
 def _chunk_runner(step: Callable, unroll) -> Callable:
@@ -228,12 +229,15 @@ _PROGRAMS: dict[tuple, Callable] = {}
 _MAX_PROGRAMS = 8
 
 
-def _program(spec: tuple, make: Callable[..., Callable]) -> Callable:
-  if spec not in _PROGRAMS:
+def _program(name: str, args: tuple, make: Callable[..., Callable]) -> Callable:
+  """``make(*args)``, cached by ``name`` and the arguments with their types
+  (``True == 1`` in Python, but a full unroll is not an unroll factor of 1)."""
+  key = (name,) + tuple((type(a), a) for a in args)
+  if key not in _PROGRAMS:
     while len(_PROGRAMS) >= _MAX_PROGRAMS:
       _PROGRAMS.pop(next(iter(_PROGRAMS)))
-    _PROGRAMS[spec] = make(*spec[1:])
-  return _PROGRAMS[spec]
+    _PROGRAMS[key] = make(*args)
+  return _PROGRAMS[key]
 
 
 def third_party_discriminator(key: jax.Array, real_train: jax.Array, fake: jax.Array,
@@ -302,8 +306,8 @@ def third_party_discriminator(key: jax.Array, real_train: jax.Array, fake: jax.A
     raise ValueError(f"real_train, fake and test must share the example shape; got "
                      f"{real_train.shape}, {fake.shape}, {test.shape}")
   steps_per_call, unroll = _check_chunking(steps_per_call, unroll)
-  run = _program(("third_party", module, steps, batch_size, float(learning_rate), float(b1),
-                  steps_per_call, unroll), _third_party_program)
+  run = _program("third_party", (module, steps, batch_size, float(learning_rate), float(b1),
+                                 steps_per_call, unroll), _third_party_program)
   return run(key, jnp.float32(sigma), jnp.float32(threshold), real_train, fake, test)
 
 
@@ -548,9 +552,9 @@ def gradient_norm_curves(key: jax.Array, generate: Callable[[Any, jax.Array], ja
   sigma = _check_sigma(sigma)
   steps_per_call, unroll = _check_chunking(steps_per_call, unroll)
   # Calls with the same functions (e.g. a sweep over sigma) share one program.
-  run = _program(("gradients", generate, latent, real, module, iterations, every, num_batches,
-                  batch_size, float(learning_rate), float(b1), steps_per_call, unroll),
-                 _gradient_program)
+  run = _program("gradients", (generate, latent, real, module, iterations, every, num_batches,
+                               batch_size, float(learning_rate), float(b1), steps_per_call,
+                               unroll), _gradient_program)
   return run(key, jnp.float32(sigma), g_params, d_variables)
 
 
@@ -589,10 +593,12 @@ def _gradient_program(generate, latent, real, module, iterations, every, num_bat
       return (optax.tree.norm(g_mm), optax.tree.norm(g_ns),
               jnp.mean(jax.nn.sigmoid(real_psi)), jnp.mean(jax.nn.sigmoid(psi)))
 
-    # A scan with the probe's unroll, not lax.map: unrolled, no loop around the
-    # convolutions of an image model (XLA:CPU's slow path).
-    _, (mm, ns, d_real, d_fake) = jax.lax.scan(lambda c, k: (c, one_batch(k)), None,
-                                               jax.random.split(key, num_batches), unroll=unroll)
+    # With any unrolling asked for (an image model), the batches are unrolled in
+    # full: a partial unroll keeps a loop around the convolutions, XLA:CPU's slow
+    # path. Else a rolled loop (small models compile faster so).
+    _, (mm, ns, d_real, d_fake) = jax.lax.scan(
+        lambda c, k: (c, one_batch(k)), None, jax.random.split(key, num_batches),
+        unroll=True if unroll is True or unroll > 1 else 1)
     return (jnp.mean(mm), jnp.std(mm), jnp.mean(ns), jnp.std(ns), jnp.mean(d_real),
             jnp.mean(d_fake))
 
