@@ -375,6 +375,9 @@ def probes_suite(rounds: int):
   state = step_lib.init_state(game, 0, step_lib.make_mesh(1))
   images = jnp.asarray(source.draw(jax.random.key(1), source.arrays, 512))
   fake = jax.jit(game.sample, static_argnums=2)(state, jax.random.key(2), 512)
+  if FLAGS.probe_steps < 2 or FLAGS.probe_steps % 2:
+    raise app.UsageError(f"--probe_steps must be an even number >= 2 (two records of "
+                         f"gradient curves); got {FLAGS.probe_steps}")
   iterations, every, n = FLAGS.probe_steps, FLAGS.probe_steps // 2, FLAGS.conv_scan_steps
   g_collections = state.model_state["generator"]
 
@@ -410,7 +413,7 @@ def probes_suite(rounds: int):
       jax.block_until_ready(call())
       rates[name].append(steps / (time.perf_counter() - t0))
   print(f"\nprobes on DCGAN-28, batch 64, {iterations} discriminator steps per call "
-        "(best round, D steps/s)")
+        "(best round, D steps/s; the gradient curves' include their 3 measurements)")
   for name, r in best(rates).items():
     print(f"  {name:50s} {r:8.2f}")
   for probe in ("gradient curves", "third-party D"):

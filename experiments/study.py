@@ -969,6 +969,9 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
     # in one seed stops them all; the message names the seed.)
     ctx.log(f"{ctx.arm.label}: diverged: {e}")
     record["diverged"] = " ".join(str(e).split())
+    if scored_in is not None and "scores" not in record:  # a rescoring loses nothing
+      record["scores"] = record["previous_scores"].pop()["scores"]
+      record["scoring_seconds"] = scored_in
   record["finished"] = True
   workdir_lib.write_json(path, record)
   return record
@@ -1061,7 +1064,7 @@ def gradient_probe(game, settings: Mapping[str, Any], batch_size: int, *,
   architecture), except that the generator's batch statistics are an argument
   of the compiled probe (under ``stop_gradient``: they add zero gradients, so
   the norms are those of the parameters) rather than constants in it. So one
-  compiled probe serves every seed, probe step and noise level of an arm. Its
+  set of compiled pieces serves every seed, probe step and noise level of an arm. Its
   discriminator steps are fused as the arm fuses its training steps
   (``steps_per_call``, ``unroll``: the arm's ``train`` fields).
   """
@@ -1165,15 +1168,21 @@ def _real_reference(ctx: ArmContext, clf, source, n: int) -> dict:
   from gan_jax.metrics import scores  # pylint: disable=g-import-not-at-top
   path = os.path.join(ctx.study_dir, REAL_REFERENCE_FILE)
   saved = _read_json(path)
-  if saved is not None and saved.get("num_samples") == n:
+  classifier = _read_json(os.path.join(ctx.study_dir, "classifier.json"))
+  if saved is not None and saved.get("num_samples") == n and saved.get("classifier") == classifier:
     return saved
   draw = jax.jit(source.draw, static_argnums=2)
   key = jax.random.key(1_000_005)
-  x = np.concatenate([np.asarray(draw(jax.random.fold_in(key, j), source.arrays,
-                                      min(1000, n - j))[0]) for j in range(0, n, 1000)])
+
+  def images(k, m):
+    out = draw(k, source.arrays, m)
+    return np.asarray(out[0] if source.has_labels else out)
+
+  x = np.concatenate([images(jax.random.fold_in(key, j), min(1000, n - j))
+                      for j in range(0, n, 1000)])
   metrics = scores.thousand_mode_metrics(clf.probs, x, source.name, source.info.mode_weights)
   metrics["missing_modes"] = metrics["n_modes"] - metrics["modes_covered"]
-  out = {"num_samples": n, "metrics": metrics}
+  out = {"num_samples": n, "metrics": _plain(metrics), "classifier": classifier}
   workdir_lib.write_json(path, out)
   return out
 
@@ -1313,7 +1322,10 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
   extra = [{"row": p.row, "text": p.text, "source": p.source} for p in study.published
            if p.row not in {a.label for a in study.arms}]
   classifier = _read_json(os.path.join(workdir, "classifier.json"))
-  real_reference = _read_json(os.path.join(workdir, REAL_REFERENCE_FILE))
+  # Only the studies scored on final samples have the key: other finished
+  # studies' tables stay as they were.
+  extras = ({"real_reference": _read_json(os.path.join(workdir, REAL_REFERENCE_FILE))}
+            if study.scorer == "thousand_modes" else {})
   return {"study": study.name, "title": study.title, "claim": study.claim,
           "settings": dict(settings), "command": saved["command"], "machine": saved["machine"],
           "steps": records[arms[0].label]["steps"], "budget_note": study.budget_note,
@@ -1321,8 +1333,7 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
           "data": dict(data) if data else None,
           "arms": [a.label for a in arms],
           "columns": _columns(study, rows), "rows": rows, "published_only": extra,
-          "classifier": classifier, "real_reference": real_reference,
-          "notes": list(study.notes),
+          "classifier": classifier, **extras, "notes": list(study.notes),
           "scorer_settings": _plain(study.quick_settings if settings["quick"]
                                     else study.settings)}
 
@@ -1350,6 +1361,10 @@ def _plain(value):
   if isinstance(value, float) and not math.isfinite(value):
     return None
   return value
+
+
+def _count(value: Optional[float]) -> str:
+  return "none" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
 
 def _fmt(cell: Optional[dict], num_seeds: int) -> str:
@@ -1411,7 +1426,7 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     m = ref["metrics"]
     lines += ["", f"Real draws read by the same classifier ({ref['num_samples']} draws, the "
               f"reference of the columns): {m['modes_covered']:.0f} modes covered, "
-              f"{m['modes_covered_confident']:.0f} over confident reads (every digit read "
+              f"{_count(m['modes_covered_confident'])} over confident reads (every digit read "
               f"with probability >= {m['confidence']:g}), confident share "
               f"{m['confident_share']:.3f}, KL {m['kl_mode_histogram']:.3f}."]
   columns = table["columns"]
@@ -1735,7 +1750,7 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
     raise StudyError(
         f"--rescore scores final samples again, for the studies scored so "
         f"({', '.join(n for n, s in STUDIES.items() if s.scorer == 'thousand_modes')}); "
-        f"study {name!r} reads its evaluations ({study.scorer!r})")
+        f"study {name!r} is scored by {study.scorer!r}, not on final samples")
   budget = steps if steps is not None else (study.quick_steps if quick else study.steps)
   # Every arm's config is built (and its overrides checked) before anything is written.
   configs = {arm.label: arm_config(study, arm, steps=budget, num_seeds=settings["num_seeds"],

@@ -67,7 +67,8 @@ def _is_xdist_worker(config):
 
 
 def pytest_sessionstart(session):
-  if not _is_xdist_worker(session.config) and _SHARED_ENV not in os.environ:
+  # Always a fresh folder (never one inherited from an earlier session).
+  if not _is_xdist_worker(session.config):
     os.environ[_SHARED_ENV] = tempfile.mkdtemp(prefix="gan_jax_test_shared_")
     session.config._gan_jax_shared = os.environ[_SHARED_ENV]  # pylint: disable=protected-access
 

@@ -94,6 +94,21 @@ class ThirdPartyTest(parameterized.TestCase):
     self.assertEqual(cut.losses.shape, (40,))
     np.testing.assert_allclose(cut.losses, one.losses, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cut.probs, one.probs, rtol=1e-4, atol=1e-6)
+    # The same steps per call rolled and unrolled: two programs, the same values.
+    rolled = probes.third_party_discriminator(jax.random.key(0), self.real, self.partial,
+                                              self.test, sigma=0.1, steps_per_call=7,
+                                              unroll=1, **kw)
+    np.testing.assert_allclose(rolled.losses, cut.losses, rtol=1e-5, atol=1e-6)
+    # A test set of more than one evaluation chunk (1024 examples).
+    big = np.concatenate([self.test, self.test[:200]])
+    more = probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, big,
+                                            sigma=0.1, **kw)
+    self.assertEqual(more.probs.shape, (1200,))
+    np.testing.assert_allclose(more.probs[:1000], one.probs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(more.probs[1000:], one.probs[:200], rtol=1e-5, atol=1e-6)
+    with self.assertRaisesRegex(ValueError, "at least one example"):
+      probes.third_party_discriminator(jax.random.key(0), self.real, self.partial,
+                                       self.test[:0], sigma=0.0, **kw)
     with self.assertRaisesRegex(ValueError, "steps_per_call must be a positive integer"):
       probes.third_party_discriminator(jax.random.key(0), self.real, self.partial, self.test,
                                        sigma=0.0, steps_per_call=0, **kw)

@@ -258,7 +258,8 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertEqual(table["rows"][0]["cells"]["share of confident reads"]["n"], SEEDS)
     self.assertEqual(record["scores"]["step"], old["step"])
     with self.assertRaisesRegex(study_lib.StudyError, "--rescore .*stacked_mnist, "
-                                "compositional_mnist.*'che' reads its evaluations"):
+                                "compositional_mnist.*'che' is scored by 'eval', not on final "
+                                "samples"):
       study_lib.run_study("che", os.path.join(_TMP, "never3"), quick=True, rescore=True)
 
   def test_compositional_mnist_missing_modes_are_the_uncovered_ones(self):

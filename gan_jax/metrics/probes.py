@@ -17,7 +17,8 @@
 Every probe is a pure function of explicit PRNG keys and arrays (or a
 ``(game, state)`` pair). A probe's discriminator trains in compiled calls of
 ``steps_per_call`` Adam steps (``lax.scan``, rolled or unrolled), driven from
-Python; the chunking changes no value: every step's key is drawn before the
+Python; the chunking changes no value beyond float rounding (rolled and
+unrolled programs may fuse differently): every step's key is drawn before the
 calls are cut (:func:`_run_steps`). Image probes need short unrolled calls on
 XLA:CPU, where a loop around a convolution runs about 10x slower (the run's
 own ``train.steps_per_call`` / ``train.unroll`` are the natural choice, as
@@ -286,7 +287,7 @@ def third_party_discriminator(key: jax.Array, real_train: jax.Array, fake: jax.A
     threshold: flag test examples with ``D > threshold``, in ``(0, 1)``.
     steps_per_call: Adam steps per compiled call (``None``: all in one).
     unroll: ``lax.scan``'s unroll factor within a call (``True``: fully).
-      Neither changes a value (see the module docstring).
+      Neither changes a value beyond float rounding (module docstring).
 
   Returns:
     A :class:`ThirdPartyResult`.
@@ -302,6 +303,9 @@ def third_party_discriminator(key: jax.Array, real_train: jax.Array, fake: jax.A
   if not 0.0 < float(threshold) < 1.0:
     raise ValueError(f"threshold must be in (0, 1); got {threshold!r}")
   real_train, fake, test = (jnp.asarray(a, jnp.float32) for a in (real_train, fake, test))
+  if min(real_train.shape[0], fake.shape[0], test.shape[0]) < 1:
+    raise ValueError(f"real_train, fake and test must each hold at least one example; got "
+                     f"{real_train.shape[0]}, {fake.shape[0]}, {test.shape[0]}")
   if not real_train.shape[1:] == fake.shape[1:] == test.shape[1:]:
     raise ValueError(f"real_train, fake and test must share the example shape; got "
                      f"{real_train.shape}, {fake.shape}, {test.shape}")
@@ -540,7 +544,7 @@ def gradient_norm_curves(key: jax.Array, generate: Callable[[Any, jax.Array], ja
       ``every`` steps between two records in one call).
     unroll: ``lax.scan``'s unroll factor within a call (``True``: fully; image
       discriminators on XLA:CPU want short unrolled calls). Neither changes a
-      value.
+      value beyond float rounding.
 
   Returns:
     :class:`GradientCurves` with ``iterations // every + 1`` records.
@@ -653,8 +657,8 @@ def generator_gradient_diagnostics(key: jax.Array, game, state, *,
     game: a game (``games.make_game``) with ``generator``, ``discriminator``,
       ``data``, ``latent_shape``, ``latent_prior`` and ``latent_kwargs``.
     state: its ``TrainState``.
-    sigmas: instance-noise levels; every level gets the same key and one
-      compiled program.
+    sigmas: instance-noise levels; every level gets the same key and the
+      same compiled pieces.
     module: discriminator architecture (default ``game.discriminator``).
     iterations, every, num_batches, batch_size, learning_rate, b1,
       steps_per_call, unroll: as in :func:`gradient_norm_curves`.
