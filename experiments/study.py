@@ -1047,7 +1047,13 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
         continue
       state = seeds_lib.take(result.state, i) if len(ctx.seeds) > 1 else result.state
       key = jax.random.fold_in(jax.random.key(1_000_004), seed)
-      per_seed.append({f"{sigma:g}": probe(key, state, sigma) for sigma in s["sigmas"]})
+      curves = {}
+      for sigma in s["sigmas"]:
+        t1 = time.time()
+        curves[f"{sigma:g}"] = probe(key, state, sigma)
+        ctx.log(f"{ctx.arm.label}: probed seed {seed} at step {at}, noise {sigma:g} "
+                f"({time.time() - t1:.0f} s)")
+      per_seed.append(curves)
     done[str(at)] = per_seed
     record["probe_seconds"] = record.get("probe_seconds", 0.0) + (time.time() - t0)
     workdir_lib.write_json(path, record)
