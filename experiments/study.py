@@ -1035,10 +1035,11 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
           f"arm {ctx.arm.label!r}: its run in {ctx.workdir!r} is at step {reached}, past the "
           f"probe step {at} whose results are missing; the generator of step {at} is gone. "
           "Delete the arm's folder to redo it.")
-    t0 = time.time()
     probe = probe or gradient_probe(result.game, s, int(ctx.config.train.batch_size),
                                     steps_per_call=int(ctx.config.train.steps_per_call),
                                     unroll=ctx.config.train.get("unroll", 1))
+    # Each probe is kept as it finishes: an interrupted study loses at most one.
+    partial = record.setdefault("gradients_partial", {}).setdefault(str(at), {})
     per_seed = []
     frozen = loop.frozen_seeds(result.state, reached) if len(ctx.seeds) > 1 else []
     for i, seed in enumerate(ctx.seeds):
@@ -1049,13 +1050,21 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
       key = jax.random.fold_in(jax.random.key(1_000_004), seed)
       curves = {}
       for sigma in s["sigmas"]:
-        t1 = time.time()
-        curves[f"{sigma:g}"] = probe(key, state, sigma)
-        ctx.log(f"{ctx.arm.label}: probed seed {seed} at step {at}, noise {sigma:g} "
-                f"({time.time() - t1:.0f} s)")
+        name = f"{sigma:g}"
+        if f"{seed}:{name}" in partial:
+          curves[name] = partial[f"{seed}:{name}"]
+          continue
+        t0 = time.time()
+        curves[name] = partial[f"{seed}:{name}"] = probe(key, state, sigma)
+        record["probe_seconds"] = record.get("probe_seconds", 0.0) + (time.time() - t0)
+        workdir_lib.write_json(path, record)
+        ctx.log(f"{ctx.arm.label}: probed seed {seed} at step {at}, noise {name} "
+                f"({time.time() - t0:.0f} s)")
       per_seed.append(curves)
     done[str(at)] = per_seed
-    record["probe_seconds"] = record.get("probe_seconds", 0.0) + (time.time() - t0)
+    record["gradients_partial"].pop(str(at))
+    if not record["gradients_partial"]:
+      record.pop("gradients_partial")
     workdir_lib.write_json(path, record)
   return record
 

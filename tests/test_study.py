@@ -421,6 +421,41 @@ class QuickStudiesTest(parameterized.TestCase):
       self.assertTrue(all(c["n"] == 4 - frozen for c in r["cells"].values()), r["cells"])
     self.assertTrue(os.path.isfile(os.path.join(workdir, "figures", "gradients_mnist_dcgan.png")))
 
+  def test_an_interrupted_gradient_probe_resumes_probe_by_probe(self):
+    whole_dir, whole = quick_run("arjovsky")
+    workdir = os.path.join(_TMP, "arjovsky_interrupted")
+    real_probe, calls = study_lib.gradient_probe, []
+
+    def counting_probe(*args, **kwargs):
+      fn = real_probe(*args, **kwargs)
+
+      def probe(key, state, sigma):
+        calls.append(sigma)
+        if len(calls) == 4:
+          raise KeyboardInterrupt  # killed during its 4th probe
+        return fn(key, state, sigma)
+      return probe
+
+    run = lambda: study_lib.run_study("arjovsky", workdir, quick=True, num_seeds=SEEDS,
+                                      log=lambda m: None)
+    with mock.patch.object(study_lib, "gradient_probe", counting_probe):
+      with self.assertRaises(KeyboardInterrupt):
+        run()
+      with open(os.path.join(workdir, "mnist_dcgan", study_lib.ARM_FILE), encoding="utf-8") as f:
+        self.assertLen(next(iter(json.load(f)["gradients_partial"].values())), 3)
+      table = run()
+    s = study_lib.STUDIES["arjovsky"].quick_settings
+    total = len(s["fractions"]) * len(s["sigmas"]) * SEEDS
+    self.assertLen(calls, total + 1)  # the 4th again, and none of the 3 kept
+    with open(os.path.join(workdir, "mnist_dcgan", study_lib.ARM_FILE), encoding="utf-8") as f:
+      resumed = json.load(f)
+    with open(os.path.join(whole_dir, "mnist_dcgan", study_lib.ARM_FILE), encoding="utf-8") as f:
+      uninterrupted = json.load(f)
+    self.assertNotIn("gradients_partial", resumed)
+    # The same curves as the study run without interruption, and the same table cells.
+    self.assertEqual(resumed["gradients"], uninterrupted["gradients"])
+    self.assertEqual([r["cells"] for r in table["rows"]], [r["cells"] for r in whole["rows"]])
+
   def test_status_reads_the_folder_and_changes_nothing(self):
     workdir, table = quick_run("che")
     before = snapshot(workdir)
