@@ -48,23 +48,27 @@ from gan_jax.metrics import probes
 from gan_jax.train import loop
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("probe", None, "third_party, cross_test or gradients.")
-flags.DEFINE_string("workdir", None, "The run to probe (results are written here).")
-flags.DEFINE_string("other_workdir", None, "cross_test: the second run.")
-flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-flags.DEFINE_bool("best", False, "Probe the best checkpoint instead.")
-flags.DEFINE_integer("seed", 0, "Seed of every random draw of the probe.")
-flags.DEFINE_integer("num_samples", 10_000,
-                     "Generated samples, and as many training and held-out examples.")
-flags.DEFINE_integer("batch_size", 256, "Batch of the probes' discriminator training.")
-flags.DEFINE_float("d_learning_rate", 1e-3, "Adam step size of the probes' discriminators.")
-flags.DEFINE_list("sigmas", ["0", "0.1", "0.5"], "third_party: input-noise levels.")
-flags.DEFINE_integer("d_steps", 2000, "third_party: Adam steps of the third-party D.")
-flags.DEFINE_float("threshold", 0.9, "third_party: flag held-out examples with D above this.")
-flags.DEFINE_list("instance_noise", [], "gradients: noise levels besides sigma = 0.")
-flags.DEFINE_integer("iterations", 2000, "gradients: discriminator iterations.")
-flags.DEFINE_integer("every", 50, "gradients: iterations between records.")
-flags.DEFINE_integer("num_batches", 10, "gradients: batches per record (mean and std).")
+def define_flags() -> None:
+  """The command line's flags (defined when run as a program, so that importing
+  this module next to another absl program, such as the study runner, defines
+  no flag twice)."""
+  flags.DEFINE_string("probe", None, "third_party, cross_test or gradients.")
+  flags.DEFINE_string("workdir", None, "The run to probe (results are written here).")
+  flags.DEFINE_string("other_workdir", None, "cross_test: the second run.")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  flags.DEFINE_bool("best", False, "Probe the best checkpoint instead.")
+  flags.DEFINE_integer("seed", 0, "Seed of every random draw of the probe.")
+  flags.DEFINE_integer("num_samples", 10_000,
+                       "Generated samples, and as many training and held-out examples.")
+  flags.DEFINE_integer("batch_size", 256, "Batch of the probes' discriminator training.")
+  flags.DEFINE_float("d_learning_rate", 1e-3, "Adam step size of the probes' discriminators.")
+  flags.DEFINE_list("sigmas", ["0", "0.1", "0.5"], "third_party: input-noise levels.")
+  flags.DEFINE_integer("d_steps", 2000, "third_party: Adam steps of the third-party D.")
+  flags.DEFINE_float("threshold", 0.9, "third_party: flag held-out examples with D above this.")
+  flags.DEFINE_list("instance_noise", [], "gradients: noise levels besides sigma = 0.")
+  flags.DEFINE_integer("iterations", 2000, "gradients: discriminator iterations.")
+  flags.DEFINE_integer("every", 50, "gradients: iterations between records.")
+  flags.DEFINE_integer("num_batches", 10, "gradients: batches per record (mean and std).")
 
 # Folded into the probe seed so that no two of its random streams coincide, and
 # none matches a training stream (those fold small step counts into the seed).
@@ -158,7 +162,7 @@ def _floats(name: str, values) -> list[float]:
   return out
 
 
-def _chunking(config) -> dict[str, Any]:
+def chunking(config) -> dict[str, Any]:
   """A probe's discriminator steps fused as the run fuses its own training steps
   (``train.steps_per_call`` / ``train.unroll``): what is fast for the run's
   architecture on its platform is fast for a fresh copy of its discriminator."""
@@ -185,7 +189,7 @@ def run_third_party(workdir: str, *, step=None, best=False, seed=0, num_samples=
   rows = probes.third_party_report(
       jax.random.fold_in(key, _PROBE_TAG), real, fake, test, module=game.discriminator,
       sigmas=sigmas, centers=centers, steps=d_steps, batch_size=batch_size,
-      learning_rate=d_learning_rate, threshold=threshold, **_chunking(config))
+      learning_rate=d_learning_rate, threshold=threshold, **chunking(config))
   step_done = int(jax.device_get(state.step))
   fig = plotting.third_party_figure(
       sigmas, [r["count"] for r in rows], n_test=num_samples,
@@ -240,7 +244,7 @@ def run_gradients(workdir: str, *, step=None, best=False, seed=0, instance_noise
   by_sigma = jax.device_get(probes.generator_gradient_diagnostics(
       key, game, state, sigmas=sigmas, iterations=iterations, every=every,
       num_batches=num_batches, batch_size=batch_size, learning_rate=d_learning_rate,
-      **_chunking(config)))
+      **chunking(config)))
   curves = {f"sigma={s:g}": {"sigma": s, **by_sigma[s]._asdict()} for s in sigmas}
   step_done = int(jax.device_get(state.step))
   fig = plotting.gradient_norms_figure(
@@ -319,4 +323,5 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

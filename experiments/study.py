@@ -1035,9 +1035,10 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
           f"arm {ctx.arm.label!r}: its run in {ctx.workdir!r} is at step {reached}, past the "
           f"probe step {at} whose results are missing; the generator of step {at} is gone. "
           "Delete the arm's folder to redo it.")
-    probe = probe or gradient_probe(result.game, s, int(ctx.config.train.batch_size),
-                                    steps_per_call=int(ctx.config.train.steps_per_call),
-                                    unroll=ctx.config.train.get("unroll", 1))
+    if probe is None:
+      from experiments import probe as probe_lib  # pylint: disable=g-import-not-at-top
+      probe = gradient_probe(result.game, s, int(ctx.config.train.batch_size),
+                             **probe_lib.chunking(ctx.config))
     # Each probe is kept as it finishes: an interrupted study loses at most one.
     partial = record.setdefault("gradients_partial", {}).setdefault(str(at), {})
     per_seed = []
@@ -1051,11 +1052,12 @@ def _score_gradients(ctx: ArmContext, record: dict) -> dict:
       curves = {}
       for sigma in s["sigmas"]:
         name = f"{sigma:g}"
-        if f"{seed}:{name}" in partial:
-          curves[name] = partial[f"{seed}:{name}"]
+        kept = f"{seed}:{name}"
+        if kept in partial:
+          curves[name] = partial[kept]
           continue
         t0 = time.time()
-        curves[name] = partial[f"{seed}:{name}"] = probe(key, state, sigma)
+        curves[name] = partial[kept] = probe(key, state, sigma)
         record["probe_seconds"] = record.get("probe_seconds", 0.0) + (time.time() - t0)
         workdir_lib.write_json(path, record)
         ctx.log(f"{ctx.arm.label}: probed seed {seed} at step {at}, noise {name} "
@@ -1186,15 +1188,8 @@ def _real_reference(ctx: ArmContext, clf, source, n: int) -> dict:
   classifier = _read_json(os.path.join(ctx.study_dir, "classifier.json"))
   if saved is not None and saved.get("num_samples") == n and saved.get("classifier") == classifier:
     return saved
-  draw = jax.jit(source.draw, static_argnums=2)
-  key = jax.random.key(1_000_005)
-
-  def images(k, m):
-    out = draw(k, source.arrays, m)
-    return np.asarray(out[0] if source.has_labels else out)
-
-  x = np.concatenate([images(jax.random.fold_in(key, j), min(1000, n - j))
-                      for j in range(0, n, 1000)])
+  from experiments import probe as probe_lib  # pylint: disable=g-import-not-at-top
+  x = probe_lib._draw(source, jax.random.key(1_000_005), n)  # pylint: disable=protected-access
   metrics = scores.thousand_mode_metrics(clf.probs, x, source.name, source.info.mode_weights)
   metrics["missing_modes"] = metrics["n_modes"] - metrics["modes_covered"]
   out = {"num_samples": n, "metrics": _plain(metrics), "classifier": classifier}

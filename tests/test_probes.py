@@ -3,8 +3,9 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
-from absl import app
 from absl.testing import parameterized
 import flax.linen as nn
 import jax
@@ -338,12 +339,19 @@ def test_probe_cli_appends_records_and_never_overwrites(tmp_path):
 
 
 def test_probe_cli_rejects_unknown_probe_by_name():
-  probe_cli.FLAGS(["probe", "--probe=nope", f"--workdir={ROOT}"])
-  try:
-    with pytest.raises(app.UsageError,
-                       match="unknown probe 'nope'; valid: third_party, cross_test, gradients"):
-      probe_cli.main(["probe"])
-  finally:
-    # Leave the flags parsed (at their defaults): other tests read them.
-    probe_cli.FLAGS.unparse_flags()
-    probe_cli.FLAGS.mark_as_parsed()
+  out = subprocess.run([sys.executable, "-m", "experiments.probe", "--probe=nope",
+                        f"--workdir={ROOT}"], cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+                       capture_output=True, text=True, timeout=300, check=False)
+  assert out.returncode != 0, out.stderr
+  assert "unknown probe 'nope'; valid: third_party, cross_test, gradients" in out.stderr
+
+
+def test_the_study_command_line_can_import_the_probes():
+  # The study runner (its flags defined, as run as a program) imports this module
+  # for its cross-tests, real references and gradient probes: no flag twice.
+  code = ("from experiments import study; study.define_flags(); "
+          "from experiments import probe; print('ok')")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True,
+                       timeout=300, check=False)
+  assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -424,9 +424,7 @@ def _game_logits(game, state) -> Callable[[Any], np.ndarray]:
   discriminate = jax.jit(lambda s, x: jnp.reshape(game.discriminate(s, x), (x.shape[0],)))
 
   def fn(x):
-    x = jnp.asarray(x, jnp.float32)
-    return np.concatenate([np.asarray(discriminate(state, x[i:i + _EVAL_CHUNK]))
-                           for i in range(0, x.shape[0], _EVAL_CHUNK)])
+    return np.asarray(_chunked(lambda c: discriminate(state, c), jnp.asarray(x, jnp.float32)))
 
   return fn
 
