@@ -84,6 +84,11 @@ def toy_config() -> ml_collections.ConfigDict:
   # last good checkpoint is kept); 'freeze' keeps that seed at its last finite
   # state, leaves it out of later records, and trains the others on.
   c.train.nonfinite_seeds = "stop"
+  # A sweep: one number the game reads as a schedule (a penalty weight, a
+  # perturbation level, a learning rate) takes each of sweep_values, num_seeds
+  # seeds per value, all in the same program (gan_jax.train.seeds). '' : none.
+  c.train.sweep_field = ""
+  c.train.sweep_values = ()
   c.train.progress = True
   # Figures every plot_every steps and at the end; False for headless sweeps
   # (rendering is about half the wall time of a very short run).

@@ -39,6 +39,7 @@ __all__ = [
     "samples_figure",
     "save_figure",
     "schedules_figure",
+    "sweep_curves_figure",
 ]
 
 ArrayLike = Any
@@ -670,6 +671,75 @@ def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayL
                     label="mean +- SE")
     ax.plot(x, mean, color="k", linewidth=1.8, label=f"mean of {len(seeds)}")
     _mark_boundaries(ax, boundaries, None)
+    ax.set_title(_LABELS.get(k, k), fontsize=10)
+    ax.set_xlabel("step")
+  for ax in flat[len(names):] if names else flat[1:]:
+    ax.set_axis_off()
+  if names:
+    flat[len(names) - 1].legend(fontsize=6, loc="best")
+  if title:
+    _title(fig, title)
+  return fig
+
+
+def sweep_curves_figure(steps: Optional[ArrayLike],
+                        groups: Mapping[str, Mapping[str, ArrayLike]], *,
+                        keys: Optional[Sequence[str]] = None,
+                        title: Optional[str] = None) -> Figure:
+  """Metrics of a sweep: per swept value, the mean over its seeds with a band.
+
+  One panel per metric; each value is one colour: its seeds' mean as a line
+  and mean +- one standard error (as :func:`seed_curves_figure` computes them)
+  as a shaded band.
+
+  Args:
+    steps: step of each entry (``None``: 0, 1, 2, ...).
+    groups: value label (e.g. ``'gamma=0.1'``) -> metric name -> values
+      ``[S, T]`` of that value's S seeds (S may differ between values).
+    keys: metrics to draw, in order (default: those of the first group);
+      names no group has are skipped.
+    title: optional figure title.
+
+  Returns:
+    The figure (a note panel if no metric applies).
+
+  Raises:
+    ValueError: if a series is not ``[S, T]`` with T the number of steps.
+  """
+  labels = list(groups)
+  first = groups[labels[0]] if labels else {}
+  names = [k for k in (first if keys is None else keys)
+           if any(k in groups[g] for g in labels)]
+  arrays = {}
+  for g in labels:
+    for k in names:
+      if k in groups[g]:
+        a = np.asarray(groups[g][k], dtype=np.float64)
+        if a.ndim != 2:
+          raise ValueError(f"{g!r}, {k!r}: expected values of shape [seeds, steps], got "
+                           f"{a.shape}")
+        arrays[g, k] = a
+  length = next(iter(arrays.values())).shape[1] if arrays else 0
+  x = _steps(steps, length)
+  for (g, k), a in arrays.items():
+    if a.shape[1] != len(x):
+      raise ValueError(f"{g!r}, {k!r} has {a.shape[1]} steps but steps has {len(x)}; they "
+                       "must match")
+  cols = max(1, min(len(names), 4))
+  rows = max(1, math.ceil(len(names) / cols))
+  fig, axes = _grid_figure(rows, cols, panel=(3.6, 2.9))
+  flat = list(axes.reshape(-1))
+  if not names:
+    _empty_panel(flat[0], "no metrics recorded")
+  colors = [f"C{i % 10}" for i in range(len(labels))]  # matplotlib's default cycle
+  for k, ax in zip(names, flat):
+    for g, color in zip(labels, colors):
+      if (g, k) not in arrays:
+        continue
+      a = arrays[g, k]
+      mean, se = _mean_and_se(a)
+      ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.2, linewidth=0)
+      ax.plot(x, mean, color=color, linewidth=1.6, label=f"{g} ({a.shape[0]} seeds)")
     ax.set_title(_LABELS.get(k, k), fontsize=10)
     ax.set_xlabel("step")
   for ax in flat[len(names):] if names else flat[1:]:

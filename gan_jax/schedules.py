@@ -19,9 +19,11 @@ Factories can also be picked by name, as configs do::
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import numbers
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
@@ -43,6 +45,8 @@ __all__ = [
     "linear_anneal",
     "make_schedule",
     "polynomial_decay",
+    "replica_value",
+    "replica_values",
 ]
 
 
@@ -401,6 +405,54 @@ def polynomial_decay(*, a: float, b: float, gamma: float = 0.55) -> optax.Schedu
     t = jnp.asarray(step, jnp.float32)
     return a * (b + t) ** (-jnp.asarray(gamma, jnp.float32))
 
+  return schedule
+
+
+# ----------------------------------------------------------------------------
+# A value per replica: one number that differs between the replicas of one
+# mapped program (a sweep, ``train.sweep_field``). The game is built once, with
+# a ``replica_value`` schedule in the swept field's place; the mapped step
+# traces each replica's step inside ``replica_values`` with that replica's
+# value (a tracer under ``jax.vmap``, a constant slice when unrolled). optax
+# has no notion of a value that varies along a mapped axis of the caller,
+# hence this small trace-time scope.
+
+_SCOPE = threading.local()
+
+
+@contextlib.contextmanager
+def replica_values(values: Mapping[str, Any]):
+  """Within the block, ``replica_value(name)`` schedules return ``values[name]``.
+
+  The values are read when a schedule is *called*, so the block must enclose
+  the tracing of the function that calls it (a compiled program keeps what it
+  read). Blocks nest; the innermost one naming a value wins.
+  """
+  stack = _SCOPE.__dict__.setdefault("stack", [])
+  stack.append(dict(values))
+  try:
+    yield
+  finally:
+    stack.pop()
+
+
+def replica_value(name: str) -> optax.Schedule:
+  """A schedule whose value is the current replica's ``name`` (see ``replica_values``).
+
+  Raises at call time outside a ``replica_values`` block naming ``name``: a
+  swept number has no single value to fall back on.
+  """
+
+  def schedule(count):
+    del count  # the same value at every step
+    for values in reversed(getattr(_SCOPE, "stack", [])):
+      if name in values:
+        return jnp.asarray(values[name])
+    raise RuntimeError(
+        f"{name} takes a value per replica (a sweep) and was read outside a replica's "
+        "function; call it inside schedules.replica_values({...}) naming it")
+
+  schedule.replica_value_name = name  # what validation and error messages name
   return schedule
 
 

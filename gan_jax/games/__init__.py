@@ -194,10 +194,53 @@ GAMES: dict[str, Callable[[Any, DataSource], Any]] = {
 }
 
 
+def sweepable_fields(config) -> tuple[str, ...]:
+  """The numbers of this config a sweep (``train.sweep_field``) may vary.
+
+  Those the game reads as schedules, evaluated inside its step: a used
+  penalty's weight, a used perturbation's level and each optimizer's learning
+  rate.
+  """
+  fields = []
+  for name in ("penalty", "penalty_2"):
+    spec = config.game.get(name, None)
+    if spec is not None and spec.get("name", "none") != "none":
+      fields.append(f"game.{name}.weight")
+  pert = config.game.get("perturbation", None)
+  if pert is not None and pert.get("name", "none") != "none":
+    fields.append("game.perturbation.level")
+  fields += [f"optim.{player}.learning_rate" for player in config.get("optim", {}).keys()]
+  return tuple(fields)
+
+
+def sweep_field(config) -> str:
+  """The field a sweep varies (``train.sweep_field``), '' when none."""
+  return str(config.train.get("sweep_field", "") or "") if "train" in config else ""
+
+
+def _with_replica_value(config):
+  """``config`` with a ``schedules.replica_value`` in the swept field's place."""
+  field = sweep_field(config)
+  if not field:
+    return config
+  tree = config.to_dict()
+  node = tree
+  *parents, last = field.split(".")
+  for part in parents:
+    node = node[part]
+  node[last] = schedules.replica_value(field)
+  return type(config)(tree)
+
+
 def make_game(config, source: DataSource):
-  """Builds the game ``config.game.name`` names, validating the config."""
+  """Builds the game ``config.game.name`` names, validating the config.
+
+  With a sweep (``train.sweep_field``) the swept number becomes a
+  ``schedules.replica_value``: the game is one for every replica, and each
+  replica's step reads its own value (``gan_jax.train.seeds``).
+  """
   name = config.game.name
   if name not in GAMES:
     raise ValueError(f"config.game.name: unknown game {name!r}; valid: "
                      f"{', '.join(sorted(GAMES))}")
-  return GAMES[name](config, source)
+  return GAMES[name](_with_replica_value(config), source)

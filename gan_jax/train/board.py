@@ -35,17 +35,22 @@ def available() -> bool:
 class Board:
   """Scalars of the run's records (process 0 only)."""
 
-  def __init__(self, workdir: str, start_step: int):
+  def __init__(self, workdir: str, start_step: int, sweep_field: str = ""):
     import tensorboardX  # pylint: disable=g-import-not-at-top
     self.writer = tensorboardX.SummaryWriter(os.path.join(workdir, FOLDER),
                                              purge_step=start_step or None)
+    self.sweep_field = sweep_field  # a sweep's records name their value of it
 
   def write(self, prefix: str, record: dict[str, Any]) -> None:
     step = int(record["step"])
     seed = record.get("seed", "mean")
     suffix = "" if seed == "mean" else f"/seed_{seed}"
+    if seed == "mean" and self.sweep_field and self.sweep_field in record:
+      # One mean per swept value: a tag each.
+      suffix = f"/{self.sweep_field.rsplit('.', 1)[-1]}_{record[self.sweep_field]:g}"
     for k, v in record.items():
-      if k in ("step", "seed") or isinstance(v, bool) or not isinstance(v, numbers.Real):
+      if (k in ("step", "seed", self.sweep_field) or isinstance(v, bool)
+          or not isinstance(v, numbers.Real)):
         continue
       if math.isfinite(float(v)):
         self.writer.add_scalar(f"{prefix}/{k}{suffix}", float(v), step)
@@ -57,8 +62,9 @@ class Board:
     self.writer.close()
 
 
-def open_board(workdir: str, start_step: int, enabled: bool) -> Board | None:
+def open_board(workdir: str, start_step: int, enabled: bool,
+               sweep_field: str = "") -> Board | None:
   """The run's board, or None (disabled, not installed, or not process 0)."""
   if not enabled or not distributed.is_primary() or not available():
     return None
-  return Board(workdir, start_step)
+  return Board(workdir, start_step, sweep_field)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import games
 from gan_jax import plotting
 from gan_jax.metrics import distances
 from gan_jax.metrics import modes
@@ -241,12 +242,20 @@ class Evaluator:
     more show every seed: ``seeds_eval.png`` and ``seeds_training.png`` (each
     seed's curve, the mean and a +-SE band) and ``seeds_samples.png`` (the
     last samples of each seed, small multiples).
+
+    A sweep (``train.sweep_field``) has one mean per value: ``sweep_eval.png``
+    and ``sweep_training.png`` draw each value's mean over its seeds with a
+    +-SE band, the per-seed figures name each seed's value, and the figures of
+    a single mean (D curves, losses, schedules, occupancy) are not drawn.
     """
     os.makedirs(self.figure_dir, exist_ok=True)
     save = lambda fig, name: plotting.save_figure(fig, os.path.join(self.figure_dir, name))
     seeds = seeds_lib.seed_list(self.config)
     if len(seeds) > 1:
       self._plot_seeds(seeds, train_records, eval_records, save)
+    if seeds_lib.sweep_values(self.config):
+      self._plot_sweep(seeds, train_records, eval_records, save)
+      train_records = eval_records = []
     train_records = [r for r in train_records if r.get("seed", "mean") == "mean"]
     eval_records = [r for r in eval_records if r.get("seed", "mean") == "mean"]
     snaps = self._snapshots()
@@ -308,6 +317,33 @@ class Evaluator:
                      "energy_distance", "pacgan_modes", "grid_occupancy", "coverage")
   _SEED_TRAIN_KEYS = ("d_real", "d_fake", "d_loss", "g_loss")
 
+  def _sweep_labels(self, seeds) -> list[str]:
+    """Each replica's label: its seed, and its swept value in a sweep."""
+    values = seeds_lib.replica_sweep_values(self.config)
+    if not values:
+      return list(seeds)
+    field = games.sweep_field(self.config)
+    return [f"{s}, {field.rsplit('.', 1)[-1]}={v:g}" for s, v in zip(seeds, values)]
+
+  def _plot_sweep(self, seeds, train_records, eval_records, save) -> None:
+    field = games.sweep_field(self.config)
+    values = seeds_lib.replica_sweep_values(self.config)
+    short = field.rsplit(".", 1)[-1]
+    for records, keys, name, what in (
+        (train_records, self._SEED_TRAIN_KEYS, "sweep_training.png", "training"),
+        (eval_records, self._SEED_EVAL_KEYS, "sweep_eval.png", "evaluation")):
+      steps, per_seed = per_seed_series(records, seeds)
+      if not steps:
+        continue
+      groups = {}
+      for value in dict.fromkeys(values):
+        rows = [i for i, v in enumerate(values) if v == value]
+        groups[f"{short}={value:g}"] = {k: a[rows] for k, a in per_seed.items()}
+      save(plotting.sweep_curves_figure(
+          steps, groups, keys=keys,
+          title=f"{self.source.name}: {what} over {field} (mean +- SE of each value's "
+          "seeds)"), name)
+
   def _plot_seeds(self, seeds, train_records, eval_records, save) -> None:
     boundaries = beta_boundaries(self.level_spec) or None
     for records, keys, name, what in (
@@ -317,7 +353,7 @@ class Evaluator:
       if steps:
         last = steps[-1]
         save(plotting.seed_curves_figure(
-            steps, per_seed, seeds=seeds, keys=keys,
+            steps, per_seed, seeds=self._sweep_labels(seeds), keys=keys,
             boundaries=[b for b in boundaries if b <= last] if boundaries else None,
             title=f"{self.source.name}: {what} of {len(seeds)} seeds"), name)
     # A seed frozen at a NaN (train.nonfinite_seeds='freeze') has records
@@ -325,10 +361,10 @@ class Evaluator:
     final = {r["seed"]: r for r in eval_records if r.get("seed") in seeds}
     frozen = {s for s, r in final.items() if not seeds_lib.has_values(r)}
     last = []
-    for i, seed in enumerate(seeds):
+    for i, (seed, label) in enumerate(zip(seeds, self._sweep_labels(seeds))):
       snaps = self._replica(i, seed)._snapshots()
       if snaps:
-        last.append((f"{seed} (frozen at a NaN)" if seed in frozen else seed, snaps[-1][1]))
+        last.append((f"{label} (frozen at a NaN)" if seed in frozen else label, snaps[-1][1]))
     if len(last) == len(seeds):
       save(plotting.seed_samples_figure(
           last, self.reference, centers=getattr(self.dist, "centers", None),

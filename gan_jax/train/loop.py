@@ -148,7 +148,8 @@ def initial_state(game, config, mesh):
   seeds = seeds_lib.seed_list(config)
   if len(seeds) > 1:
     return seeds_lib.init_states(game, seeds, step_lib.seed_sharding(mesh),
-                                 seeds_lib.seed_batching(config))
+                                 seeds_lib.seed_batching(config),
+                                 sweep=seeds_lib.step_sweep(config))
   return step_lib.init_state(game, seeds[0], mesh)
 
 
@@ -436,22 +437,52 @@ def restore_run_state(manager: ocp.CheckpointManager, step: int, like: TrainStat
   return restored.replace(opt_state=like.opt_state)
 
 
-def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None) -> dict:
+def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None,
+                   sweep=None) -> dict:
   """Writes one record (one seed) or a record per seed plus their mean and
-  standard error (``"seed": "mean"``, ``<name>_se``); returns the summary record."""
+  standard error (``"seed": "mean"``, ``<name>_se``); returns the summary record.
+
+  With a sweep (``seeds.step_sweep``: field and per-replica values) every
+  record names its value of the field, and the mean and standard error are
+  over each value's seeds, one ``"mean"`` record per value; the summary then
+  holds ``<name>@<field>=<value>`` for each.
+  """
   shared = shared or {}
   if len(seeds) == 1:
     record = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in values.items()}
     log.write({"step": step, **record, **shared})
     return record
+  field, per_replica = sweep if sweep is not None else (None, [None] * len(seeds))
+  named = lambda v: {} if field is None else {field: v}
   for i, seed in enumerate(seeds):
-    log.write({"step": step, "seed": seed,
+    log.write({"step": step, "seed": seed, **named(per_replica[i]),
                **{k: float(np.asarray(v)[i]) for k, v in values.items()}})
   summary = {}
-  for k, v in values.items():
-    summary[k], summary[f"{k}_se"] = seeds_lib.aggregate(v)
-  log.write({"step": step, "seed": "mean", "num_seeds": len(seeds), **summary, **shared})
+  for value in dict.fromkeys(per_replica):  # the values, in order
+    rows = [i for i, v in enumerate(per_replica) if v == value]
+    group = {}
+    for k, v in values.items():
+      group[k], group[f"{k}_se"] = seeds_lib.aggregate(np.asarray(v)[rows])
+    log.write({"step": step, "seed": "mean", **named(value), "num_seeds": len(rows),
+               **group, **shared})
+    summary.update(group if field is None else
+                   {f"{k}@{field}={value:g}": x for k, x in group.items()})
   return summary
+
+
+def _summary_of(records: list[dict], sweep=None) -> dict:
+  """The summary ``_write_records`` returned for the last step of ``records``."""
+  means = [r for r in records if r.get("seed", "mean") == "mean"]
+  if not means:
+    return {}
+  last = [r for r in means if r["step"] == means[-1]["step"]]
+  field = sweep[0] if sweep is not None else None
+  out = {}
+  for r in last:
+    kept = {k: v for k, v in r.items() if k not in ("step", "seed", "num_seeds", field)}
+    out.update(kept if field is None else
+               {f"{k}@{field}={r[field]:g}": v for k, v in kept.items()})
+  return out
 
 
 def seed_freezes(workdir: str) -> list[dict]:
@@ -509,11 +540,15 @@ def _train(config, config_dict, workdir, game, source, stop_after, amend) -> Run
     mesh = step_lib.make_mesh(t.get("num_devices", 0), t.get("seed_devices", 1))
   except ValueError as e:
     raise ConfigError(str(e), field=str(e).split(" ", 1)[0]) from None
-  for field, check, value in (("train.batch_size", step_lib.check_batch_divisible, t.batch_size),
-                              ("train.num_seeds", step_lib.check_seeds_divisible,
-                               t.get("num_seeds", 1))):
+  replicas = len(seeds_lib.seed_list(config))
+  sweep_note = ("train.num_seeds x len(train.sweep_values), the replicas"
+                if seeds_lib.sweep_values(config) else "train.num_seeds")
+  for field, check in (("train.batch_size",
+                        lambda m: step_lib.check_batch_divisible(t.batch_size, m)),
+                       ("train.num_seeds",
+                        lambda m: step_lib.check_seeds_divisible(replicas, m, sweep_note))):
     try:
-      check(value, mesh)
+      check(mesh)
     except ValueError as e:
       raise ConfigError(str(e), field=field) from None
   decision, lock = _claim(workdir, config_dict, t.num_steps, amend)
@@ -658,20 +693,30 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
   t = config.train
   clock = _Clock()
   seeds = seeds_lib.seed_list(config)
+  sweep = seeds_lib.step_sweep(config)
   multi = len(seeds) > 1
   state = initial_state(game, config, mesh)
   arrays = step_lib.put_replicated(source.arrays, mesh)
   # The checkpoint manager's first collective starts with every process here.
   distributed.barrier("checkpoints")
+  best_metric = t.get("best_metric", None)
+  if sweep is not None and best_metric:
+    # Each swept value has its own mean: no one of them is "the run's" best.
+    if distributed.is_primary():
+      print(f"train.best_metric={best_metric!r} is not kept for a sweep ({sweep[0]} over "
+            f"{len(set(sweep[1]))} values): each value has its own mean; every checkpoint "
+            "holds all of them", file=sys.stderr, flush=True)
+    best_metric = None
   ckpt = Checkpoints(workdir, keep=t.get("keep_checkpoints", 3),
-                     best_metric=t.get("best_metric", None), best_mode=t.get("best_mode", "min"))
+                     best_metric=best_metric, best_mode=t.get("best_mode", "min"))
   if decision["resume"] and ckpt.latest.latest_step() is not None:
     state = restore_run_state(ckpt.latest, ckpt.latest.latest_step(), state, mesh, workdir,
                               config_to_dict(config), source, record=True)
   start = state_step(state)
   if start and distributed.is_primary():
     print(f"resuming {workdir} from step {start}", file=sys.stderr, flush=True)
-  board = board_lib.open_board(workdir, start, t.get("tensorboard", True))
+  board = board_lib.open_board(workdir, start, t.get("tensorboard", True),
+                               sweep[0] if sweep is not None else "")
   train_log = MetricLog(os.path.join(workdir, "metrics.jsonl"), start, board, "train")
   eval_log = MetricLog(os.path.join(workdir, "eval.jsonl"), start, board, "eval")
   evaluator = evaluate.Evaluator(game, source, config, workdir)
@@ -688,7 +733,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     frozen = {i: said.get(i, f"seed {seeds[i]}: frozen before step {start}")
               for i in frozen_seeds(state, start)}
   step_fn = seeds_lib.freeze_nonfinite(game.step) if freeze else game.step
-  run = step_lib.compile_steps(seeds_lib.stack_step(step_fn, seeds_lib.seed_batching(config))
+  run = step_lib.compile_steps(seeds_lib.stack_step(step_fn, seeds_lib.seed_batching(config),
+                                                    sweep=sweep)
                                if multi else step_fn, mesh,
                                steps_per_call=spc,
                                unroll=t.get("unroll", 1),
@@ -699,10 +745,15 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     ckpt.close()
     if board is not None:
       board.close()
-    print(f"{workdir} is already at step {start} (train.num_steps={t.num_steps}): nothing to "
-          "train. Raise --config.train.num_steps to go on.", file=sys.stderr, flush=True)
-    last = [r for r in eval_log.read() if r.get("seed", "mean") == "mean"]
-    final = {k: v for k, v in (last[-1] if last else {}).items() if k not in ("step", "seed")}
+    if stop_after is not None and end < t.num_steps:  # asked to stop here, not the end
+      why = f"the requested stop at step {end}; train.num_steps={t.num_steps}"
+      hint = "Call again without stop_after (or a later one) to go on."
+    else:
+      why = f"train.num_steps={t.num_steps}"
+      hint = "Raise --config.train.num_steps to go on."
+    print(f"{workdir} is already at step {start} ({why}): nothing to train. {hint}",
+          file=sys.stderr, flush=True)
+    final = _summary_of(eval_log.read(), seeds_lib.step_sweep(config))
     return RunResult(state=state, game=game, source=source, final_metrics=final,
                      steps_per_second=0.0)
   progress = Progress(t.num_steps, start, enabled=t.get("progress", True))
@@ -714,7 +765,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     return _write_records(eval_log, at, seeds, _mask_seeds({
         k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
         for k in results[0]}, out) if multi else results[0],
-                          {"num_frozen": len(out)} if out else None)
+                          {"num_frozen": len(out)} if out else None, sweep)
 
   def plot(train_records):
     # eval.jsonl is read here: every earlier evaluation's record is written.
@@ -768,7 +819,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         _write_records(train_log, step, seeds, per_seed,
                        {"steps_per_sec": progress.rate(step),
                         # the mean and SE are over the others
-                        **({"num_frozen": len(frozen)} if frozen else {})})
+                        **({"num_frozen": len(frozen)} if frozen else {})}, sweep)
         window = {}
       tick = clock.add("logging", tick)
       evaluated = step % every["eval_every"] == 0 or step == end

@@ -19,6 +19,14 @@ added here, around it.
 
 Checkpoints hold the stacked state (resume stays exact); metrics and
 evaluations are reported per seed and as mean and standard error over seeds.
+
+A sweep (``train.sweep_field`` over ``train.sweep_values``) is a second axis
+folded into the same one: V values x S seeds are V * S replicas, value by
+value. The game is built once with a ``schedules.replica_value`` in the swept
+field's place, and each replica's step is traced with its own value (one more
+mapped input of the program), so everything above (checkpoints, resume,
+freezing, devices) holds for the replicas of a sweep as it does for seeds;
+the means are taken over each value's seeds.
 """
 
 from __future__ import annotations
@@ -30,14 +38,41 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import games
+from gan_jax import schedules
 from gan_jax.games.state import all_finite
 from gan_jax.train import step as step_lib
 
 
+def sweep_values(config) -> tuple[float, ...]:
+  """The values of a sweep (``train.sweep_values``; ``()`` when there is none)."""
+  if not games.sweep_field(config):
+    return ()
+  return tuple(float(v) for v in config.train.get("sweep_values", ()) or ())
+
+
 def seed_list(config) -> list[int]:
-  """The run seeds of a config's replicas: ``seed, seed + 1, ...``."""
-  n = int(config.train.get("num_seeds", 1) or 1)
+  """The run seeds of a config's replicas: ``seed, seed + 1, ...``.
+
+  With a sweep of V values over S seeds (``train.sweep_field``,
+  ``train.sweep_values``, ``train.num_seeds``) there are V * S replicas, value
+  by value: replica ``r`` has run seed ``seed + r`` and value
+  ``sweep_values[r // S]`` (:func:`replica_sweep_values`).
+  """
+  n = int(config.train.get("num_seeds", 1) or 1) * max(1, len(sweep_values(config)))
   return [int(config.seed) + i for i in range(n)]
+
+
+def replica_sweep_values(config) -> list[float]:
+  """Each replica's value of the swept field (``[]`` without a sweep)."""
+  values = sweep_values(config)
+  per_value = int(config.train.get("num_seeds", 1) or 1)
+  return [v for v in values for _ in range(per_value)]
+
+
+def step_sweep(config) -> tuple[str, list[float]] | None:
+  """``(field, per-replica values)`` of a sweep, for :func:`stack_step`; None without."""
+  values = replica_sweep_values(config)
+  return (games.sweep_field(config), values) if values else None
 
 
 def seed_batching(config) -> str:
@@ -109,7 +144,24 @@ def over_seeds(fn: Callable[..., Any], batching: str = "vmap", *,
   return unrolled
 
 
-def init_states(game, seeds: Sequence[int], sharding, batching: str = "vmap") -> Any:
+def with_replica_values(fn: Callable[..., Any], sweep) -> tuple[Callable[..., Any], Any]:
+  """``fn`` taking one more argument, its replica's swept value, that it traces
+  under ``schedules.replica_values``; and the stacked values to map it over.
+
+  ``sweep`` is :func:`step_sweep`'s ``(field, per-replica values)``.
+  """
+  field, per_replica = sweep
+
+  def traced(*args):
+    *rest, value = args
+    with schedules.replica_values({field: value}):
+      return fn(*rest)
+
+  return traced, jnp.asarray(per_replica, jnp.float32)
+
+
+def init_states(game, seeds: Sequence[int], sharding, batching: str = "vmap",
+                sweep=None) -> Any:
   """The stacked initial states of ``seeds``, built by one compiled program."""
   players = list(jax.eval_shape(game.init, jax.random.PRNGKey(0)).opt_state)
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
@@ -119,11 +171,15 @@ def init_states(game, seeds: Sequence[int], sharding, batching: str = "vmap") ->
     return state.replace(opt_state={p: _rekey(v, skeys[p]) if p in skeys else v
                                     for p, v in state.opt_state.items()})
 
-  return jax.jit(over_seeds(one, batching), out_shardings=sharding)(
-      keys, sampler_keys(seeds, players))
+  args = (keys, sampler_keys(seeds, players))
+  if sweep is not None:  # an optimizer's init may read its (swept) learning rate
+    one, values = with_replica_values(one, sweep)
+    args += (values,)
+  return jax.jit(over_seeds(one, batching), out_shardings=sharding)(*args)
 
 
-def stack_step(step_fn: Callable[..., Any], batching: str = "vmap") -> Callable[..., Any]:
+def stack_step(step_fn: Callable[..., Any], batching: str = "vmap",
+               sweep=None) -> Callable[..., Any]:
   """``step(state, arrays, shard)`` over stacked states (the data arrays are shared).
 
   Vmapped, the axis is named after the mesh's seed axis, so the batch sharding
@@ -131,9 +187,18 @@ def stack_step(step_fn: Callable[..., Any], batching: str = "vmap") -> Callable[
   each seed's batch stays on its own seed group's devices. Unrolled, every
   replica's step keeps the plain ``P('data')`` (the seed axis is then not split
   over devices; ``gan_jax.train.validate`` says so).
+
+  With a sweep (:func:`step_sweep`), each replica's step is traced with its
+  own value of the swept field: one more mapped input, a constant of the
+  program.
   """
-  return over_seeds(step_fn, batching, in_axes=(0, None, None),
-                    spmd_axis_name=step_lib.SEED_AXIS)
+  if sweep is None:
+    return over_seeds(step_fn, batching, in_axes=(0, None, None),
+                      spmd_axis_name=step_lib.SEED_AXIS)
+  traced, values = with_replica_values(step_fn, sweep)
+  mapped = over_seeds(traced, batching, in_axes=(0, None, None, 0),
+                      spmd_axis_name=step_lib.SEED_AXIS)
+  return lambda state, arrays, shard: mapped(state, arrays, shard, values)
 
 
 # What a seed's step must leave finite to be kept (``freeze_nonfinite``): the

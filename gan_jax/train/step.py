@@ -72,10 +72,11 @@ def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh) -> None:
                      f"of {n}, or train.num_devices / train.seed_devices so that it is")
 
 
-def check_seeds_divisible(num_seeds: int, mesh: jax.sharding.Mesh) -> None:
+def check_seeds_divisible(num_seeds: int, mesh: jax.sharding.Mesh,
+                          what: str = "train.num_seeds") -> None:
   k = mesh.shape[SEED_AXIS]
   if num_seeds % k:
-    raise ValueError(f"train.num_seeds ({num_seeds}) must be divisible by "
+    raise ValueError(f"{what} ({num_seeds}) must be divisible by "
                      f"train.seed_devices ({k}), the devices the seed axis is split over")
 
 

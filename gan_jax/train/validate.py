@@ -23,6 +23,7 @@ import numpy as np
 
 from gan_jax import games
 from gan_jax import models
+from gan_jax import schedules
 from gan_jax.data import make_source
 from gan_jax.data.source import DataSource
 from gan_jax.errors import ConfigError, did_you_mean
@@ -46,7 +47,8 @@ SECTIONS = {
     "train": ("batch_size", "num_steps", "steps_per_call", "unroll", "step_metrics", "log_every",
               "eval_every", "checkpoint_every", "plot_every", "keep_checkpoints",
               "eval_samples", "best_metric", "best_mode", "num_devices", "progress", "figures",
-              "num_seeds", "seed_devices", "tensorboard", "nonfinite_seeds", "seed_batching"),
+              "num_seeds", "seed_devices", "tensorboard", "nonfinite_seeds", "seed_batching",
+              "sweep_field", "sweep_values"),
 }
 EVENT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "plot_every")
 STEP_METRICS = ("every", "last")
@@ -248,6 +250,56 @@ def check_game_fields(config) -> None:
         _check_number(f"optim.{player}.{key}", value, 0.0, None, False)
 
 
+def check_sweep(config) -> None:
+  """A sweep (``train.sweep_field`` over ``train.sweep_values``): a number the
+  game reads as a schedule, and at least two valid, distinct values for it."""
+  t = config.train
+  field = games.sweep_field(config)
+  values = t.get("sweep_values", ()) or ()
+  if not field:
+    if values:
+      raise ConfigError(f"config.train.sweep_values={tuple(values)!r} is set but "
+                        "config.train.sweep_field is '': name the field the values are for "
+                        f"(valid here: {', '.join(games.sweepable_fields(config))})",
+                        field="train.sweep_field")
+    return
+  valid = games.sweepable_fields(config)
+  if field not in valid:
+    raise ConfigError(
+        f"config.train.sweep_field: {field!r} cannot be swept in this config"
+        f"{did_you_mean(field, valid)}; a sweep varies a number the game reads as a "
+        f"schedule inside its step: {', '.join(valid)} (a penalty's weight or a "
+        "perturbation's level only when that penalty or perturbation is used)",
+        field="train.sweep_field")
+  current = _get(config, field)
+  if not isinstance(current, numbers.Real) or isinstance(current, bool):
+    raise ConfigError(
+        f"config.{field} is {_plain(current)!r}, not a number: a sweep gives each replica "
+        "one constant value of it (set the field to a number, e.g. the first of "
+        "train.sweep_values)", field="train.sweep_field")
+  if (not isinstance(values, (tuple, list)) or len(values) < 2
+      or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)
+             for v in values)):
+    raise ConfigError(f"config.train.sweep_values must be a tuple of at least two finite "
+                      f"numbers for {field}; got {values!r}", field="train.sweep_values")
+  if len(set(float(v) for v in values)) != len(values):
+    raise ConfigError(f"config.train.sweep_values has a value twice: {tuple(values)!r}; "
+                      "each value is one group of seeds", field="train.sweep_values")
+  for v in values:  # each value must be valid where the field stands
+    if field.endswith(".learning_rate"):
+      if v <= 0:
+        raise ConfigError(f"config.train.sweep_values: {v!r} is not a valid {field} (a "
+                          "learning rate must be positive)", field="train.sweep_values")
+    else:
+      heat = field == "game.perturbation.level" and _get(
+          config, "game.perturbation.name") == "heat"
+      try:
+        _check_schedule(v, field, int(t.num_steps), allow_inf=heat)
+      except ConfigError as e:
+        raise ConfigError(f"config.train.sweep_values: {v!r} is not valid for {field}: {e}",
+                          field="train.sweep_values") from None
+
+
 def check_model_fields(config, source: DataSource) -> None:
   model = config.model
   _check_name("model.latent_prior", model.get("latent_prior", "uniform"), PRIORS, "prior")
@@ -283,12 +335,20 @@ def _wrap(build: Callable[[], Any], errors=(ValueError, TypeError, KeyError)) ->
 
 
 def check_traces(game, source: DataSource, config) -> None:
-  """Traces init, one step and sampling abstractly: trace-time errors surface now."""
-  key = jax.random.PRNGKey(0)
-  state = jax.eval_shape(game.init, key)
-  arrays = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), source.arrays)
-  jax.eval_shape(lambda s, a: game.step(s, a, lambda x: x), state, arrays)
-  jax.eval_shape(lambda s: game.sample(s, key, min(int(config.train.eval_samples), 16)), state)
+  """Traces init, one step and sampling abstractly: trace-time errors surface now.
+
+  A sweep's game is traced with the first of its values (each replica's step
+  differs from it only in that number).
+  """
+  field = games.sweep_field(config)
+  values = ({field: float(config.train.sweep_values[0])} if field else {})
+  with schedules.replica_values(values):
+    key = jax.random.PRNGKey(0)
+    state = jax.eval_shape(game.init, key)
+    arrays = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), source.arrays)
+    jax.eval_shape(lambda s, a: game.step(s, a, lambda x: x), state, arrays)
+    jax.eval_shape(lambda s: game.sample(s, key, min(int(config.train.eval_samples), 16)),
+                   state)
 
 
 def check_best_metric(config, metric_names) -> None:
@@ -318,6 +378,7 @@ def validate_config(config, *, metric_names: Callable[..., Any] | None = None) -
   _check_sections(config)
   check_train(config)
   check_game_fields(config)
+  check_sweep(config)
   source = _wrap(lambda: make_source(config.data))
   check_model_fields(config, source)
   dtype = _get(config, "model.dtype")

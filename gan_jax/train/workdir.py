@@ -42,7 +42,8 @@ RESUMABLE_FIELDS = ("train.num_steps", "train.log_every", "train.eval_every",
 # those runs used: a saved run lacking one is the same run.
 ADDED_FIELDS = {"train.num_seeds": 1, "train.figures": True, "train.seed_devices": 1,
                 "train.tensorboard": True, "model.dtype": "float32",
-                "train.nonfinite_seeds": "stop", "train.seed_batching": "vmap"}
+                "train.nonfinite_seeds": "stop", "train.seed_batching": "vmap",
+                "train.sweep_field": "", "train.sweep_values": []}
 # Prefixes of the fields ``amend=True`` may change: optimizer settings only;
 # everything else defines what the parameters mean.
 AMENDABLE_PREFIXES = ("optim.",)
