@@ -28,6 +28,11 @@ compilation, training, evaluations, checkpoints, figures), one run of the
 README's main job with ``train.num_seeds=8`` against 8 sequential single-seed
 runs of the same command (``--seeds_overrides`` shortens the job).
 
+With ``--suite=sweep`` it times, end to end as ``seeds`` does, one run of a
+sweep of Roth's gamma (``configs/roth_submanifold.py:reg``,
+``--sweep_values`` x ``--num_seeds`` replicas, ``--sweep_steps`` steps) against
+one ``--num_seeds``-seed run per value, sequential.
+
 With ``--suite=seed_batching`` it measures the compiled step of S seeds
 (``--num_seeds``, default 8; the study tables use 5) in one program, vmapped and
 unrolled (``train.seed_batching``), against one seed, for the DCGAN-28 of the
@@ -100,9 +105,13 @@ flags.DEFINE_integer("stream_buffer", 1024, "Examples per buffer of the 'stream'
 flags.DEFINE_integer("stream_calls", 16, "Consecutive calls timed per reader and round.")
 flags.DEFINE_list("stream_io_us", ["0", "20", "200"], "Sleeps per example (microseconds) of "
                   "the 'stream' suite's readers (0: the array as is).")
-flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "seed_batching", "precision",
-                                   "multiprocess", "stream", "probes", "all"],
-                  "Which measurements to run ('seeds' is end to end, minutes; not in 'all').")
+flags.DEFINE_enum("suite", "toy", ["toy", "conv", "seeds", "sweep", "seed_batching",
+                                   "precision", "multiprocess", "stream", "probes", "all"],
+                  "Which measurements to run ('seeds' and 'sweep' are end to end, minutes; "
+                  "not in 'all').")
+flags.DEFINE_list("sweep_values", ["0.01", "0.1", "1.0"], "The 'sweep' suite's values of "
+                  "game.penalty.weight.")
+flags.DEFINE_integer("sweep_steps", 4000, "Training steps of each run of the 'sweep' suite.")
 flags.DEFINE_integer("probe_steps", 40, "Discriminator steps per probe of the 'probes' suite.")
 flags.DEFINE_integer("num_seeds", 8, "Seeds of the 'seeds' and 'seed_batching' suites.")
 flags.DEFINE_integer("seeds_host_devices", 1, "The 'seeds' suite's S-seed run also runs with "
@@ -433,6 +442,8 @@ def main(argv):
     toy_suite(rounds, min_time)
   if FLAGS.suite == "seeds":
     seeds_suite(FLAGS.num_seeds, FLAGS.seeds_overrides)
+  if FLAGS.suite == "sweep":
+    sweep_suite(FLAGS.num_seeds, FLAGS.sweep_values, FLAGS.sweep_steps)
   if FLAGS.suite == "seed_batching":
     seed_batching_suite(FLAGS.num_seeds, rounds=2 if FLAGS.quick else 3, min_time=min_time)
   if FLAGS.suite == "precision":
@@ -667,6 +678,39 @@ def seeds_suite(num_seeds: int, overrides: list[str]):
     share = np.mean([q["outside_steps_share"] for q in p])
     print(f"  {label}: {split} (worker_* overlap the steps); outside the compiled steps: "
           f"{100 * share:.1f}% of the loop")
+
+
+def sweep_suite(num_seeds: int, values: list[str], steps: int):
+  """Wall time of one sweep run (len(values) x num_seeds replicas) against one
+  num_seeds-seed run per value, each a fresh process (as ``seeds_suite``)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  every = max(steps // 4, 500)
+  base = [sys.executable, "-m", "experiments.main", "--config=configs/roth_submanifold.py:reg",
+          "--config.train.progress=false", f"--config.train.num_steps={steps}",
+          f"--config.train.num_seeds={num_seeds}", f"--config.train.eval_every={every}",
+          f"--config.train.checkpoint_every={every}", f"--config.train.plot_every={steps}",
+          f"--config.train.log_every={every}"]
+  root = tempfile.mkdtemp(prefix="gan_jax_sweep_bench_")
+
+  def timed(args, name):
+    t0 = time.perf_counter()
+    subprocess.run(base + [f"--workdir={root}/{name}"] + args, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+  together = timed(["--config.train.sweep_field=game.penalty.weight",
+                    f"--config.train.sweep_values=({','.join(values)},)"], "sweep")
+  alone = [timed([f"--config.game.penalty.weight={v}"], f"value_{i}")
+           for i, v in enumerate(values)]
+  print(f"sweep of game.penalty.weight over {len(values)} values x {num_seeds} seeds, "
+        f"roth_submanifold.py:reg, {steps} steps:")
+  print(f"  one sweep run ({len(values) * num_seeds} replicas): {together:.1f} s")
+  print(f"  {len(values)} sequential {num_seeds}-seed runs: {sum(alone):.1f} s "
+        f"(each {min(alone):.1f}-{max(alone):.1f} s)")
+  print(f"  ratio (sweep / sequential): {together / sum(alone):.3f}")
 
 
 def toy_suite(rounds: int, min_time: float):
