@@ -31,6 +31,7 @@ from ml_collections import config_flags
 from gan_jax import errors
 from gan_jax.train import distributed
 from gan_jax.train import loop
+from gan_jax.train import seeds as seeds_lib
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py), "
@@ -165,40 +166,12 @@ def main(argv):
     return
   if any("@" in k for k in result.final_metrics):
     print(f"finished {FLAGS.workdir}:")
-    print(sweep_summary(result.final_metrics))
+    print(seeds_lib.sweep_summary(result.final_metrics))
   else:
     summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.final_metrics.items())
                         if isinstance(v, (int, float)) and v is not None)
     print(f"finished {FLAGS.workdir}: {summary or 'no evaluation metrics'}")
   print(f"figures in {FLAGS.workdir}/figures")
-
-
-# The metrics a sweep's closing table shows, when its evaluation has them.
-SWEEP_COLUMNS = ("modes_captured", "high_quality_share", "kl_mode_histogram",
-                 "energy_distance", "pacgan_modes")
-
-
-def sweep_summary(final_metrics: dict) -> str:
-  """A sweep's final metrics (``<name>@<field>=<value>``) as one row per value:
-  the mean +- SE over its seeds of the main metrics (all are in eval.jsonl)."""
-  rows: dict[str, dict] = {}
-  for key, v in final_metrics.items():
-    name, _, where = key.partition("@")
-    rows.setdefault(where, {})[name] = v
-  columns = [c for c in SWEEP_COLUMNS if any(c in r for r in rows.values())]
-  def show(r, c):
-    v, se = r.get(c), r.get(c + "_se")
-    if v is None or v != v:  # absent, or NaN (no finite seed)
-      return "-"
-    return f"{v:.4g} +- {se if se is not None and se == se else 0:.2g}"
-
-  table = [["value", *columns]] + [[w, *(show(r, c) for c in columns)]
-                                   for w, r in rows.items()]
-  widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-  lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-  return "\n".join(["  " + line for line in lines]
-                   + ["  (mean +- SE over each value's seeds; every metric per seed and per "
-                      "value in eval.jsonl)"])
 
 
 if __name__ == "__main__":

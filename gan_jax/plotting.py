@@ -619,7 +619,7 @@ def _mean_and_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayLike], *,
                        seeds: Sequence[Any], keys: Optional[Sequence[str]] = None,
                        boundaries: Optional[Sequence[float]] = None,
-                       title: Optional[str] = None) -> Figure:
+                       title: Optional[str] = None, show_mean: bool = True) -> Figure:
   """Metrics of a run of several seeds: every seed and their mean with a band.
 
   One panel per metric: each seed as a thin line, the mean over seeds as a
@@ -634,6 +634,8 @@ def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayL
       missing from ``per_seed`` are skipped.
     boundaries: steps at which to draw vertical dotted lines (stage changes).
     title: optional figure title.
+    show_mean: draw the mean and its band (False for replicas that are not
+      draws of one condition, e.g. a sweep's: ``sweep_curves_figure``).
 
   Returns:
     The figure, one axes per drawn metric (a note panel if none applies).
@@ -666,10 +668,11 @@ def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayL
     a = arrays[k]
     for i, seed in enumerate(seeds):
       ax.plot(x, a[i], linewidth=0.7, alpha=0.45, label=f"seed {seed}")
-    mean, se = _mean_and_se(a)
-    ax.fill_between(x, mean - se, mean + se, color="k", alpha=0.18, linewidth=0,
-                    label="mean +- SE")
-    ax.plot(x, mean, color="k", linewidth=1.8, label=f"mean of {len(seeds)}")
+    if show_mean:
+      mean, se = _mean_and_se(a)
+      ax.fill_between(x, mean - se, mean + se, color="k", alpha=0.18, linewidth=0,
+                      label="mean +- SE")
+      ax.plot(x, mean, color="k", linewidth=1.8, label=f"mean of {len(seeds)}")
     _mark_boundaries(ax, boundaries, None)
     ax.set_title(_LABELS.get(k, k), fontsize=10)
     ax.set_xlabel("step")

@@ -154,13 +154,46 @@ class SweepTest(parameterized.TestCase):
     self.assertEqual(jax.tree.leaves(split.state.params)[0].sharding.spec,
                      jax.sharding.PartitionSpec("seeds"))
     assert_trees_close(self, one.state.params, split.state.params, rtol=2e-5, atol=1e-6)
-    c = sweep_config(make, field, (0.0, 1.0, 2.0), "vmap", num_seeds=1)
+    c = sweep_config(make, field, (1e-3, 3e-3, 1e-2), "vmap", num_seeds=1)
     c.train.batch_size = 32
     c.train.seed_devices = 2
     with self.assertRaisesRegex(errors.ConfigError,
                                 r"train.num_seeds x len\(train.sweep_values\), the replicas "
                                 r"\(3\) must be divisible by train.seed_devices \(2\)"):
       loop.train_and_evaluate(c, os.path.join(tmp, "bad"))
+
+  def test_a_value_whose_seeds_diverge_is_frozen_on_its_own(self):
+    from unittest import mock  # pylint: disable=g-import-not-at-top
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    make, field, values, batching = CASES["roth_gamma_vmap"]
+    c = sweep_config(make, field, values, batching, steps=4)
+    c.train.nonfinite_seeds = "freeze"
+    c.train.update({"steps_per_call": 1, "log_every": 1, "eval_every": 1,
+                    "checkpoint_every": 1})
+    original = games.make_game
+
+    def poisoned(config, source):  # d_loss NaN from step 2 on where gamma > 1
+      game = original(config, source)
+      inner = game.step
+
+      def step(state, arrays, shard=lambda x: x):
+        new, metrics = inner(state, arrays, shard)
+        bad = (state.step >= 2) & (schedules.replica_value(field)(state.step) > 1.0)
+        return new, dict(metrics, d_loss=jnp.where(bad, jnp.nan, metrics["d_loss"]))
+
+      game.step = step
+      return game
+
+    workdir = self.create_tempdir().full_path
+    with mock.patch.object(games, "make_game", poisoned):
+      loop.train_and_evaluate(c, workdir)
+    last = [r for r in records(workdir, "eval.jsonl") if r["step"] == 4]
+    self.assertEqual([r["seed"] for r in last], [7, 8, 9, 10, "mean", "mean"])
+    self.assertEqual([seeds_lib.has_values(r, field) for r in last[:4]],
+                     [True, True, False, False])
+    self.assertEqual([last[4]["num_frozen"], last[5]["num_frozen"]], [0, 2])
+    self.assertIsNotNone(last[4]["energy_distance"])
+    self.assertIsNone(last[5]["energy_distance"])  # no seed of gamma = 2 left
 
   @parameterized.named_parameters(
       ("unknown_field", {"sweep_field": "game.penalty.wieght"},
@@ -172,6 +205,8 @@ class SweepTest(parameterized.TestCase):
       ("one_value", {"sweep_values": (0.1,)},
        r"sweep_values must be a tuple of at least two finite numbers"),
       ("twice", {"sweep_values": (0.1, 0.1)}, r"has a value twice"),
+      ("same_label", {"sweep_values": (1e-4, 1.000001e-4)},
+       r"has a value twice.*name them 0.0001, 0.0001"),
       ("negative_weight", {"sweep_values": (0.1, -1.0)},
        r"-1.0 is not valid for game.penalty.weight"),
       ("values_without_field", {"sweep_field": ""},
@@ -187,6 +222,24 @@ class SweepTest(parameterized.TestCase):
     with self.assertRaisesRegex(errors.ConfigError, message):
       loop.train_and_evaluate(c, workdir)
     self.assertEqual(os.listdir(workdir), [])
+
+  def test_an_optimizer_the_game_does_not_build_is_not_sweepable(self):
+    from configs import che_circle  # pylint: disable=g-import-not-at-top
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    gan, reg = che_circle.get_config("gan"), che_circle.get_config("reg")
+    self.assertIn("encoder", gan.optim)  # listed, but the plain GAN has no encoder
+    self.assertNotIn("optim.encoder.learning_rate", games.sweepable_fields(gan))
+    self.assertIn("optim.encoder.learning_rate", games.sweepable_fields(reg))
+
+  def test_amending_the_swept_field_is_refused(self):
+    make, field, values, batching = CASES["d_learning_rate_unroll"]
+    c = sweep_config(make, field, values, batching, steps=2)
+    workdir = self.create_tempdir().full_path
+    loop.train_and_evaluate(c, workdir)
+    c.optim.discriminator.learning_rate = 0.5
+    with self.assertRaisesRegex(errors.ConfigError, r"--amend cannot change "
+                                r"optim.discriminator.learning_rate: the run sweeps it"):
+      loop.train_and_evaluate(c, workdir, amend=True)
 
   def test_a_schedule_in_the_swept_field_is_refused(self):
     c = sweep_config(*CASES["roth_gamma_vmap"][:2], (0.1, 1.0), "vmap")
@@ -246,8 +299,7 @@ class SweepFigureTest(parameterized.TestCase):
 class SweepSummaryTest(parameterized.TestCase):
 
   def test_one_row_per_value(self):
-    from experiments import main  # pylint: disable=g-import-not-at-top
-    text = main.sweep_summary({
+    text = seeds_lib.sweep_summary({
         "modes_captured@w=0": 1.0, "modes_captured_se@w=0": 0.5,
         "energy_distance@w=0": 0.125, "energy_distance_se@w=0": 0.01,
         "modes_captured@w=1": 2.0, "modes_captured_se@w=1": 0.0,

@@ -198,8 +198,10 @@ def sweepable_fields(config) -> tuple[str, ...]:
   """The numbers of this config a sweep (``train.sweep_field``) may vary.
 
   Those the game reads as schedules, evaluated inside its step: a used
-  penalty's weight, a used perturbation's level and each optimizer's learning
-  rate.
+  penalty's weight, a used perturbation's level and the learning rate of each
+  optimizer the game builds. (In the encoder games without an
+  ``optim.encoder``, the encoder shares the generator's optimizer settings, so
+  a sweep of the generator's rate sweeps both, as a single run would set them.)
   """
   fields = []
   for name in ("penalty", "penalty_2"):
@@ -209,7 +211,12 @@ def sweepable_fields(config) -> tuple[str, ...]:
   pert = config.game.get("perturbation", None)
   if pert is not None and pert.get("name", "none") != "none":
     fields.append("game.perturbation.level")
-  fields += [f"optim.{player}.learning_rate" for player in config.get("optim", {}).keys()]
+  # The optimizers the game builds (an encoder's only in the encoder games;
+  # MDGAN's two discriminators share optim.discriminator).
+  players = ("generator", "discriminator") + (
+      ("encoder",) if config.game.get("name", "adversarial") in ("reg_gan", "mdgan") else ())
+  fields += [f"optim.{player}.learning_rate" for player in config.get("optim", {}).keys()
+             if player in players]
   return tuple(fields)
 
 

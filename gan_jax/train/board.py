@@ -47,7 +47,7 @@ class Board:
     suffix = "" if seed == "mean" else f"/seed_{seed}"
     if seed == "mean" and self.sweep_field and self.sweep_field in record:
       # One mean per swept value: a tag each.
-      suffix = f"/{self.sweep_field.rsplit('.', 1)[-1]}_{record[self.sweep_field]:g}"
+      suffix = f"/{self.sweep_field.rsplit('.', 1)[-1]}_{record[self.sweep_field]:g}"  # as seeds.value_label
     for k, v in record.items():
       if (k in ("step", "seed", self.sweep_field) or isinstance(v, bool)
           or not isinstance(v, numbers.Real)):

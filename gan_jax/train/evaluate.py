@@ -323,7 +323,8 @@ class Evaluator:
     if not values:
       return list(seeds)
     field = games.sweep_field(self.config)
-    return [f"{s}, {field.rsplit('.', 1)[-1]}={v:g}" for s, v in zip(seeds, values)]
+    return [f"{s}, {field.rsplit('.', 1)[-1]}={seeds_lib.value_label(v)}"
+            for s, v in zip(seeds, values)]
 
   def _plot_sweep(self, seeds, train_records, eval_records, save) -> None:
     field = games.sweep_field(self.config)
@@ -338,7 +339,8 @@ class Evaluator:
       groups = {}
       for value in dict.fromkeys(values):
         rows = [i for i, v in enumerate(values) if v == value]
-        groups[f"{short}={value:g}"] = {k: a[rows] for k, a in per_seed.items()}
+        groups[f"{short}={seeds_lib.value_label(value)}"] = {k: a[rows]
+                                                               for k, a in per_seed.items()}
       save(plotting.sweep_curves_figure(
           steps, groups, keys=keys,
           title=f"{self.source.name}: {what} over {field} (mean +- SE of each value's "
@@ -354,12 +356,14 @@ class Evaluator:
         last = steps[-1]
         save(plotting.seed_curves_figure(
             steps, per_seed, seeds=self._sweep_labels(seeds), keys=keys,
+            show_mean=not seeds_lib.sweep_values(self.config),
             boundaries=[b for b in boundaries if b <= last] if boundaries else None,
             title=f"{self.source.name}: {what} of {len(seeds)} seeds"), name)
     # A seed frozen at a NaN (train.nonfinite_seeds='freeze') has records
     # without values; its samples are of its last finite state.
     final = {r["seed"]: r for r in eval_records if r.get("seed") in seeds}
-    frozen = {s for s, r in final.items() if not seeds_lib.has_values(r)}
+    frozen = {s for s, r in final.items()
+              if not seeds_lib.has_values(r, games.sweep_field(self.config))}
     last = []
     for i, (seed, label) in enumerate(zip(seeds, self._sweep_labels(seeds))):
       snaps = self._replica(i, seed)._snapshots()

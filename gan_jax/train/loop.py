@@ -169,7 +169,8 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     step: which checkpoint (default: the latest, or the best with ``best``).
     best: load from the best-checkpoint folder.
     seed_index: for a run of several seeds (``train.num_seeds``), which
-      replica's state to return (default the first, ``config.seed``); ``None``
+      replica's state to return (default the first, ``config.seed``; in a
+      sweep, the first seed of the first value, and the run says so); ``None``
       returns the stacked state of all.
 
   Returns:
@@ -192,6 +193,11 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     manager.close()
   if seed_index is not None and len(seeds_lib.seed_list(config)) > 1:
     state = seeds_lib.take(state, seed_index)
+    values = seeds_lib.replica_sweep_values(config)
+    if values:  # say which condition the caller gets
+      print(f"{workdir}: replica {seed_index} of a sweep (seed "
+            f"{seeds_lib.seed_list(config)[seed_index]}, {games.sweep_field(config)}="
+            f"{seeds_lib.value_label(values[seed_index])})", file=sys.stderr, flush=True)
   return game, state, source
 
 
@@ -438,14 +444,15 @@ def restore_run_state(manager: ocp.CheckpointManager, step: int, like: TrainStat
 
 
 def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None,
-                   sweep=None) -> dict:
+                   sweep=None, frozen=()) -> dict:
   """Writes one record (one seed) or a record per seed plus their mean and
   standard error (``"seed": "mean"``, ``<name>_se``); returns the summary record.
 
   With a sweep (``seeds.step_sweep``: field and per-replica values) every
   record names its value of the field, and the mean and standard error are
   over each value's seeds, one ``"mean"`` record per value; the summary then
-  holds ``<name>@<field>=<value>`` for each.
+  holds ``<name>@<field>=<value>`` for each. ``frozen``: the indices of the
+  seeds frozen at a NaN, counted per value (``num_frozen``) in a sweep.
   """
   shared = shared or {}
   if len(seeds) == 1:
@@ -463,10 +470,14 @@ def _write_records(log: "MetricLog", step: int, seeds, values: dict, shared=None
     group = {}
     for k, v in values.items():
       group[k], group[f"{k}_se"] = seeds_lib.aggregate(np.asarray(v)[rows])
+    own = dict(shared)
+    if field is not None and "num_frozen" in own:  # this value's frozen seeds
+      own["num_frozen"] = sum(i in frozen for i in rows)
     log.write({"step": step, "seed": "mean", **named(value), "num_seeds": len(rows),
-               **group, **shared})
+               **group, **own})
     summary.update(group if field is None else
-                   {f"{k}@{field}={value:g}": x for k, x in group.items()})
+                   {f"{k}@{field}={seeds_lib.value_label(value)}": x
+                    for k, x in group.items()})
   return summary
 
 
@@ -481,7 +492,7 @@ def _summary_of(records: list[dict], sweep=None) -> dict:
   for r in last:
     kept = {k: v for k, v in r.items() if k not in ("step", "seed", "num_seeds", field)}
     out.update(kept if field is None else
-               {f"{k}@{field}={r[field]:g}": v for k, v in kept.items()})
+               {f"{k}@{field}={seeds_lib.value_label(r[field])}": v for k, v in kept.items()})
   return out
 
 
@@ -568,7 +579,14 @@ def _claim(workdir, config_dict, num_steps, amend):
     return {"resume": code == 2}, None
   try:
     # Refuse, before writing anything, a workdir that is already past this run's end.
-    reached = workdir_lib.check(workdir, config_dict, amend=amend)["step"]
+    checked = workdir_lib.check(workdir, config_dict, amend=amend)
+    swept = (config_dict.get("train", {}) or {}).get("sweep_field") or ""
+    if swept and any(field == swept for field, _, _ in checked["changes"]):
+      raise ConfigError(
+          f"--amend cannot change {swept}: the run sweeps it over train.sweep_values, which "
+          "its replicas read instead of the field; nothing was changed (a sweep of other "
+          "values is another run: choose another --workdir)", field=swept)
+    reached = checked["step"]
     if reached is not None and reached > num_steps:
       raise ConfigError(
           f"workdir {workdir!r} holds this run at step {reached}, beyond "
@@ -765,7 +783,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
     return _write_records(eval_log, at, seeds, _mask_seeds({
         k: np.asarray([r.get(k, np.nan) for r in results], np.float64)
         for k in results[0]}, out) if multi else results[0],
-                          {"num_frozen": len(out)} if out else None, sweep)
+                          {"num_frozen": len(out)} if out else None, sweep, out)
 
   def plot(train_records):
     # eval.jsonl is read here: every earlier evaluation's record is written.
@@ -819,7 +837,7 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         _write_records(train_log, step, seeds, per_seed,
                        {"steps_per_sec": progress.rate(step),
                         # the mean and SE are over the others
-                        **({"num_frozen": len(frozen)} if frozen else {})}, sweep)
+                        **({"num_frozen": len(frozen)} if frozen else {})}, sweep, frozen)
         window = {}
       tick = clock.add("logging", tick)
       evaluated = step % every["eval_every"] == 0 or step == end

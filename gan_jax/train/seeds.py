@@ -62,6 +62,11 @@ def seed_list(config) -> list[int]:
   return [int(config.seed) + i for i in range(n)]
 
 
+def value_label(value: float) -> str:
+  """How records, figures and tags name a swept value (``%g``)."""
+  return f"{value:g}"
+
+
 def replica_sweep_values(config) -> list[float]:
   """Each replica's value of the swept field (``[]`` without a sweep)."""
   values = sweep_values(config)
@@ -163,7 +168,8 @@ def with_replica_values(fn: Callable[..., Any], sweep) -> tuple[Callable[..., An
 def init_states(game, seeds: Sequence[int], sharding, batching: str = "vmap",
                 sweep=None) -> Any:
   """The stacked initial states of ``seeds``, built by one compiled program."""
-  players = list(jax.eval_shape(game.init, jax.random.PRNGKey(0)).opt_state)
+  with schedules.replica_values({sweep[0]: sweep[1][0]} if sweep is not None else {}):
+    players = list(jax.eval_shape(game.init, jax.random.PRNGKey(0)).opt_state)
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
 
   def one(key, skeys):
@@ -241,10 +247,12 @@ def freeze_nonfinite(step_fn: Callable[..., Any]) -> Callable[..., Any]:
   return guarded
 
 
-def has_values(record: dict) -> bool:
+def has_values(record: dict, sweep_field: str = "") -> bool:
   """Whether a per-seed record holds any value: a seed frozen at a NaN
-  (``train.nonfinite_seeds='freeze'``) is recorded with none."""
-  return any(v is not None for k, v in record.items() if k not in ("step", "seed"))
+  (``train.nonfinite_seeds='freeze'``) is recorded with none (but for its
+  value of a sweep's ``sweep_field``)."""
+  return any(v is not None for k, v in record.items()
+             if k not in ("step", "seed", sweep_field))
 
 
 def take(tree: Any, index: int) -> Any:
@@ -260,3 +268,33 @@ def aggregate(values: np.ndarray) -> tuple[float, float]:
     return float("nan"), float("nan")
   se = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
   return float(np.mean(v)), se
+
+
+# The metrics a sweep's closing table shows, when its evaluation has them.
+SWEEP_COLUMNS = ("modes_captured", "high_quality_share", "kl_mode_histogram",
+                 "energy_distance", "pacgan_modes")
+
+
+def sweep_summary(final_metrics: dict) -> str:
+  """A sweep's final metrics (``<name>@<field>=<value>``) as one row per value:
+  the mean +- SE over its seeds of the main metrics (all are in eval.jsonl)."""
+  rows: dict[str, dict] = {}
+  for key, v in final_metrics.items():
+    name, _, where = key.partition("@")
+    rows.setdefault(where, {})[name] = v
+  columns = [c for c in SWEEP_COLUMNS if any(c in r for r in rows.values())]
+
+  def show(r, c):
+    v, se = r.get(c), r.get(c + "_se")
+    if v is None or v != v:  # absent, or NaN (no finite seed)
+      return "-"
+    return f"{v:.4g} +- {se if se is not None and se == se else 0:.2g}"
+
+  table = [["value", *columns]] + [[w, *(show(r, c) for c in columns)]
+                                   for w, r in rows.items()]
+  widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+  lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+  return "\n".join(["  " + line for line in lines]
+                   + ["  (mean +- SE over each value's seeds; every metric per seed and per "
+                      "value in eval.jsonl)"])
+

@@ -28,6 +28,7 @@ from gan_jax.data import make_source
 from gan_jax.data.source import DataSource
 from gan_jax.errors import ConfigError, did_you_mean
 from gan_jax.train.seeds import SEED_BATCHING, seed_batching
+from gan_jax.train.seeds import value_label as seed_value_label
 from gan_jax.games.base import PENALTY_NAMES, PERTURBATIONS, make_schedule
 from gan_jax.losses import OBJECTIVES, get_objective
 from gan_jax.models.latent import PRIORS
@@ -282,19 +283,19 @@ def check_sweep(config) -> None:
              for v in values)):
     raise ConfigError(f"config.train.sweep_values must be a tuple of at least two finite "
                       f"numbers for {field}; got {values!r}", field="train.sweep_values")
-  if len(set(float(v) for v in values)) != len(values):
-    raise ConfigError(f"config.train.sweep_values has a value twice: {tuple(values)!r}; "
-                      "each value is one group of seeds", field="train.sweep_values")
+  labels = [seed_value_label(float(v)) for v in values]
+  if len(set(labels)) != len(values):
+    raise ConfigError(f"config.train.sweep_values has a value twice: {tuple(values)!r} "
+                      f"(records and figures name them {', '.join(labels)}); each value is "
+                      "one group of seeds", field="train.sweep_values")
   for v in values:  # each value must be valid where the field stands
     if field.endswith(".learning_rate"):
       if v <= 0:
         raise ConfigError(f"config.train.sweep_values: {v!r} is not a valid {field} (a "
                           "learning rate must be positive)", field="train.sweep_values")
     else:
-      heat = field == "game.perturbation.level" and _get(
-          config, "game.perturbation.name") == "heat"
       try:
-        _check_schedule(v, field, int(t.num_steps), allow_inf=heat)
+        _check_schedule(v, field, int(t.num_steps))
       except ConfigError as e:
         raise ConfigError(f"config.train.sweep_values: {v!r} is not valid for {field}: {e}",
                           field="train.sweep_values") from None
