@@ -616,6 +616,29 @@ def _mean_and_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return mean, se
 
 
+def _metric_panels(names: Sequence[str]) -> tuple[Figure, list]:
+  """A grid of up to 4 columns, one panel per metric (a note if there is none)."""
+  cols = max(1, min(len(names), 4))
+  rows = max(1, math.ceil(len(names) / cols))
+  fig, axes = _grid_figure(rows, cols, panel=(3.6, 2.9))
+  flat = list(axes.reshape(-1))
+  if not names:
+    _empty_panel(flat[0], "no metrics recorded")
+  return fig, flat
+
+
+def _finish_metric_panels(fig: Figure, flat: list, names: Sequence[str],
+                          title: Optional[str]) -> Figure:
+  """Hides the unused panels, puts the legend in the last used one, titles."""
+  for ax in flat[len(names):] if names else flat[1:]:
+    ax.set_axis_off()
+  if names:
+    flat[len(names) - 1].legend(fontsize=6, loc="best")
+  if title:
+    _title(fig, title)
+  return fig
+
+
 def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayLike], *,
                        seeds: Sequence[Any], keys: Optional[Sequence[str]] = None,
                        boundaries: Optional[Sequence[float]] = None,
@@ -658,12 +681,7 @@ def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayL
   for k, a in arrays.items():
     if a.shape[1] != len(x):
       raise ValueError(f"{k!r} has {a.shape[1]} steps but steps has {len(x)}; they must match")
-  cols = max(1, min(len(names), 4))
-  rows = max(1, math.ceil(len(names) / cols))
-  fig, axes = _grid_figure(rows, cols, panel=(3.6, 2.9))
-  flat = list(axes.reshape(-1))
-  if not names:
-    _empty_panel(flat[0], "no metrics recorded")
+  fig, flat = _metric_panels(names)
   for k, ax in zip(names, flat):
     a = arrays[k]
     for i, seed in enumerate(seeds):
@@ -676,13 +694,7 @@ def seed_curves_figure(steps: Optional[ArrayLike], per_seed: Mapping[str, ArrayL
     _mark_boundaries(ax, boundaries, None)
     ax.set_title(_LABELS.get(k, k), fontsize=10)
     ax.set_xlabel("step")
-  for ax in flat[len(names):] if names else flat[1:]:
-    ax.set_axis_off()
-  if names:
-    flat[len(names) - 1].legend(fontsize=6, loc="best")
-  if title:
-    _title(fig, title)
-  return fig
+  return _finish_metric_panels(fig, flat, names, title)
 
 
 def sweep_curves_figure(steps: Optional[ArrayLike],
@@ -728,12 +740,7 @@ def sweep_curves_figure(steps: Optional[ArrayLike],
     if a.shape[1] != len(x):
       raise ValueError(f"{g!r}, {k!r} has {a.shape[1]} steps but steps has {len(x)}; they "
                        "must match")
-  cols = max(1, min(len(names), 4))
-  rows = max(1, math.ceil(len(names) / cols))
-  fig, axes = _grid_figure(rows, cols, panel=(3.6, 2.9))
-  flat = list(axes.reshape(-1))
-  if not names:
-    _empty_panel(flat[0], "no metrics recorded")
+  fig, flat = _metric_panels(names)
   colors = [f"C{i % 10}" for i in range(len(labels))]  # matplotlib's default cycle
   for k, ax in zip(names, flat):
     for g, color in zip(labels, colors):
@@ -745,13 +752,7 @@ def sweep_curves_figure(steps: Optional[ArrayLike],
       ax.plot(x, mean, color=color, linewidth=1.6, label=f"{g} ({a.shape[0]} seeds)")
     ax.set_title(_LABELS.get(k, k), fontsize=10)
     ax.set_xlabel("step")
-  for ax in flat[len(names):] if names else flat[1:]:
-    ax.set_axis_off()
-  if names:
-    flat[len(names) - 1].legend(fontsize=6, loc="best")
-  if title:
-    _title(fig, title)
-  return fig
+  return _finish_metric_panels(fig, flat, names, title)
 
 
 def losses_figure(steps: Optional[ArrayLike], history: Mapping[str, ArrayLike]) -> Figure:
