@@ -17,6 +17,8 @@ Studies (``--study``):
 * ``roth``: the 3-D submanifold, unregularized (both generator losses) vs
   gamma = 0.1 constant and annealed, 5 D steps, and input noise of matched
   scale; modes over training and the step of collapse;
+* ``roth_gamma``: the same submanifold over gamma in {0, 0.01, 0.1, 1}, every
+  value's seeds in one program (a swept arm, ``Sweep``);
 * ``langevin``: Adam vs SGLD vs cc-SGLD discriminators on the grid of 25, and
   WGAN-GP vs WGAN-GP with an SGLD critic (the first step with all modes);
 * ``arjovsky``: Arjovsky & Bottou's gradient diagnostics of a toy GAN's and an
@@ -167,6 +169,30 @@ class Arm:
   overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   group: str = ""
   note: str = ""
+  sweep: Optional["Sweep"] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  """A number an arm varies over values, every value's seeds in one program.
+
+  The arm trains ``train.sweep_field = field`` over ``train.sweep_values =
+  values`` (``gan_jax.train.seeds``): S seeds per value, V x S replicas, the
+  value-``k`` replicas having run seeds ``k*S .. k*S + S - 1``. Its table has a
+  row per value, its figures a curve (or panel) per value.
+
+  Attributes:
+    field: the swept config field (one of ``games.sweepable_fields``).
+    values: at least two distinct numbers.
+    name: how rows and figures name the field (default: ``field``).
+  """
+  field: str
+  values: tuple[float, ...]
+  name: str = ""
+
+  @property
+  def label(self) -> str:
+    return self.name or self.field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,6 +363,13 @@ STUDIES: dict[str, Study] = {}
 
 
 def _register(study: Study) -> Study:
+  swept = [a.label for a in study.arms if a.sweep is not None]
+  if swept and study.scorer != "eval":
+    # The other scorers take each seed's final state (probes, samples, a
+    # cross-test of paired arms), not a group of replicas per value.
+    raise ValueError(f"study {study.name!r}: arm(s) {', '.join(swept)} sweep a field, which "
+                     f"only studies scored by their final evaluation ('eval') can; this one "
+                     f"is scored by {study.scorer!r}")
   STUDIES[study.name] = study
   return study
 
@@ -428,6 +461,24 @@ _register(Study(
            "(configs/roth_submanifold.py).",
            "The matched noise: the regularizer is the first-order effect of convolving both "
            "distributions with N(0, gamma I), i.e. noise of std sqrt(gamma).")))
+
+# gamma = 0 is the unregularized game (the penalty is computed and weighted 0).
+_ROTH_GAMMAS = (0.0, 0.01, 0.1, 1.0)
+_register(Study(
+    name="roth_gamma",
+    title="Roth et al.'s 3-D submanifold: the regularizer over a range of gamma, in one program",
+    claim=("The regularizer stabilizes training across a broad range of its strength gamma, "
+           "where the unregularized game (gamma = 0) collapses (Roth et al. 2017, Sec. 4; "
+           "METHODS §2)."),
+    arms=(Arm("minimax", "configs/roth_submanifold.py:reg",
+              sweep=Sweep("game.penalty.weight", _ROTH_GAMMAS, "gamma"),
+              note="the authors' saturating log(1 - D) generator, gamma constant"),),
+    columns=(MODES, HIGH_QUALITY, KL, ENERGY, Column("collapse step", derived="collapse_step")),
+    steps=100_000, quick_steps=40,
+    budget_note="Roth et al.'s code: 100k generator steps",
+    per_seed_figure=True,
+    notes=("Every value of gamma is a group of seeds of one compiled program "
+           "(train.sweep_field): the groups share the program, not their seeds.",)))
 
 _LANGEVIN_DATA = "grid_25"
 _register(Study(
@@ -634,10 +685,14 @@ def per_seed_records(path: str) -> dict[int, list[dict]]:
   return out
 
 
-def mean_records(path: str) -> list[dict]:
-  """The records figures draw: the mean records of a run of several seeds, else all."""
+def mean_records(path: str, sweep: Optional[Sweep] = None,
+                 value: Optional[float] = None) -> list[dict]:
+  """The records figures draw: the mean records of a run of several seeds, else
+  all; of a swept run, those of one ``value`` of its ``sweep``."""
   records = read_jsonl(path)
   means = [r for r in records if r.get("seed") == "mean"]
+  if sweep is not None:
+    means = [r for r in means if r.get(sweep.field) == value]
   return sorted(means or [r for r in records if "seed" not in r], key=lambda r: r["step"])
 
 
@@ -757,6 +812,9 @@ def arm_config(study: Study, arm: Arm, *, steps: int, num_seeds: int, quick: boo
   c.train.log_every = spc * max(1, round(every / 4 / spc))
   c.train.plot_every = steps
   c.train.num_seeds = num_seeds
+  if arm.sweep is not None:
+    c.train.sweep_field = arm.sweep.field
+    c.train.sweep_values = tuple(float(v) for v in arm.sweep.values)
   # A seed that diverges is a result, not the end of its arm's other seeds.
   c.train.nonfinite_seeds = "freeze" if num_seeds > 1 else "stop"
   if quick:
@@ -984,10 +1042,13 @@ def _refreeze(record: dict, config) -> bool:
           and config.train.get("nonfinite_seeds", "stop") == "freeze")
 
 
-def frozen_seeds(workdir: str) -> list[str]:
-  """The messages of the arm's seeds frozen at a NaN, one per seed."""
+def frozen_seeds(workdir: str, seeds: Optional[Sequence[int]] = None) -> list[str]:
+  """The messages of the arm's seeds frozen at a NaN, one per seed (of those
+  run ``seeds``, e.g. one swept value's; default all)."""
   seen, out = set(), []
   for r in loop.seed_freezes(workdir):
+    if seeds is not None and int(r["seed"]) not in seeds:
+      continue
     if r["index"] not in seen:
       seen.add(r["index"])
       out.append(" ".join(str(r["message"]).split()))
@@ -1002,8 +1063,10 @@ def _wall_seconds(record: dict, folder: str) -> float:
 
 def _score_eval(ctx: ArmContext, record: dict) -> dict:
   """Trains to the end; the table reads the final evaluation (``eval.jsonl``)."""
-  ctx.log(f"{ctx.arm.label}: training {ctx.config.train.num_steps} steps x "
-          f"{len(ctx.seeds)} seeds")
+  sweep = ctx.arm.sweep
+  per = (f"{len(sweep.values)} values of {sweep.label} x {len(ctx.seeds) // len(sweep.values)}"
+         if sweep is not None else f"{len(ctx.seeds)}")
+  ctx.log(f"{ctx.arm.label}: training {ctx.config.train.num_steps} steps x {per} seeds")
   _train(ctx, None, record)
   return record
 
@@ -1144,8 +1207,10 @@ def _classifier(ctx: ArmContext, source) -> Any:
 def _score_thousand_modes(ctx: ArmContext, record: dict) -> dict:
   """Trains to the end, then modes covered and KL of every seed's samples."""
   from gan_jax.metrics import scores  # pylint: disable=g-import-not-at-top
-  ctx.log(f"{ctx.arm.label}: training {ctx.config.train.num_steps} steps x "
-          f"{len(ctx.seeds)} seeds")
+  sweep = ctx.arm.sweep
+  per = (f"{len(sweep.values)} values of {sweep.label} x {len(ctx.seeds) // len(sweep.values)}"
+         if sweep is not None else f"{len(ctx.seeds)}")
+  ctx.log(f"{ctx.arm.label}: training {ctx.config.train.num_steps} steps x {per} seeds")
   result = _train(ctx, None, record)
   t0 = time.time()
   clf = _classifier(ctx, result.source)
@@ -1211,6 +1276,23 @@ def _scorer_settings(ctx: ArmContext) -> Mapping[str, Any]:
 
 
 # ------------------------------------------------------------------- tables
+def arm_groups(arm: Arm, seeds: Sequence[int]) -> list[tuple[Optional[float], list[int]]]:
+  """The arm's groups of replicas, each ``(value, run seeds)``: one group
+  ``(None, seeds)``, or with a sweep one per value (``Sweep``: the value-``k``
+  group has run seeds ``k*S + seed`` for the ``S`` study seeds)."""
+  if arm.sweep is None:
+    return [(None, list(seeds))]
+  n = len(seeds)
+  return [(float(v), [k * n + s for s in seeds]) for k, v in enumerate(arm.sweep.values)]
+
+
+def group_label(arm: Arm, value: Optional[float]) -> str:
+  """The table row and figure label of one group of an arm's replicas."""
+  if value is None:
+    return arm.label
+  return f"{arm.label}, {arm.sweep.label}={seeds_lib.value_label(value)}"
+
+
 def _final_value(record: dict, keys: Sequence[str]) -> Optional[float]:
   for k in keys:
     if k in record:
@@ -1218,8 +1300,10 @@ def _final_value(record: dict, keys: Sequence[str]) -> Optional[float]:
   return None
 
 
-def eval_rows(study: Study, arm: Arm, workdir: str, seeds: list[int], steps: int) -> list[dict]:
-  """The table row of an arm scored by its final evaluation."""
+def eval_rows(study: Study, arm: Arm, workdir: str, seeds: list[int], steps: int,
+              value: Optional[float] = None) -> list[dict]:
+  """The table row of an arm (of its group of ``seeds`` swept to ``value``)
+  scored by its final evaluation."""
   history = per_seed_records(os.path.join(workdir, "eval.jsonl"))
   # Up to ``steps`` (a diverged arm is read at an earlier step than its last).
   history = {s: [r for r in h if int(r["step"]) <= steps] for s, h in history.items()}
@@ -1236,7 +1320,7 @@ def eval_rows(study: Study, arm: Arm, workdir: str, seeds: list[int], steps: int
       if all(v is None for v in values):
         continue  # not reported for this data set
     cells[column.name] = _cell(values)
-  return [{"row": arm.label, "arm": arm.label, "cells": cells}]
+  return [{"row": group_label(arm, value), "arm": arm.label, "cells": cells}]
 
 
 def last_common_evaluation(path: str, seeds: list[int]) -> int | None:
@@ -1302,32 +1386,38 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
   for arm in arms:
     arm_dir = os.path.join(workdir, arm.label)
     record = records[arm.label]
-    if record.get("diverged"):
-      arm_rows = [{"row": arm.label, "arm": arm.label, "cells": {}}]
-      at = (last_common_evaluation(os.path.join(arm_dir, "eval.jsonl"), seeds)
-            if study.scorer == "eval" else None)
-      if at:  # the seeds' last evaluation before the NaN: a result, at fewer steps
-        arm_rows = eval_rows(study, arm, arm_dir, seeds, at)
-        arm_rows[0]["evaluated_at"] = at
-    elif study.scorer in ("eval", "cross_test"):  # cross_test: cells filled by run_study
-      arm_rows = eval_rows(study, arm, arm_dir, seeds, record["steps"])
-    elif study.scorer == "gradients":
-      arm_rows = gradient_rows(study, arm, record)
-    else:
-      arm_rows = score_rows(study, arm, record)
     wall = _wall_seconds(record, arm_dir)
-    frozen = frozen_seeds(arm_dir) if os.path.isdir(arm_dir) else []
-    for row in arm_rows:
-      row["diverged"] = record.get("diverged")
-      row["frozen_seeds"] = frozen
-      row.update({"config": arm.config, "overrides": _plain(arm.overrides), "note": arm.note,
-                  "group": arm.group, "num_seeds": len(seeds), "seeds": seeds,
-                  "steps": record["steps"], "wall_seconds": round(wall, 1),
-                  "published": None})
-      if arm.label in published:
-        p = published[arm.label]
-        row["published"] = {"text": p.text, "source": p.source}
-      rows.append(row)
+    # One row per group of replicas (a swept arm: per value; the arm's wall
+    # time is the whole program's, printed on each of its rows).
+    for value, group in arm_groups(arm, seeds):
+      if record.get("diverged"):
+        arm_rows = [{"row": group_label(arm, value), "arm": arm.label, "cells": {}}]
+        at = (last_common_evaluation(os.path.join(arm_dir, "eval.jsonl"), group)
+              if study.scorer == "eval" else None)
+        if at:  # the seeds' last evaluation before the NaN: a result, at fewer steps
+          arm_rows = eval_rows(study, arm, arm_dir, group, at, value)
+          arm_rows[0]["evaluated_at"] = at
+      elif study.scorer in ("eval", "cross_test"):  # cross_test: cells filled by run_study
+        arm_rows = eval_rows(study, arm, arm_dir, group, record["steps"], value)
+      elif study.scorer == "gradients":
+        arm_rows = gradient_rows(study, arm, record)
+      else:
+        arm_rows = score_rows(study, arm, record)
+      frozen = frozen_seeds(arm_dir, group) if os.path.isdir(arm_dir) else []
+      for row in arm_rows:
+        row["diverged"] = record.get("diverged")
+        row["frozen_seeds"] = frozen
+        row.update({"config": arm.config, "overrides": _plain(arm.overrides),
+                    "note": arm.note, "group": arm.group, "num_seeds": len(group),
+                    "seeds": group, "steps": record["steps"], "wall_seconds": round(wall, 1),
+                    "published": None})
+        if arm.sweep is not None:
+          row["sweep"] = {"field": arm.sweep.field, "name": arm.sweep.label, "value": value,
+                          "values": [float(v) for v in arm.sweep.values]}
+        if arm.label in published:
+          p = published[arm.label]
+          row["published"] = {"text": p.text, "source": p.source}
+        rows.append(row)
   # Published numbers of methods not run here get rows of their own.
   extra = [{"row": p.row, "text": p.text, "source": p.source} for p in study.published
            if p.row not in {a.label for a in study.arms}]
@@ -1483,15 +1573,21 @@ def render_markdown(table: Mapping[str, Any]) -> str:
       continue
     seen.add(row["arm"])
     over = ", ".join(f"{k}={json.dumps(v)}" for k, v in row["overrides"].items())
+    sweep = row.get("sweep")
+    swept = (f", sweeping `{sweep['field']}` over "
+             f"{', '.join(seeds_lib.value_label(v) for v in sweep['values'])} in one program "
+             f"({row['num_seeds']} seeds per value, value k on run seeds "
+             f"{row['num_seeds']}k..{row['num_seeds']}k+{row['num_seeds'] - 1})"
+             if sweep else "")
     lines.append(f"- `{row['arm']}`: `{row['config']}`" + (f" with {over}" if over else "")
-                 + (f" — {row['note']}" if row["note"] else ""))
-  diverged = [r for r in table["rows"] if r.get("diverged")]
+                 + swept + (f" — {row['note']}" if row["note"] else ""))
+  diverged = list({r["arm"]: r for r in table["rows"] if r.get("diverged")}.values())
   if diverged:
     lines += ["", "Diverged (training stopped at a NaN or inf; the last good checkpoint is in "
               "the arm's folder; where the seeds had been evaluated, the row shows their last "
               "evaluation before it, at fewer steps than the other arms):", ""] + [
                   f"- `{r['arm']}`: {r['diverged']}" for r in diverged]
-  frozen = {r["arm"]: r["frozen_seeds"] for r in table["rows"] if r.get("frozen_seeds")}
+  frozen = {r["row"]: r["frozen_seeds"] for r in table["rows"] if r.get("frozen_seeds")}
   if frozen:
     lines += ["", "Seeds frozen at a NaN or inf (each kept at its last finite state and left "
               "out of the cells from then on; the cells say how many seeds they hold):", ""]
@@ -1560,16 +1656,22 @@ def write_figures(study: Study, workdir: str, table: Mapping[str, Any]) -> list[
     names.append(name)
 
   groups = list(dict.fromkeys(a.group for a in arms))
+  # What is drawn: every group of replicas of every arm (a swept arm: one per value).
+  curves = [(arm, value, members, group_label(arm, value)) for arm in arms
+            for value, members in arm_groups(arm, range(table["settings"]["num_seeds"]))]
+
+  def means(arm, value, name):
+    return mean_records(os.path.join(workdir, arm.label, name), arm.sweep, value)
+
   if study.main_metric:
     fig, axes = _figure(1, len(groups), fast=fast)
     for ax, group in zip(axes[0], groups):
       drawn = None
-      for i, arm in enumerate(a for a in arms if a.group == group):
-        s = _series(mean_records(os.path.join(workdir, arm.label, "eval.jsonl")),
-                    study.main_metric)
+      for i, (arm, value, _, label) in enumerate(c for c in curves if c[0].group == group):
+        s = _series(means(arm, value, "eval.jsonl"), study.main_metric)
         if s is not None:
           drawn = s[0]
-          _band_axes(ax, s[1], s[2], s[3], arm.label, f"C{i % 10}")
+          _band_axes(ax, s[1], s[2], s[3], label, f"C{i % 10}")
       ax.set_xlabel("step")
       ax.set_ylabel(drawn or study.main_metric[0])
       ax.set_title(group or study.name, fontsize=10)
@@ -1578,31 +1680,31 @@ def write_figures(study: Study, workdir: str, table: Mapping[str, Any]) -> list[
     fig.suptitle(f"{study.name}: mean ± SE over {seeds} seeds{quick}", fontsize=10)
     save(fig, f"{study.main_metric[0]}.png")
   if study.main_metric and study.per_seed_figure:
-    n = len(arms)
+    n = len(curves)
     cols = min(3, n)
     fig, axes = _figure(-(-n // cols), cols, panel=(4.0, 2.8), fast=fast)
     for ax in axes.flat[n:]:
       ax.set_visible(False)
-    for ax, arm in zip(axes.flat, arms):
+    for ax, (arm, _, members, label) in zip(axes.flat, curves):
       for seed, records in per_seed_records(os.path.join(workdir, arm.label,
                                                          "eval.jsonl")).items():
-        s = _series(records, study.main_metric)
+        s = _series(records, study.main_metric) if seed in members else None
         if s is not None:
           ax.plot(s[1], s[2], linewidth=1.0, label=f"seed {seed}")
-      ax.set_title(arm.label, fontsize=9)
+      ax.set_title(label, fontsize=9)
       ax.set_xlabel("step")
       if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6)
     fig.suptitle(f"{study.name}: {study.main_metric[0]} of every seed{quick}", fontsize=10)
     save(fig, f"{study.main_metric[0]}_per_seed.png")
   if study.d_curves:
-    n = len(arms)
+    n = len(curves)
     cols = min(3, n)
     fig, axes = _figure(-(-n // cols), cols, panel=(4.0, 2.8), fast=fast)
     for ax in axes.flat[n:]:
       ax.set_visible(False)
-    for ax, arm in zip(axes.flat, arms):
-      records = mean_records(os.path.join(workdir, arm.label, "metrics.jsonl"))
+    for ax, (arm, value, _, label) in zip(axes.flat, curves):
+      records = means(arm, value, "metrics.jsonl")
       for key, color in (("d_real", "C0"), ("d_fake", "C3")):
         s = _series(records, (key,))
         if s is not None:
@@ -1610,7 +1712,7 @@ def write_figures(study: Study, workdir: str, table: Mapping[str, Any]) -> list[
       for b in _beta_boundaries(os.path.join(workdir, arm.label)):
         ax.axvline(b, color="0.6", linestyle=":", linewidth=0.6)
       ax.set_ylim(-0.02, 1.02)
-      ax.set_title(arm.label, fontsize=9)
+      ax.set_title(label, fontsize=9)
       ax.set_xlabel("step")
       if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
@@ -1620,10 +1722,10 @@ def write_figures(study: Study, workdir: str, table: Mapping[str, Any]) -> list[
   for key in study.train_curves:
     fig, axes = _figure(1, 1, panel=(6.0, 3.6), fast=fast)
     ax = axes[0, 0]
-    for i, arm in enumerate(arms):
-      s = _series(mean_records(os.path.join(workdir, arm.label, "metrics.jsonl")), (key,))
+    for i, (arm, value, _, label) in enumerate(curves):
+      s = _series(means(arm, value, "metrics.jsonl"), (key,))
       if s is not None:
-        _band_axes(ax, s[1], s[2], s[3], arm.label, f"C{i % 10}")
+        _band_axes(ax, s[1], s[2], s[3], label, f"C{i % 10}")
     ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel("step")
     ax.set_ylabel(key)

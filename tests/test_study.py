@@ -131,8 +131,12 @@ class QuickStudiesTest(parameterized.TestCase):
       with open(path, "rb") as f:
         self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", figure)
     self.assertTrue(table["columns"])
+    arms_of = {a.label: a for a in study.arms}
     for row in table["rows"]:
-      self.assertEqual((row["num_seeds"], row["seeds"]), (SEEDS, [0, 1]))
+      # A swept arm's rows are its values, each a group of SEEDS run seeds.
+      groups = study_lib.arm_groups(arms_of[row["arm"]], range(SEEDS))
+      self.assertIn(row["seeds"], [g for _, g in groups])
+      self.assertEqual(row["num_seeds"], SEEDS)
       self.assertEqual(row["steps"], table["steps"])
       self.assertGreater(row["wall_seconds"], 0)
       self.assertTrue(row["cells"], row["row"])
@@ -154,7 +158,14 @@ class QuickStudiesTest(parameterized.TestCase):
     spread = 0
     for row in table["rows"]:
       history = seed_histories(os.path.join(workdir, row["arm"]))
-      self.assertEqual(sorted(history), [0, 1])
+      group = row["seeds"]  # the run seeds of the row (a swept value's group)
+      arm = next(a for a in study.arms if a.label == row["arm"])
+      self.assertEqual(sorted(history),
+                       sorted(s for _, g in study_lib.arm_groups(arm, range(SEEDS)) for s in g))
+      if row.get("sweep"):  # the records name the value of their seeds
+        self.assertEqual({r[row["sweep"]["field"]] for s in group for r in history[s]},
+                         {row["sweep"]["value"]})
+      history = {i: history[s] for i, s in enumerate(group)}
       final = {seed: records[-1] for seed, records in history.items()}
       for name_, cell in row["cells"].items():
         column = columns[name_]
@@ -582,6 +593,62 @@ class DefinitionsTest(parameterized.TestCase):
           source = make_source(c.data)
           validate.check_model_fields(c, source)
           self.assertIsNotNone(games.make_game(c, source), (name, arm.label))
+
+
+class SweptArmTest(parameterized.TestCase):
+  """An arm that sweeps a field (``Sweep``): a row, a curve and a group of seeds per value."""
+
+  def test_groups_are_the_loops_replicas(self):
+    # The study's reading of the run seeds of each value is the loop's own.
+    from gan_jax.train import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
+    study = study_lib.STUDIES["roth_gamma"]
+    arm = study.arms[0]
+    c = study_lib.arm_config(study, arm, steps=study.steps, num_seeds=3, quick=False,
+                             image_npz="")
+    replicas = list(zip(seeds_lib.seed_list(c), seeds_lib.replica_sweep_values(c)))
+    self.assertLen(replicas, 3 * len(arm.sweep.values))
+    for value, group in study_lib.arm_groups(arm, range(3)):
+      self.assertEqual([s for s, v in replicas if v == value], group)
+    self.assertEqual(study_lib.arm_groups(study_lib.STUDIES["che"].arms[0], range(3)),
+                     [(None, [0, 1, 2])])
+
+  def test_quick_sweep_has_a_row_and_curve_per_value(self):
+    workdir, table = quick_run("roth_gamma")
+    arm = study_lib.STUDIES["roth_gamma"].arms[0]
+    labels = [f"{arm.label}, gamma={v:g}" for v in arm.sweep.values]
+    self.assertEqual([r["row"] for r in table["rows"]], labels)
+    self.assertEqual([r["sweep"]["value"] for r in table["rows"]], list(arm.sweep.values))
+    # The values were really different in the program: the weight the step
+    # gave the penalty (a metric of the compiled step) is each group's value.
+    metrics = study_lib.per_seed_records(os.path.join(workdir, arm.label, "metrics.jsonl"))
+    for row in table["rows"]:
+      for seed in row["seeds"]:
+        np.testing.assert_allclose([r["penalty_weight"] for r in metrics[seed]],
+                                   row["sweep"]["value"], rtol=1e-6)
+    # One program: one run folder, every value's seeds in its checkpoints.
+    self.assertEqual(os.listdir(os.path.join(workdir)).count(arm.label), 1)
+    # Each value's curve is its own group's mean.
+    for value, group in study_lib.arm_groups(arm, range(SEEDS)):
+      means = study_lib.mean_records(os.path.join(workdir, arm.label, "eval.jsonl"),
+                                     arm.sweep, value)
+      self.assertTrue(means)
+      history = seed_histories(os.path.join(workdir, arm.label))
+      for r in means:
+        energy = [next(h for h in history[s] if h["step"] == r["step"])["energy_distance"]
+                  for s in group]
+        self.assertAlmostEqual(r["energy_distance"], float(np.mean(energy)), places=5)
+    with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+      md = f.read()
+    for label in labels:
+      self.assertIn(f"| {label} |", md)
+    self.assertIn("sweeping `game.penalty.weight` over 0, 0.01, 0.1, 1 in one program", md)
+
+  def test_only_eval_studies_take_swept_arms(self):
+    arm = dataclasses.replace(study_lib.STUDIES["roth_gamma"].arms[0], label="swept")
+    study = dataclasses.replace(study_lib.STUDIES["arjovsky"], name="swept_probe", arms=(arm,))
+    with mock.patch.dict(study_lib.STUDIES, {}):
+      with self.assertRaisesRegex(ValueError, "arm.s. swept sweep a field.*'gradients'"):
+        study_lib._register(study)
 
 
 @pytest.mark.slow
