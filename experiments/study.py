@@ -729,21 +729,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
                        f"{'.'.join(parts[:-1]) or 'config'}; it has {', '.join(sorted(node))}")
     # A copy: the arm's own value must not change when the budget scales this
     # config's schedules (the same arm is built again on resume and in tests).
-    value = copy.deepcopy(value)
-    value = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
-    try:
-      node[parts[-1]] = value
-    except TypeError:
-      # A ConfigDict keeps each field's type (a number cannot become a
-      # schedule mapping in place): the section is rebuilt with the new value.
-      if len(parts) == 1:
-        raise
-      section = node.to_dict()
-      section[parts[-1]] = value
-      parent = config
-      for part in parts[:-2]:
-        parent = parent[part]
-      parent[parts[-2]] = ml_collections.ConfigDict(section)
+    config_registry.set_field(config, path, copy.deepcopy(value))
 
 
 _STEP_KEYS = ("uniform_steps", "steps_per_level", "transition_steps", "begin_step",

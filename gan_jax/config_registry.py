@@ -26,7 +26,7 @@ import ml_collections
 
 from gan_jax import errors
 
-__all__ = ["config_names", "get_config"]
+__all__ = ["config_names", "get_config", "set_field"]
 
 _PACKAGE = "configs"
 
@@ -103,3 +103,34 @@ def get_config(name: str) -> ml_collections.ConfigDict:
         f"{', '.join(valid)} (each optionally with ':<variant>')")
   module = importlib.import_module(f"{_PACKAGE}.{module_name}")
   return module.get_config(variant) if has_variant else module.get_config()
+
+
+def set_field(config: ml_collections.ConfigDict, path: str, value) -> None:
+  """Sets the dotted ``path`` of ``config`` to ``value``, also across types.
+
+  A ``ConfigDict`` keeps each field's type, so a number cannot become a
+  schedule mapping in place (nor a mapping a number): then the field's section
+  is rebuilt with the new value. A ``dict`` value becomes a ``ConfigDict``.
+
+  Raises:
+    KeyError: a part of ``path`` is not in the config (callers that take paths
+      from users check them first and name the valid fields).
+  """
+  *parents, last = path.split(".")
+  node = config
+  for part in parents:
+    node = node[part]
+  value = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+  if last not in node:
+    raise KeyError(f"no field {last!r} in {'.'.join(parents) or 'config'}")
+  try:
+    node[last] = value
+  except TypeError:
+    if not parents:
+      raise
+    section = node.to_dict()
+    section[last] = value
+    parent = config
+    for part in parents[:-1]:
+      parent = parent[part]
+    parent[parents[-1]] = ml_collections.ConfigDict(section)

@@ -78,3 +78,18 @@ def test_setup_installs_the_configs_package(monkeypatch):
   test_extra = " ".join(dist.extras_require["test"])
   for requirement in ("nbclient", "nbformat", "ipykernel"):
     assert requirement in test_extra
+
+
+def test_set_field_across_types():
+  c = config_registry.get_config("roth_submanifold:reg")
+  config_registry.set_field(c, "train.num_steps", 7)  # same type: in place
+  assert c.train.num_steps == 7
+  schedule = {"name": "gamma_decay", "gamma_0": 2.0, "total_steps": 7}
+  config_registry.set_field(c, "game.penalty.weight", schedule)  # number -> mapping
+  assert isinstance(c.game.penalty.weight, ml_collections.ConfigDict)
+  assert c.game.penalty.weight.to_dict() == schedule
+  assert c.game.penalty.name == "roth_js"  # the rest of the section is kept
+  config_registry.set_field(c, "game.penalty.weight", 0.5)  # mapping -> number
+  assert c.game.penalty.weight == 0.5
+  with pytest.raises(KeyError, match="no field 'weigth' in game.penalty"):
+    config_registry.set_field(c, "game.penalty.weigth", 1.0)

@@ -10,6 +10,7 @@ import numpy as np
 from configs import common
 from configs import instance_noise_2d
 from configs import roth_submanifold
+from gan_jax import config_registry
 from gan_jax import errors
 from gan_jax import plotting
 from gan_jax import schedules
@@ -32,19 +33,7 @@ CASES = {
 
 
 def _set(c, field, value):
-  node = c
-  *parents, last = field.split(".")
-  for part in parents:
-    node = node[part]
-  if isinstance(node[last], (int, float)):
-    node[last] = float(value)
-  else:  # a schedule mapping in the config file: the section takes a number
-    section = node.to_dict()
-    section[last] = float(value)
-    parent = c
-    for part in parents[:-1]:
-      parent = parent[part]
-    parent[parents[-1]] = type(node)(section)
+  config_registry.set_field(c, field, float(value))  # a schedule mapping takes a number too
 
 
 def sweep_config(make, field, values, batching, *, num_seeds=2, steps=4):
