@@ -46,6 +46,7 @@ from gan_jax import plotting
 from gan_jax.data import make_source
 from gan_jax.metrics import probes
 from gan_jax.train import loop
+from gan_jax.train import seeds as seeds_lib
 
 FLAGS = flags.FLAGS
 def define_flags() -> None:
@@ -58,6 +59,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
   flags.DEFINE_bool("best", False, "Probe the best checkpoint instead.")
   flags.DEFINE_integer("seed", 0, "Seed of every random draw of the probe.")
+  flags.DEFINE_integer("replica", 0, "A run of several seeds or a sweep: which replica to "
+                       "probe (0 .. num_seeds x values - 1; replica r has run seed seed + r).")
+  flags.DEFINE_integer("other_replica", 0, "cross_test: the replica of --other_workdir.")
   flags.DEFINE_integer("num_samples", 10_000,
                        "Generated samples, and as many training and held-out examples.")
   flags.DEFINE_integer("batch_size", 256, "Batch of the probes' discriminator training.")
@@ -76,11 +80,21 @@ _TRAIN_TAG, _TEST_TAG, _SAMPLE_TAG, _PROBE_TAG = 1_000_001, 1_000_002, 1_000_003
 
 
 # ------------------------------------------------------------------ helpers
-def _load(workdir: str, step, best: bool):
-  game, state, source = loop.load_checkpoint(workdir, step=step, best=best)
+def _load(workdir: str, step, best: bool, replica: int = 0):
   with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
     config = ml_collections.ConfigDict(json.load(f))
+  count = len(seeds_lib.seed_list(config))
+  if isinstance(replica, bool) or not isinstance(replica, int) or not 0 <= replica < count:
+    raise ValueError(f"--replica={replica!r}: the run in {workdir} has {count} replica(s) "
+                     f"(train.num_seeds x sweep values); valid: 0..{count - 1}")
+  game, state, source = loop.load_checkpoint(workdir, config, step=step, best=best,
+                                             seed_index=replica)
   return game, state, source, config
+
+
+def _which(config, replica: int) -> dict[str, Any]:
+  """The probed replica, as the record names it (index, run seed, swept value)."""
+  return seeds_lib.replica_info(config, replica)
 
 
 def _draw(source, key, n: int) -> np.ndarray:
@@ -173,11 +187,13 @@ def chunking(config) -> dict[str, Any]:
 # ------------------------------------------------------------------- probes
 def run_third_party(workdir: str, *, step=None, best=False, seed=0, num_samples=10_000,
                     sigmas=(0.0, 0.1, 0.5), d_steps=2000, batch_size=256,
-                    d_learning_rate=1e-3, threshold=0.9, **unused) -> dict[str, Any]:
-  """Che et al.'s third-party discriminator on a run; returns the record written."""
+                    d_learning_rate=1e-3, threshold=0.9, replica=0, **unused
+                    ) -> dict[str, Any]:
+  """Che et al.'s third-party discriminator on a run (on ``replica`` of a run of
+  several seeds); returns the record written."""
   del unused
   t0 = time.time()
-  game, state, source, config = _load(workdir, step, best)
+  game, state, source, config = _load(workdir, step, best, replica)
   if getattr(game, "conditional", False):
     raise ValueError("the third-party probe needs an unconditional discriminator")
   key = jax.random.key(seed)
@@ -198,20 +214,23 @@ def run_third_party(workdir: str, *, step=None, best=False, seed=0, num_samples=
       title=f"{os.path.basename(os.path.abspath(workdir))}, step {step_done}")
   settings = {"sigmas": sigmas, "num_samples": num_samples, "d_steps": d_steps,
               "batch_size": batch_size, "d_learning_rate": d_learning_rate,
-              "threshold": threshold, "seed": seed, "best": best, "held_out": test_from}
+              "threshold": threshold, "seed": seed, "best": best, "held_out": test_from,
+              **_which(config, replica)}
   return _finish(workdir, "third_party", step_done, settings, rows, fig, t0)
 
 
 def run_cross_test(workdir: str, *, other_workdir=None, step=None, best=False, seed=0,
-                   num_samples=10_000, **unused) -> dict[str, Any]:
-  """Roth et al.'s cross-test of two runs; the record goes to ``workdir``."""
+                   num_samples=10_000, replica=0, other_replica=0, **unused
+                   ) -> dict[str, Any]:
+  """Roth et al.'s cross-test of two runs (of a replica of each); the record goes
+  to ``workdir``."""
   del unused
   if not other_workdir:
     raise ValueError("--probe=cross_test needs --other_workdir (the second run)")
   t0 = time.time()
-  game_a, state_a, source, config = _load(workdir, step, best)
+  game_a, state_a, source, config = _load(workdir, step, best, replica)
   # The other run's latest (or best) checkpoint: its step numbers are its own.
-  game_b, state_b, source_b, _ = _load(other_workdir, None, best)
+  game_b, state_b, source_b, config_b = _load(other_workdir, None, best, other_replica)
   if tuple(source.shape) != tuple(source_b.shape) or source.name != source_b.name:
     raise ValueError(f"the runs were trained on different data ({source.name} "
                      f"{source.shape} vs {source_b.name} {source_b.shape})")
@@ -227,18 +246,20 @@ def run_cross_test(workdir: str, *, other_workdir=None, step=None, best=False, s
                                    title=f"cross-test, steps {steps[0]} / {steps[1]}")
   settings = {"other_workdir": os.path.abspath(other_workdir), "other_step": steps[1],
               "num_samples": num_samples, "seed": seed, "best": best, "held_out": test_from,
-              "rows": "discriminator of run A, B", "columns": "samples of run A, B"}
+              "rows": "discriminator of run A, B", "columns": "samples of run A, B",
+              **_which(config, replica),
+              "other": _which(config_b, other_replica)}
   return _finish(workdir, "cross_test", steps[0], settings, {**table, "labels": labels}, fig,
                  t0)
 
 
 def run_gradients(workdir: str, *, step=None, best=False, seed=0, instance_noise=(),
                   iterations=2000, every=50, num_batches=10, batch_size=256,
-                  d_learning_rate=1e-3, **unused) -> dict[str, Any]:
-  """Arjovsky & Bottou's gradient diagnostics of a run's generator."""
+                  d_learning_rate=1e-3, replica=0, **unused) -> dict[str, Any]:
+  """Arjovsky & Bottou's gradient diagnostics of a run's generator (of ``replica``)."""
   del unused
   t0 = time.time()
-  game, state, _, config = _load(workdir, step, best)
+  game, state, _, config = _load(workdir, step, best, replica)
   sigmas = list(dict.fromkeys([0.0] + [float(s) for s in instance_noise]))
   key = jax.random.fold_in(jax.random.key(seed), _PROBE_TAG)
   by_sigma = jax.device_get(probes.generator_gradient_diagnostics(
@@ -252,7 +273,8 @@ def run_gradients(workdir: str, *, step=None, best=False, seed=0, instance_noise
                     f"{step_done}")
   settings = {"instance_noise": sigmas, "iterations": iterations, "every": every,
               "num_batches": num_batches, "batch_size": batch_size,
-              "d_learning_rate": d_learning_rate, "seed": seed, "best": best}
+              "d_learning_rate": d_learning_rate, "seed": seed, "best": best,
+              **_which(config, replica)}
   return _finish(workdir, "gradients", step_done, settings, list(curves.values()), fig, t0)
 
 
@@ -292,7 +314,8 @@ def main(argv):
                  threshold=FLAGS.threshold,
                  instance_noise=_floats("instance_noise", FLAGS.instance_noise),
                  iterations=FLAGS.iterations, every=FLAGS.every,
-                 num_batches=FLAGS.num_batches)
+                 num_batches=FLAGS.num_batches, replica=FLAGS.replica,
+                 other_replica=FLAGS.other_replica)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   print(_summary(record))

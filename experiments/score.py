@@ -34,6 +34,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
+import ml_collections
 import numpy as np
 
 from gan_jax.metrics import classifier as classifier_lib
@@ -41,6 +42,8 @@ from gan_jax.metrics import fidelity
 from gan_jax.metrics import modes
 from gan_jax.metrics import scores
 from gan_jax.train import loop
+from gan_jax.train import seeds as seeds_lib
+from gan_jax.train import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The run to score.")
@@ -52,11 +55,14 @@ flags.DEFINE_bool("best", False, "Score the best checkpoint instead.")
 flags.DEFINE_integer("classifier_steps", 3000, "Adam steps when training the classifier.")
 flags.DEFINE_integer("classifier_examples", 50_000, "Examples drawn to train the classifier.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.DEFINE_integer("replica", 0, "A run of several seeds or a sweep: which replica to score "
+                     "(0 .. num_seeds x values - 1; replica r has run seed seed + r).")
 flags.mark_flags_as_required(["workdir"])
 
 # Neighbour ranks of the papers: precision / recall (Kynkaanniemi et al.) and
 # density / coverage (Naeem et al.).
 _K_PRECISION_RECALL, _K_DENSITY_COVERAGE = 3, 5
+_REPLICA: dict = {}  # the scored replica (index, run seed, swept value), set by main
 
 
 def _draw(fn, n, batch=1000):
@@ -98,7 +104,17 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  game, state, source = loop.load_checkpoint(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best)
+  config = ml_collections.ConfigDict(workdir_lib.read_config(FLAGS.workdir) or {})
+  if "train" not in config:
+    raise app.UsageError(f"--workdir={FLAGS.workdir!r} holds no gan_jax run (no config.json)")
+  count = len(seeds_lib.seed_list(config))
+  if not 0 <= FLAGS.replica < count:
+    raise app.UsageError(f"--replica={FLAGS.replica}: the run has {count} replica(s) "
+                         f"(train.num_seeds x sweep values); valid: 0..{count - 1}")
+  game, state, source = loop.load_checkpoint(FLAGS.workdir, config, step=FLAGS.step,
+                                             best=FLAGS.best, seed_index=FLAGS.replica)
+  global _REPLICA
+  _REPLICA = seeds_lib.replica_info(config, FLAGS.replica)
   sample_key, real_key = jax.random.split(jax.random.key(FLAGS.seed))
   if len(source.shape) == 1 and hasattr(source.info, "sample"):
     _record(state, _toy_scores(game, state, source, sample_key, real_key), classifier=None)
@@ -137,7 +153,7 @@ def main(argv):
 def _record(state, result, *, classifier):
   step = int(jax.device_get(state.step))
   record = {"step": step, "best": FLAGS.best, "num_samples": FLAGS.num_samples,
-            "classifier": classifier, **result}
+            "classifier": classifier, **_REPLICA, **result}
   with open(os.path.join(FLAGS.workdir, "scores.jsonl"), "a", encoding="utf-8") as f:
     f.write(json.dumps(record) + "\n")
   print(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))

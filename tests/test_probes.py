@@ -355,3 +355,25 @@ def test_the_study_command_line_can_import_the_probes():
                        env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True,
                        timeout=300, check=False)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_probe_of_a_replica_is_the_probe_of_its_single_run(tmp_path):
+  # --replica 1 of a two-seed run (seeds 0, 1) is the single run of seed 1:
+  # the same generator, so the same gradient curves; the record names it.
+  c = shrink(vanilla_mixture_3d.get_config("5"), steps=4, spc=2, batch=32)
+  c.train.num_seeds = 2
+  both = str(tmp_path / "both")
+  loop.train_and_evaluate(c, both)
+  single = _tiny_run(str(tmp_path / "single"), 1)
+  settings = dict(instance_noise=[0.5], iterations=20, every=10, num_batches=2, batch_size=32)
+  ours = probe_cli.run("gradients", both, replica=1, **settings)
+  theirs = probe_cli.run("gradients", single, **settings)
+  assert (ours["settings"]["replica"], ours["settings"]["run_seed"]) == (1, 1)
+  for a, b in zip(ours["results"], theirs["results"]):
+    np.testing.assert_allclose(a["minimax_mean"], b["minimax_mean"], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(a["non_saturating_mean"], b["non_saturating_mean"],
+                               rtol=1e-4, atol=1e-7)
+  first = probe_cli.run("gradients", both, **settings)  # replica 0 is another generator
+  assert not np.allclose(first["results"][0]["minimax_mean"], ours["results"][0]["minimax_mean"])
+  with pytest.raises(ValueError, match=r"--replica=2: .* 2 replica\(s\) .*valid: 0..1"):
+    probe_cli.run("gradients", both, replica=2, **settings)

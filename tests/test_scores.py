@@ -260,3 +260,33 @@ def test_score_cli_trains_saves_and_reuses_classifier(tmp_path):
     assert 1.0 <= r["inception_score"] <= 10.0 and r["frechet_distance"] >= 0.0
   # Same checkpoint, classifier and seed: the same scores.
   assert records[0]["inception_score"] == records[1]["inception_score"]
+
+
+def test_score_cli_scores_the_replica_asked_for(tmp_path):
+  # --replica=1 of a two-seed toy run scores the single run of seed 1.
+  # pylint: disable=g-import-not-at-top
+  import json
+  import os
+  import subprocess
+  import sys
+  from configs import vanilla_mixture_3d
+  from gan_jax.train import loop
+  from tests.test_train import shrink
+  # pylint: enable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  runs = {}
+  for name, seeds, seed in (("both", 2, 0), ("single", 1, 1)):
+    c = shrink(vanilla_mixture_3d.get_config("5"), steps=4, spc=2, batch=32)
+    c.seed, c.train.num_seeds = seed, seeds
+    runs[name] = str(tmp_path / name)
+    loop.train_and_evaluate(c, runs[name])
+  scored = {}
+  for name, extra in (("both", ["--replica=1"]), ("single", [])):
+    subprocess.run([sys.executable, "-m", "experiments.score", f"--workdir={runs[name]}",
+                    "--num_samples=512", *extra], cwd=root, capture_output=True, text=True,
+                   timeout=600, check=True)
+    with open(os.path.join(runs[name], "scores.jsonl"), encoding="utf-8") as f:
+      scored[name] = json.loads(f.readline())
+  assert (scored["both"]["replica"], scored["both"]["run_seed"]) == (1, 1)
+  np.testing.assert_allclose(scored["both"]["energy_distance"],
+                             scored["single"]["energy_distance"], rtol=1e-3)

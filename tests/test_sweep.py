@@ -77,6 +77,13 @@ class SweepTest(parameterized.TestCase):
       replica = seeds_lib.take(swept.state, r)
       assert_trees_close(self, replica.params, single.state.params, rtol=2e-5, atol=1e-6)
       np.testing.assert_array_equal(np.asarray(replica.rng), np.asarray(single.state.rng))
+    # The replica's game, loaded, is the single run's game: one more step of
+    # each from their states agrees (the optimizer states fit, too).
+    game, replica, source = loop.load_checkpoint(os.path.join(tmp, "sweep"), seed_index=2)
+    single_game, single_state, _ = loop.load_checkpoint(os.path.join(tmp, "single_2"))
+    ours, _ = jax.jit(game.step)(replica, source.arrays)
+    theirs, _ = jax.jit(single_game.step)(single_state, source.arrays)
+    assert_trees_close(self, ours.params, theirs.params, rtol=2e-5, atol=1e-6)
     # The value matters: the same seed with the other value trains otherwise
     # (a sweep that ignored its values would pass the comparison above only
     # for the first value).
@@ -119,6 +126,18 @@ class SweepTest(parameterized.TestCase):
                            last[5]["energy_distance"], places=5)
     self.assertIn("eval/energy_distance/seed_9", scalars)
     self.assertFalse([tag for tag in scalars if field in tag])
+    # One replica of the sweep, loaded: its game reads that replica's value
+    # wherever it is called (a probe, a notebook); the sweep's own game only
+    # inside a replica's scope, and says so.
+    game, replica, source = loop.load_checkpoint(workdir, seed_index=2)
+    _, metrics = jax.jit(game.step)(replica, source.arrays)
+    self.assertEqual(float(metrics["roth_js_weight"]), 2.0)
+    sweep_game, stacked, _ = loop.load_checkpoint(workdir, seed_index=None)
+    with self.assertRaisesRegex(RuntimeError, f"{field} takes a value per replica"):
+      sweep_game.step(seeds_lib.take(stacked, 2), source.arrays)
+    with self.assertRaisesRegex(IndexError, r"seed_index=4: .* 4 replica\(s\), indices 0..3"):
+      loop.load_checkpoint(workdir, seed_index=4)
+    self.assertEqual(seeds_lib.replica_info(c, 2), {"replica": 2, "run_seed": 9, field: 2.0})
     # Resume equals uninterrupted, bit for bit.
     part = os.path.join(tmp, "part")
     loop.train_and_evaluate(c, part, stop_after=2)

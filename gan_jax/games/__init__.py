@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 
 from gan_jax import models
 from gan_jax import optim
@@ -225,8 +226,21 @@ def sweep_field(config) -> str:
   return str(config.train.get("sweep_field", "") or "") if "train" in config else ""
 
 
-def _with_replica_value(config):
-  """``config`` with a ``schedules.replica_value`` in the swept field's place."""
+def _fixed(value: float):
+  """A schedule of one value, in the place a ``replica_value`` takes (a
+  callable, so that what the game builds from it, such as an optimizer's
+  schedule state, has the structure the sweep's replicas have)."""
+
+  def schedule(count):
+    del count
+    return jnp.asarray(value, jnp.float32)
+
+  return schedule
+
+
+def _with_replica_value(config, value=None):
+  """``config`` with a ``schedules.replica_value`` in the swept field's place
+  (or, given ``value``, a schedule of that one value)."""
   field = sweep_field(config)
   if not field:
     return config
@@ -235,19 +249,22 @@ def _with_replica_value(config):
   *parents, last = field.split(".")
   for part in parents:
     node = node[part]
-  node[last] = schedules.replica_value(field)
+  node[last] = schedules.replica_value(field) if value is None else _fixed(value)
   return type(config)(tree)
 
 
-def make_game(config, source: DataSource):
+def make_game(config, source: DataSource, *, replica_value: float | None = None):
   """Builds the game ``config.game.name`` names, validating the config.
 
   With a sweep (``train.sweep_field``) the swept number becomes a
   ``schedules.replica_value``: the game is one for every replica, and each
   replica's step reads its own value (``gan_jax.train.seeds``).
+  ``replica_value``: instead, the game of the one replica that has this value
+  of the swept field, usable anywhere (``train.loop.load_checkpoint`` of a
+  replica of a sweep).
   """
   name = config.game.name
   if name not in GAMES:
     raise ValueError(f"config.game.name: unknown game {name!r}; valid: "
                      f"{', '.join(sorted(GAMES))}")
-  return GAMES[name](_with_replica_value(config), source)
+  return GAMES[name](_with_replica_value(config, replica_value), source)

@@ -174,7 +174,13 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
       returns the stacked state of all.
 
   Returns:
-    ``(game, state, source)``.
+    ``(game, state, source)``. Of one replica of a sweep, the game is that
+    replica's: it reads the replica's value of the swept field wherever it is
+    called. (The stacked state of a sweep comes with the sweep's game, whose
+    swept field is read per replica inside ``schedules.replica_values``.)
+
+  Raises:
+    IndexError: ``seed_index`` is not one of the run's replicas.
   """
   if config is None:
     config = ml_collections.ConfigDict(workdir_lib.read_config(workdir))
@@ -191,13 +197,20 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     state = restore_run_state(manager, step, like, mesh, workdir, config_to_dict(config), source)
   finally:
     manager.close()
-  if seed_index is not None and len(seeds_lib.seed_list(config)) > 1:
+  replicas = seeds_lib.seed_list(config)
+  if seed_index is not None and not (
+      isinstance(seed_index, int) and 0 <= seed_index < len(replicas)):
+    raise IndexError(f"seed_index={seed_index!r}: the run in {workdir} has {len(replicas)} "
+                     f"replica(s), indices 0..{len(replicas) - 1} (run seeds "
+                     f"{replicas[0]}..{replicas[-1]})")
+  if seed_index is not None and len(replicas) > 1:
     state = seeds_lib.take(state, seed_index)
     values = seeds_lib.replica_sweep_values(config)
-    if values:  # say which condition the caller gets
-      print(f"{workdir}: replica {seed_index} of a sweep (seed "
-            f"{seeds_lib.seed_list(config)[seed_index]}, {games.sweep_field(config)}="
-            f"{seeds_lib.value_label(values[seed_index])})", file=sys.stderr, flush=True)
+    if values:  # say which condition the caller gets; its game reads that value
+      game = games.make_game(config, source, replica_value=values[seed_index])
+      print(f"{workdir}: replica {seed_index} of a sweep (seed {replicas[seed_index]}, "
+            f"{games.sweep_field(config)}={seeds_lib.value_label(values[seed_index])})",
+            file=sys.stderr, flush=True)
   return game, state, source
 
 

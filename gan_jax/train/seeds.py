@@ -74,6 +74,16 @@ def replica_sweep_values(config) -> list[float]:
   return [v for v in values for _ in range(per_value)]
 
 
+def replica_info(config, index: int) -> dict:
+  """What names replica ``index`` of a run: its index, run seed and, in a
+  sweep, its value of the swept field (records of a probe or a score)."""
+  info = {"replica": int(index), "run_seed": seed_list(config)[index]}
+  values = replica_sweep_values(config)
+  if values:
+    info[games.sweep_field(config)] = values[index]
+  return info
+
+
 def step_sweep(config) -> tuple[str, list[float]] | None:
   """``(field, per-replica values)`` of a sweep, for :func:`stack_step`; None without."""
   values = replica_sweep_values(config)
