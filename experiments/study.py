@@ -425,6 +425,9 @@ _register(Study(
     d_curves=True, per_seed_figure=True))
 
 _ROTH_GAMMA = 0.1
+_ROTH_COLUMNS = (MODES, HIGH_QUALITY, KL, ENERGY,
+                 Column("collapse step", derived="collapse_step"))
+_ROTH_BUDGET = "Roth et al.'s code: 100k generator steps"
 _register(Study(
     name="roth",
     title="Roth et al.'s 3-D submanifold: the JS regularizer against collapse",
@@ -448,9 +451,7 @@ _register(Study(
                "game.perturbation.level": math.sqrt(_ROTH_GAMMA)},
               note=("unregularized, explicit instance noise of matched scale: std "
                     "sqrt(gamma) = 0.316 on both D inputs"))),
-    columns=(MODES, HIGH_QUALITY, KL, ENERGY, Column("collapse step", derived="collapse_step")),
-    steps=100_000, quick_steps=40,
-    budget_note="Roth et al.'s code: 100k generator steps",
+    columns=_ROTH_COLUMNS, steps=100_000, quick_steps=40, budget_note=_ROTH_BUDGET,
     per_seed_figure=True,
     published=(
         Published("unreg_minimax", "collapse after ~50k steps in every run (3 runs)",
@@ -473,9 +474,7 @@ _register(Study(
     arms=(Arm("minimax", "configs/roth_submanifold.py:reg",
               sweep=Sweep("game.penalty.weight", _ROTH_GAMMAS, "gamma"),
               note="the authors' saturating log(1 - D) generator, gamma constant"),),
-    columns=(MODES, HIGH_QUALITY, KL, ENERGY, Column("collapse step", derived="collapse_step")),
-    steps=100_000, quick_steps=40,
-    budget_note="Roth et al.'s code: 100k generator steps",
+    columns=_ROTH_COLUMNS, steps=100_000, quick_steps=40, budget_note=_ROTH_BUDGET,
     per_seed_figure=True,
     notes=("Every value of gamma is a group of seeds of one compiled program "
            "(train.sweep_field): the groups share the program, not their seeds.",)))
