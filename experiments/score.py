@@ -62,7 +62,6 @@ flags.mark_flags_as_required(["workdir"])
 # Neighbour ranks of the papers: precision / recall (Kynkaanniemi et al.) and
 # density / coverage (Naeem et al.).
 _K_PRECISION_RECALL, _K_DENSITY_COVERAGE = 3, 5
-_REPLICA: dict = {}  # the scored replica (index, run seed, swept value), set by main
 
 
 def _draw(fn, n, batch=1000):
@@ -113,11 +112,11 @@ def main(argv):
                          f"(train.num_seeds x sweep values); valid: 0..{count - 1}")
   game, state, source = loop.load_checkpoint(FLAGS.workdir, config, step=FLAGS.step,
                                              best=FLAGS.best, seed_index=FLAGS.replica)
-  global _REPLICA
-  _REPLICA = seeds_lib.replica_info(config, FLAGS.replica)
+  replica = seeds_lib.replica_info(config, FLAGS.replica)
   sample_key, real_key = jax.random.split(jax.random.key(FLAGS.seed))
   if len(source.shape) == 1 and hasattr(source.info, "sample"):
-    _record(state, _toy_scores(game, state, source, sample_key, real_key), classifier=None)
+    _record(state, _toy_scores(game, state, source, sample_key, real_key), classifier=None,
+            replica=replica)
     return
   if len(source.shape) != 3:
     raise app.UsageError(f"{source.name} is neither a toy nor an image set")
@@ -147,13 +146,13 @@ def main(argv):
     # The same features as the Frechet distance (the classifier's penultimate
     # layer); the 1000-mode sets are classified per digit and have none.
     result.update(_fidelity_scores(clf.features(real), clf.features(samples)))
-  _record(state, result, classifier=os.path.abspath(FLAGS.classifier))
+  _record(state, result, classifier=os.path.abspath(FLAGS.classifier), replica=replica)
 
 
-def _record(state, result, *, classifier):
+def _record(state, result, *, classifier, replica):
   step = int(jax.device_get(state.step))
   record = {"step": step, "best": FLAGS.best, "num_samples": FLAGS.num_samples,
-            "classifier": classifier, **_REPLICA, **result}
+            "classifier": classifier, **replica, **result}
   with open(os.path.join(FLAGS.workdir, "scores.jsonl"), "a", encoding="utf-8") as f:
     f.write(json.dumps(record) + "\n")
   print(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))

@@ -35,7 +35,9 @@ overrides), the columns of its table, a step budget (full and ``--quick``) and
 the published numbers printed beside ours, each with its source. There is no
 training loop here: every arm is trained by ``train_and_evaluate`` with
 ``train.num_seeds = S`` (S independent replicas in one compiled program; run
-seeds ``0 .. S-1``) in ``<workdir>/<arm>/``, and scored with the evaluators a
+seeds ``0 .. S-1``; an arm that sweeps a field over V values, ``Sweep``, has
+V x S replicas, run seeds ``0 .. V*S-1``, and a row per value) in
+``<workdir>/<arm>/``, and scored with the evaluators a
 single run uses. The table gives, per arm, the final evaluation's mean +-
 standard error over the seeds (``gan_jax.train.seeds.aggregate``), the number
 of seeds, the steps and the arm's wall time (training and any probe or
@@ -113,6 +115,7 @@ from gan_jax import errors
 from gan_jax import plotting
 from gan_jax.train import loop
 from gan_jax.train import seeds as seeds_lib
+from gan_jax.train import validate
 from gan_jax.train import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -364,6 +367,10 @@ STUDIES: dict[str, Study] = {}
 
 def _register(study: Study) -> Study:
   swept = [a.label for a in study.arms if a.sweep is not None]
+  if study.cross_test is not None and {study.cross_test.a, study.cross_test.b} & set(swept):
+    raise ValueError(f"study {study.name!r}: its cross-test pairs the arms' replicas seed by "
+                     f"seed, and arm(s) {', '.join(swept)} sweep a field; cross-test arms "
+                     "without a sweep")
   if swept and study.scorer != "eval":
     # The other scorers take each seed's final state (probes, samples, a
     # cross-test of paired arms), not a group of replicas per value.
@@ -800,8 +807,15 @@ def arm_config(study: Study, arm: Arm, *, steps: int, num_seeds: int, quick: boo
   if arm.sweep is not None:
     c.train.sweep_field = arm.sweep.field
     c.train.sweep_values = tuple(float(v) for v in arm.sweep.values)
-  # A seed that diverges is a result, not the end of its arm's other seeds.
-  c.train.nonfinite_seeds = "freeze" if num_seeds > 1 else "stop"
+  # The tables read replica r as run seed r (``arm_groups``).
+  if int(c.seed) != 0:
+    raise StudyError(f"arm {arm.label!r}: config.seed is {c.seed}; a study's arms run seeds "
+                     "0, 1, ... (set config.seed = 0 in its config or drop the override)")
+  if arm.sweep is not None:
+    validate.check_sweep(c)  # before a study folder is written
+  # A seed that diverges is a result, not the end of its arm's other replicas
+  # (in a sweep, of the other values' too).
+  c.train.nonfinite_seeds = "freeze" if len(seeds_lib.seed_list(c)) > 1 else "stop"
   if quick:
     _shrink(c)
   c.train.figures = not quick
@@ -1496,6 +1510,11 @@ def render_markdown(table: Mapping[str, Any]) -> str:
            "", f"Claim: {table['claim']}", "",
            f"Setting: {s['num_seeds']} seeds per arm (run seeds 0..{s['num_seeds'] - 1}, trained "
            f"in one program), {table['steps']} steps per arm " + _budget_text(table) + "."]
+  if any(r.get("sweep") for r in table["rows"]):
+    lines += ["", f"A swept arm trains {s['num_seeds']} seeds per value of its field, every "
+              "value in its one program (value k on run seeds "
+              f"{s['num_seeds']}k..{s['num_seeds']}k+{s['num_seeds'] - 1}); its rows share the "
+              "program's wall time, printed on each."]
   if s["quick"]:
     lines += ["", "**--quick: a smoke test of the pipeline (tiny models, a few dozen steps); "
               "these numbers are not results.**"]
@@ -1934,7 +1953,11 @@ def study_status(workdir: str) -> dict[str, Any]:
       state = "partial"
     rows.append({"arm": arm.label, "state": state, "step": step or 0, "steps": budget,
                  "frozen_seeds": frozen_seeds(folder) if os.path.isdir(folder) else [],
-                 "seconds": round(_wall_seconds(record, folder), 1)})
+                 "seconds": round(_wall_seconds(record, folder), 1),
+                 "replicas": settings["num_seeds"] * (len(arm.sweep.values) if arm.sweep else 1),
+                 "sweep": (f"{arm.sweep.label} over "
+                           f"{', '.join(seeds_lib.value_label(v) for v in arm.sweep.values)}"
+                           if arm.sweep else "")})
   return {"study": settings["study"], "command": saved.get("command", ""), "arms": rows}
 
 
@@ -1943,8 +1966,10 @@ def render_status(status: Mapping[str, Any]) -> str:
            "| arm | state | checkpoint step | of | frozen seeds | wall time so far |",
            "|---|---|---|---|---|---|"]
   for r in status["arms"]:
-    lines.append(f"| {r['arm']} | {r['state']} | {r['step']} | {r['steps']} | "
-                 f"{len(r['frozen_seeds'])} | {r['seconds'] / 60:.1f} min |")
+    swept = f" ({r['sweep']}, {r['replicas']} replicas)" if r["sweep"] else ""
+    lines.append(f"| {r['arm']}{swept} | {r['state']} | {r['step']} | {r['steps']} | "
+                 f"{len(r['frozen_seeds'])} of {r['replicas']} | "
+                 f"{r['seconds'] / 60:.1f} min |")
   return "\n".join(lines)
 
 

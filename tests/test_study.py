@@ -31,6 +31,7 @@ from experiments import study as study_lib
 from gan_jax import games
 from gan_jax.data import make_source
 from gan_jax.metrics import probes
+from gan_jax.train import loop
 from gan_jax.train import step as step_lib
 from gan_jax.train import validate
 
@@ -476,7 +477,7 @@ class QuickStudiesTest(parameterized.TestCase):
     for r in status["arms"]:
       self.assertEqual((r["state"], r["step"], r["steps"]), ("done", 40, 40))
       self.assertGreater(r["seconds"], 0.0)
-    self.assertIn("| gan | done | 40 | 40 | 0 |", study_lib.render_status(status))
+    self.assertIn("| gan | done | 40 | 40 | 0 of 2 |", study_lib.render_status(status))
     self.assertEqual(snapshot(workdir), before)
     # An arm interrupted (no record yet) is partial at its checkpoint.
     copy = os.path.join(self.create_tempdir().full_path, "copy")
@@ -590,6 +591,7 @@ class DefinitionsTest(parameterized.TestCase):
                                    image_npz=npz if study.images else "")
           validate.check_train(c)
           validate.check_game_fields(c)
+          validate.check_sweep(c)
           source = make_source(c.data)
           validate.check_model_fields(c, source)
           self.assertIsNotNone(games.make_game(c, source), (name, arm.label))
@@ -625,8 +627,18 @@ class SweptArmTest(parameterized.TestCase):
       for seed in row["seeds"]:
         np.testing.assert_allclose([r["penalty_weight"] for r in metrics[seed]],
                                    row["sweep"]["value"], rtol=1e-6)
-    # One program: one run folder, every value's seeds in its checkpoints.
-    self.assertEqual(os.listdir(os.path.join(workdir)).count(arm.label), 1)
+    # One program: one run whose config has every value, and whose stacked
+    # state holds V x S replicas.
+    with open(os.path.join(workdir, arm.label, "config.json"), encoding="utf-8") as f:
+      saved = json.load(f)["train"]
+    self.assertEqual((saved["sweep_field"], tuple(saved["sweep_values"]), saved["num_seeds"]),
+                     (arm.sweep.field, arm.sweep.values, SEEDS))
+    _, stacked, _ = loop.load_checkpoint(os.path.join(workdir, arm.label), seed_index=None)
+    self.assertEqual(np.shape(stacked.step), (len(arm.sweep.values) * SEEDS,))
+    # Status names the sweep and counts its replicas.
+    text = study_lib.render_status(study_lib.study_status(workdir))
+    self.assertIn(f"| {arm.label} (gamma over 0, 0.01, 0.1, 1, {4 * SEEDS} replicas) | done |",
+                  text)
     # Each value's curve is its own group's mean.
     for value, group in study_lib.arm_groups(arm, range(SEEDS)):
       means = study_lib.mean_records(os.path.join(workdir, arm.label, "eval.jsonl"),
@@ -649,6 +661,29 @@ class SweptArmTest(parameterized.TestCase):
     with mock.patch.dict(study_lib.STUDIES, {}):
       with self.assertRaisesRegex(ValueError, "arm.s. swept sweep a field.*'gradients'"):
         study_lib._register(study)
+      crossed = dataclasses.replace(study_lib.STUDIES["roth_mnist"], name="swept_cross",
+                                    scorer="eval", arms=(arm,),
+                                    cross_test=study_lib.CrossTest("swept", "other"))
+      with self.assertRaisesRegex(ValueError, "cross-test pairs the arms' replicas"):
+        study_lib._register(crossed)
+      self.assertNotIn("swept_cross", study_lib.STUDIES)
+
+  def test_a_bad_sweep_is_refused_before_anything_is_written(self):
+    arm = study_lib.Arm("bad", "configs/roth_submanifold.py:unreg",
+                        sweep=study_lib.Sweep("game.penalty.weight", (0.0, 0.1)))
+    study = dataclasses.replace(study_lib.STUDIES["roth_gamma"], name="bad_sweep", arms=(arm,))
+    workdir = os.path.join(self.create_tempdir().full_path, "study")
+    with mock.patch.dict(study_lib.STUDIES, {"bad_sweep": study}):
+      with self.assertRaisesRegex(Exception, "cannot be swept in this config.*"
+                                  "optim.generator.learning_rate"):
+        study_lib.run_study("bad_sweep", workdir, quick=True, log=lambda m: None)
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_a_swept_arm_freezes_seeds_even_with_one_seed_per_value(self):
+    study = study_lib.STUDIES["roth_gamma"]
+    c = study_lib.arm_config(study, study.arms[0], steps=40, num_seeds=1, quick=True,
+                             image_npz="")
+    self.assertEqual(c.train.nonfinite_seeds, "freeze")  # 4 replicas, one per value
 
 
 @pytest.mark.slow

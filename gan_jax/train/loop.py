@@ -21,6 +21,7 @@ import concurrent.futures
 import dataclasses
 import json
 import math
+import operator
 import os
 import sys
 import time
@@ -184,6 +185,17 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
   """
   if config is None:
     config = ml_collections.ConfigDict(workdir_lib.read_config(workdir))
+  replicas = seeds_lib.seed_list(config)
+  if seed_index is not None:  # checked before anything is restored
+    try:  # an int or a NumPy integer, not a bool
+      index = None if isinstance(seed_index, bool) else operator.index(seed_index)
+    except TypeError:
+      index = None
+    if index is None or not 0 <= index < len(replicas):
+      raise IndexError(f"seed_index={seed_index!r}: the run in {workdir} has {len(replicas)} "
+                       f"replica(s), indices 0..{len(replicas) - 1} (run seeds "
+                       f"{replicas[0]}..{replicas[-1]})")
+    seed_index = index
   source = make_source(config.data)
   game = games.make_game(config, source)
   mesh = step_lib.make_mesh(1)
@@ -197,12 +209,6 @@ def load_checkpoint(workdir: str, config=None, *, step: int | None = None, best:
     state = restore_run_state(manager, step, like, mesh, workdir, config_to_dict(config), source)
   finally:
     manager.close()
-  replicas = seeds_lib.seed_list(config)
-  if seed_index is not None and not (
-      isinstance(seed_index, int) and 0 <= seed_index < len(replicas)):
-    raise IndexError(f"seed_index={seed_index!r}: the run in {workdir} has {len(replicas)} "
-                     f"replica(s), indices 0..{len(replicas) - 1} (run seeds "
-                     f"{replicas[0]}..{replicas[-1]})")
   if seed_index is not None and len(replicas) > 1:
     state = seeds_lib.take(state, seed_index)
     values = seeds_lib.replica_sweep_values(config)
