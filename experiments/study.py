@@ -1562,14 +1562,25 @@ def render_markdown(table: Mapping[str, Any]) -> str:
               f"discriminator takes for real (D > 1/2), {cross['num_samples']} samples per "
               f"arm and seed, and the share of {cross['n_test']} held-out examples "
               f"({cross['held_out']}) it calls fake; mean ± SE over {num} seeds, the two "
-              "arms' replicas of one seed paired.", "",
-              f"| discriminator | samples of `{a}` | samples of `{b}` | test data called fake |",
-              "|---|---|---|---|"]
-    for d in (a, b):
-      lines.append(f"| D of `{d}` | "
-                   + " | ".join(_fmt(cross["cells"][f"D of {d} on samples of {g}"], num)
-                                for g in (a, b))
-                   + f" | {_fmt(cross['cells'][f'D of {d} on test data, called fake'], num)} |")
+              "arms' replicas of one seed paired. Each discriminator judges as in training: "
+              "batch by batch of its batch size, one kind of input per batch, normalised by "
+              "the batch's own statistics (the arms' cells above)."]
+
+    def cross_table(cells):
+      rows = ["", f"| discriminator | samples of `{a}` | samples of `{b}` | test data called "
+              "fake |", "|---|---|---|---|"]
+      for d in (a, b):
+        rows.append(f"| D of `{d}` | "
+                    + " | ".join(_fmt(cells[f"D of {d} on samples of {g}"], num) for g in (a, b))
+                    + f" | {_fmt(cells[f'D of {d} on test data, called fake'], num)} |")
+      return rows
+
+    lines += cross_table(cross["cells"])
+    if cross.get("inference"):
+      lines += ["", "The same discriminators in inference mode (batch norm's running "
+                "averages, which mix the moments of real and generated batches; identical "
+                "to the table above for a discriminator without batch norm):"]
+      lines += cross_table(cross["inference"]["cells"])
   lines += ["", "Arms:", ""]
   seen = set()
   for row in table["rows"]:
@@ -1808,7 +1819,8 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
   steps = [records[a]["steps"] for a in (spec.a, spec.b)]
   path = os.path.join(workdir, "cross_test.json")
   cached = _read_json(path)
-  if cached is not None and cached.get("steps") == steps and cached.get("num_samples") == n:
+  if (cached is not None and cached.get("steps") == steps and cached.get("num_samples") == n
+      and "inference" in cached):  # (a cache of before the two modes is recomputed)
     return cached
   t0 = time.time()
   log(f"cross-test: {spec.a} against {spec.b}, {n} samples per arm and seed")
@@ -1818,25 +1830,35 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
   _, _, source, config = probe_lib._load(folders[0], None, False)  # pylint: disable=protected-access
   test, held_out = probe_lib._held_out(  # pylint: disable=protected-access
       source, config, jax.random.fold_in(key, 1), n)
-  per_seed = []
+  # Both ways of judging (``probes.cross_test``): batch statistics, as each
+  # discriminator judged in training (the table's cells), and inference mode.
+  per_mode = {True: [], False: []}
   for i, seed in enumerate(seeds):
     pair = [loop.load_checkpoint(f, seed_index=i)[:2] for f in folders]
-    if any(int(np.asarray(state.step)) < want for (_, state), want in zip(pair, steps)):
-      # A seed frozen at a NaN in either arm: its pair is not compared.
-      nan = [[float("nan")] * 2] * 2
-      per_seed.append({"seed": seed, "fp": nan, "fn": [float("nan")] * 2, "frozen": True})
-      continue
-    out = probes.cross_test(jax.random.fold_in(key, 2 + seed), pair, test, num_samples=n)
-    per_seed.append({"seed": seed, "fp": np.asarray(out["fp"]).tolist(),
-                     "fn": np.asarray(out["fn"]).tolist()})
-  cells = {}
+    for batch_statistics, per_seed in per_mode.items():
+      if any(int(np.asarray(state.step)) < want for (_, state), want in zip(pair, steps)):
+        # A seed frozen at a NaN in either arm: its pair is not compared.
+        nan = [[float("nan")] * 2] * 2
+        per_seed.append({"seed": seed, "fp": nan, "fn": [float("nan")] * 2, "frozen": True})
+        continue
+      out = probes.cross_test(jax.random.fold_in(key, 2 + seed), pair, test, num_samples=n,
+                              batch_statistics=batch_statistics)
+      per_seed.append({"seed": seed, "fp": np.asarray(out["fp"]).tolist(),
+                       "fn": np.asarray(out["fn"]).tolist()})
   names = (spec.a, spec.b)
-  for i, d in enumerate(names):
-    for j, g in enumerate(names):
-      cells[f"D of {d} on samples of {g}"] = _cell([p["fp"][i][j] for p in per_seed])
-    cells[f"D of {d} on test data, called fake"] = _cell([p["fn"][i] for p in per_seed])
+
+  def cells_of(per_seed):
+    cells = {}
+    for i, d in enumerate(names):
+      for j, g in enumerate(names):
+        cells[f"D of {d} on samples of {g}"] = _cell([p["fp"][i][j] for p in per_seed])
+      cells[f"D of {d} on test data, called fake"] = _cell([p["fn"][i] for p in per_seed])
+    return cells
+
   result = {"arms": list(names), "steps": steps, "num_samples": n, "n_test": int(len(test)),
-            "held_out": held_out, "per_seed": per_seed, "cells": cells,
+            "held_out": held_out, "mode": "batch statistics", "per_seed": per_mode[True],
+            "cells": cells_of(per_mode[True]),
+            "inference": {"per_seed": per_mode[False], "cells": cells_of(per_mode[False])},
             "seconds": round(time.time() - t0, 1)}
   workdir_lib.write_json(path, result)
   return result

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from absl.testing import parameterized
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -185,6 +186,61 @@ class CrossTestTest(parameterized.TestCase):
     out = probes.cross_test_table([d_big], samples, test, logit_threshold=2.0)
     np.testing.assert_array_equal(out["fp"], [[0.0, 0.25]])
     np.testing.assert_array_equal(out["fn"], [1.0])
+
+
+class _NormD(nn.Module):
+  """logit = batch norm of x (no scale, no shift): the batch's or the running moments."""
+
+  @nn.compact
+  def __call__(self, x, *, train=False):
+    return nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False,
+                        epsilon=0.0)(x)[:, 0]
+
+
+@flax.struct.dataclass
+class _State:
+  params: dict
+  model_state: dict
+
+
+class _NormGame:
+  """A run whose discriminator normalises its input; samples x = value + small spread."""
+  batch_size = 4
+
+  def __init__(self, value):
+    self.discriminator, self.value = _NormD(), value
+
+  def discriminate(self, state, x):
+    return self.discriminator.apply({"params": state.params["discriminator"],
+                                     **state.model_state["discriminator"]}, x)
+
+  def sample(self, state, key, n):
+    del state, key
+    return self.value + jnp.arange(n, dtype=jnp.float32)[:, None] % 4 - 1.5
+
+
+class BatchStatisticsCrossTestTest(parameterized.TestCase):
+
+  def test_batch_statistics_mode_judges_each_batch_by_its_own_moments(self):
+    game = _NormGame(5.0)
+    variables = game.discriminator.init(jax.random.key(0), jnp.zeros((4, 1)))
+    # Running averages: mean 0, variance 1 (as if trained on inputs near 0).
+    state = _State(params={"discriminator": variables.get("params", {})},
+                   model_state={"discriminator": {"batch_stats": variables["batch_stats"]}})
+    test = np.array([[4.0], [5.0], [6.0], [7.0], [-1.0], [0.0], [1.0], [2.0]])
+    runs = [(game, state), (_NormGame(-5.0), state)]
+    inference = probes.cross_test(jax.random.key(0), runs, test, num_samples=8)
+    # Inference: logit = x; samples 5 + {-1.5, -.5, .5, 1.5} all real, -5 + ... none.
+    np.testing.assert_array_equal(inference["fp"], [[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(inference["fn"], [0.25, 0.25])  # 0, -1 are "fake"
+    batch = probes.cross_test(jax.random.key(0), runs, test, num_samples=8,
+                              batch_statistics=True)
+    # By the batch's own moments, every batch of 4 spread evenly is half real.
+    np.testing.assert_array_equal(batch["fp"], [[0.5, 0.5], [0.5, 0.5]])
+    np.testing.assert_array_equal(batch["fn"], [0.5, 0.5])
+    # The running averages are left as they were.
+    np.testing.assert_array_equal(state.model_state["discriminator"]["batch_stats"]["BatchNorm_0"]
+                                  ["mean"], [0.0])
 
 
 class _LinearD(nn.Module):

@@ -310,13 +310,19 @@ class QuickStudiesTest(parameterized.TestCase):
     key = jax.random.key(0)
     n = study_lib.STUDIES["roth_mnist"].cross_test.quick_num_samples
     test, _ = probe_lib._held_out(source, config, jax.random.fold_in(key, 1), n)
-    out = probes.cross_test(jax.random.fold_in(key, 3),
-                            [loop.load_checkpoint(f, seed_index=1)[:2] for f in folders], test,
-                            num_samples=n)
-    np.testing.assert_allclose(cross["per_seed"][1]["fp"], out["fp"], rtol=1e-6)
-    np.testing.assert_allclose(cross["per_seed"][1]["fn"], out["fn"], rtol=1e-6)
+    # The cells judge with batch statistics (as in training); inference mode
+    # is the second table.
+    pair = [loop.load_checkpoint(f, seed_index=1)[:2] for f in folders]
+    for batch_statistics, per_seed in ((True, cross["per_seed"]),
+                                       (False, cross["inference"]["per_seed"])):
+      out = probes.cross_test(jax.random.fold_in(key, 3), pair, test, num_samples=n,
+                              batch_statistics=batch_statistics)
+      np.testing.assert_allclose(per_seed[1]["fp"], out["fp"], rtol=1e-6)
+      np.testing.assert_allclose(per_seed[1]["fn"], out["fn"], rtol=1e-6)
     with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
-      self.assertIn("| D of `reg` |", f.read())
+      md = f.read()
+    self.assertEqual(md.count("| D of `reg` |"), 2)
+    self.assertIn("in inference mode", md)
 
   def test_resuming_a_finished_study_changes_nothing(self):
     workdir, table = quick_run("che")

@@ -420,13 +420,36 @@ def cross_test_table(discriminators: Sequence[Callable[[Any], Any]], samples: Se
   return {"fp": fp, "fn": fn}
 
 
-def _game_logits(game, state) -> Callable[[Any], np.ndarray]:
-  discriminate = jax.jit(lambda s, x: jnp.reshape(game.discriminate(s, x), (x.shape[0],)))
+def _game_logits(game, state, batch_statistics: bool = False) -> Callable[[Any], np.ndarray]:
+  """A run's discriminator as ``x [n, ...] -> logits [n]``.
 
-  def fn(x):
-    return np.asarray(_chunked(lambda c: discriminate(state, c), jnp.asarray(x, jnp.float32)))
+  ``batch_statistics``: as the discriminator saw its inputs in training, in
+  training mode over consecutive batches of the game's batch size, each of
+  one kind (the non-joint games' real and generated passes), normalised by the
+  batch's own statistics (the running averages are left as they are; a short
+  last batch is normalised by itself). Else in inference mode, with the
+  running averages: the same for a discriminator without batch norm.
+  """
+  if not batch_statistics:
+    discriminate = jax.jit(lambda s, x: jnp.reshape(game.discriminate(s, x), (x.shape[0],)))
 
-  return fn
+    def fn(x):
+      return np.asarray(_chunked(lambda c: discriminate(state, c), jnp.asarray(x, jnp.float32)))
+
+    return fn
+
+  params, collections = state.params["discriminator"], state.model_state["discriminator"]
+  size = int(game.batch_size)
+  # A fixed dropout key: the logits are a function of the inputs alone.
+  batch = jax.jit(lambda x: jnp.reshape(apply_model(
+      game.discriminator, params, collections, x, train=True, keep_updates=False,
+      rngs={"dropout": jax.random.key(0)})[0], (x.shape[0],)))
+
+  def by_batch(x):
+    x = jnp.asarray(x, jnp.float32)
+    return np.concatenate([np.asarray(batch(x[i:i + size])) for i in range(0, x.shape[0], size)])
+
+  return by_batch
 
 
 def _game_samples(game, state, key, n: int) -> np.ndarray:
@@ -437,7 +460,8 @@ def _game_samples(game, state, key, n: int) -> np.ndarray:
 
 
 def cross_test(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any, *,
-               num_samples: int = 10_000, logit_threshold: float = 0.0) -> dict[str, Any]:
+               num_samples: int = 10_000, logit_threshold: float = 0.0,
+               batch_statistics: bool = False) -> dict[str, Any]:
   """Cross-tests trained runs: each run's own discriminator against all runs' samples.
 
   For two runs A and B this is Roth et al.'s 2x2 table: ``fp[i, j]`` is the
@@ -455,6 +479,12 @@ def cross_test(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any, *,
     test: ``[k, ...]`` held-out data.
     num_samples: generated samples per run.
     logit_threshold: as in :func:`cross_test_table`.
+    batch_statistics: judge with each discriminator in training mode, batch by
+      batch of its game's batch size, one kind of input per batch, as it judged
+      in training; else (default) in inference mode with its running averages.
+      The two agree for a discriminator without batch norm; with batch norm a
+      discriminator trained on batches of one kind may be calibrated only in
+      the first (its running averages mix real and generated batches' moments).
 
   Returns:
     ``{"fp": [R, R] array, "fn": [R] array, "num_samples": int, "n_test": int}``.
@@ -466,8 +496,8 @@ def cross_test(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any, *,
   num_samples = _check_positive_int("num_samples", num_samples)
   samples = [_game_samples(g, s, jax.random.fold_in(key, j), num_samples)
              for j, (g, s) in enumerate(runs)]
-  table = cross_test_table([_game_logits(g, s) for g, s in runs], samples, test,
-                           logit_threshold=logit_threshold)
+  table = cross_test_table([_game_logits(g, s, batch_statistics) for g, s in runs], samples,
+                           test, logit_threshold=logit_threshold)
   return {**table, "num_samples": num_samples, "n_test": int(np.shape(test)[0])}
 
 
