@@ -62,6 +62,10 @@ def define_flags() -> None:
   flags.DEFINE_integer("replica", 0, "A run of several seeds or a sweep: which replica to "
                        "probe (0 .. num_seeds x values - 1; replica r has run seed seed + r).")
   flags.DEFINE_integer("other_replica", 0, "cross_test: the replica of --other_workdir.")
+  flags.DEFINE_enum("d_mode", "batch_statistics", list(D_MODES),
+                    "cross_test: how the discriminators judge: 'batch_statistics' as in "
+                    "training (batches of one kind, normalised by their own moments) or "
+                    "'inference' (batch norm's running averages).")
   flags.DEFINE_integer("num_samples", 10_000,
                        "Generated samples, and as many training and held-out examples.")
   flags.DEFINE_integer("batch_size", 256, "Batch of the probes' discriminator training.")
@@ -73,6 +77,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("iterations", 2000, "gradients: discriminator iterations.")
   flags.DEFINE_integer("every", 50, "gradients: iterations between records.")
   flags.DEFINE_integer("num_batches", 10, "gradients: batches per record (mean and std).")
+
+# How a cross-test's discriminators judge (``probes.cross_test``'s batch_statistics).
+D_MODES = {"batch_statistics": True, "inference": False}
 
 # Folded into the probe seed so that no two of its random streams coincide, and
 # none matches a training stream (those fold small step counts into the seed).
@@ -220,13 +227,15 @@ def run_third_party(workdir: str, *, step=None, best=False, seed=0, num_samples=
 
 
 def run_cross_test(workdir: str, *, other_workdir=None, step=None, best=False, seed=0,
-                   num_samples=10_000, replica=0, other_replica=0, **unused
-                   ) -> dict[str, Any]:
+                   num_samples=10_000, replica=0, other_replica=0,
+                   d_mode="batch_statistics", **unused) -> dict[str, Any]:
   """Roth et al.'s cross-test of two runs (of a replica of each); the record goes
-  to ``workdir``."""
+  to ``workdir``. ``d_mode``: one of ``D_MODES``."""
   del unused
   if not other_workdir:
     raise ValueError("--probe=cross_test needs --other_workdir (the second run)")
+  if d_mode not in D_MODES:
+    raise ValueError(f"--d_mode={d_mode!r}: unknown; valid: {', '.join(D_MODES)}")
   t0 = time.time()
   game_a, state_a, source, config = _load(workdir, step, best, replica)
   # The other run's latest (or best) checkpoint: its step numbers are its own.
@@ -238,7 +247,7 @@ def run_cross_test(workdir: str, *, other_workdir=None, step=None, best=False, s
   test, test_from = _held_out(source, config, jax.random.fold_in(key, _TEST_TAG), num_samples)
   table = probes.cross_test(jax.random.fold_in(key, _SAMPLE_TAG),
                             [(game_a, state_a), (game_b, state_b)], test,
-                            num_samples=num_samples)
+                            num_samples=num_samples, batch_statistics=D_MODES[d_mode])
   names = [os.path.basename(os.path.abspath(w)) or w for w in (workdir, other_workdir)]
   labels = [f"A ({names[0]})", f"B ({names[1]})"]
   steps = [int(jax.device_get(s.step)) for s in (state_a, state_b)]
@@ -247,6 +256,7 @@ def run_cross_test(workdir: str, *, other_workdir=None, step=None, best=False, s
   settings = {"other_workdir": os.path.abspath(other_workdir), "other_step": steps[1],
               "num_samples": num_samples, "seed": seed, "best": best, "held_out": test_from,
               "rows": "discriminator of run A, B", "columns": "samples of run A, B",
+              "d_mode": d_mode,
               **_which(config, replica),
               "other": _which(config_b, other_replica)}
   return _finish(workdir, "cross_test", steps[0], settings, {**table, "labels": labels}, fig,
@@ -315,7 +325,7 @@ def main(argv):
                  instance_noise=_floats("instance_noise", FLAGS.instance_noise),
                  iterations=FLAGS.iterations, every=FLAGS.every,
                  num_batches=FLAGS.num_batches, replica=FLAGS.replica,
-                 other_replica=FLAGS.other_replica)
+                 other_replica=FLAGS.other_replica, d_mode=FLAGS.d_mode)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   print(_summary(record))

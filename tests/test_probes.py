@@ -385,6 +385,7 @@ def test_probe_cli_appends_records_and_never_overwrites(tmp_path):
   cross = saved[2]["results"]
   assert np.shape(cross["fp"]) == (2, 2) and len(cross["fn"]) == 2
   assert saved[2]["settings"]["other_step"] == 4
+  assert saved[2]["settings"]["d_mode"] == "batch_statistics"  # as the Ds judged in training
   grads = saved[3]["results"]
   assert [g["sigma"] for g in grads] == [0.0, 0.5]
   assert grads[0]["iterations"] == [0, 10, 20] and len(grads[0]["minimax_std"]) == 3
@@ -392,6 +393,8 @@ def test_probe_cli_appends_records_and_never_overwrites(tmp_path):
     probe_cli.run("nope", run_a)
   with pytest.raises(ValueError, match="needs --other_workdir"):
     probe_cli.run("cross_test", run_a)
+  with pytest.raises(ValueError, match="valid: batch_statistics, inference"):
+    probe_cli.run("cross_test", run_a, other_workdir=run_b, d_mode="train")
 
 
 def test_probe_cli_rejects_unknown_probe_by_name():
