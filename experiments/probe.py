@@ -90,18 +90,14 @@ _TRAIN_TAG, _TEST_TAG, _SAMPLE_TAG, _PROBE_TAG = 1_000_001, 1_000_002, 1_000_003
 def _load(workdir: str, step, best: bool, replica: int = 0):
   with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
     config = ml_collections.ConfigDict(json.load(f))
-  count = len(seeds_lib.seed_list(config))
-  if isinstance(replica, bool) or not isinstance(replica, int) or not 0 <= replica < count:
+  try:  # (load_checkpoint checks the index before it restores anything)
+    game, state, source = loop.load_checkpoint(workdir, config, step=step, best=best,
+                                               seed_index=replica)
+  except IndexError:
+    count = len(seeds_lib.seed_list(config))
     raise ValueError(f"--replica={replica!r}: the run in {workdir} has {count} replica(s) "
-                     f"(train.num_seeds x sweep values); valid: 0..{count - 1}")
-  game, state, source = loop.load_checkpoint(workdir, config, step=step, best=best,
-                                             seed_index=replica)
+                     f"(train.num_seeds x sweep values); valid: 0..{count - 1}") from None
   return game, state, source, config
-
-
-def _which(config, replica: int) -> dict[str, Any]:
-  """The probed replica, as the record names it (index, run seed, swept value)."""
-  return seeds_lib.replica_info(config, replica)
 
 
 def _draw(source, key, n: int) -> np.ndarray:
@@ -222,7 +218,7 @@ def run_third_party(workdir: str, *, step=None, best=False, seed=0, num_samples=
   settings = {"sigmas": sigmas, "num_samples": num_samples, "d_steps": d_steps,
               "batch_size": batch_size, "d_learning_rate": d_learning_rate,
               "threshold": threshold, "seed": seed, "best": best, "held_out": test_from,
-              **_which(config, replica)}
+              **seeds_lib.replica_info(config, replica)}
   return _finish(workdir, "third_party", step_done, settings, rows, fig, t0)
 
 
@@ -257,8 +253,8 @@ def run_cross_test(workdir: str, *, other_workdir=None, step=None, best=False, s
               "num_samples": num_samples, "seed": seed, "best": best, "held_out": test_from,
               "rows": "discriminator of run A, B", "columns": "samples of run A, B",
               "d_mode": d_mode,
-              **_which(config, replica),
-              "other": _which(config_b, other_replica)}
+              **seeds_lib.replica_info(config, replica),
+              "other": seeds_lib.replica_info(config_b, other_replica)}
   return _finish(workdir, "cross_test", steps[0], settings, {**table, "labels": labels}, fig,
                  t0)
 
@@ -284,7 +280,7 @@ def run_gradients(workdir: str, *, step=None, best=False, seed=0, instance_noise
   settings = {"instance_noise": sigmas, "iterations": iterations, "every": every,
               "num_batches": num_batches, "batch_size": batch_size,
               "d_learning_rate": d_learning_rate, "seed": seed, "best": best,
-              **_which(config, replica)}
+              **seeds_lib.replica_info(config, replica)}
   return _finish(workdir, "gradients", step_done, settings, list(curves.values()), fig, t0)
 
 

@@ -106,12 +106,13 @@ def main(argv):
   config = ml_collections.ConfigDict(workdir_lib.read_config(FLAGS.workdir) or {})
   if "train" not in config:
     raise app.UsageError(f"--workdir={FLAGS.workdir!r} holds no gan_jax run (no config.json)")
-  count = len(seeds_lib.seed_list(config))
-  if not 0 <= FLAGS.replica < count:
+  try:  # (load_checkpoint checks the index before it restores anything)
+    game, state, source = loop.load_checkpoint(FLAGS.workdir, config, step=FLAGS.step,
+                                               best=FLAGS.best, seed_index=FLAGS.replica)
+  except IndexError:
+    count = len(seeds_lib.seed_list(config))
     raise app.UsageError(f"--replica={FLAGS.replica}: the run has {count} replica(s) "
-                         f"(train.num_seeds x sweep values); valid: 0..{count - 1}")
-  game, state, source = loop.load_checkpoint(FLAGS.workdir, config, step=FLAGS.step,
-                                             best=FLAGS.best, seed_index=FLAGS.replica)
+                         f"(train.num_seeds x sweep values); valid: 0..{count - 1}") from None
   replica = seeds_lib.replica_info(config, FLAGS.replica)
   sample_key, real_key = jax.random.split(jax.random.key(FLAGS.seed))
   if len(source.shape) == 1 and hasattr(source.info, "sample"):

@@ -1835,12 +1835,13 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
   per_mode = {True: [], False: []}
   for i, seed in enumerate(seeds):
     pair = [loop.load_checkpoint(f, seed_index=i)[:2] for f in folders]
-    for batch_statistics, per_seed in per_mode.items():
-      if any(int(np.asarray(state.step)) < want for (_, state), want in zip(pair, steps)):
-        # A seed frozen at a NaN in either arm: its pair is not compared.
-        nan = [[float("nan")] * 2] * 2
+    if any(int(np.asarray(state.step)) < want for (_, state), want in zip(pair, steps)):
+      # A seed frozen at a NaN in either arm: its pair is not compared.
+      nan = [[float("nan")] * 2] * 2
+      for per_seed in per_mode.values():
         per_seed.append({"seed": seed, "fp": nan, "fn": [float("nan")] * 2, "frozen": True})
-        continue
+      continue
+    for batch_statistics, per_seed in per_mode.items():
       out = probes.cross_test(jax.random.fold_in(key, 2 + seed), pair, test, num_samples=n,
                               batch_statistics=batch_statistics)
       per_seed.append({"seed": seed, "fp": np.asarray(out["fp"]).tolist(),
@@ -1976,7 +1977,8 @@ def study_status(workdir: str) -> dict[str, Any]:
     rows.append({"arm": arm.label, "state": state, "step": step or 0, "steps": budget,
                  "frozen_seeds": frozen_seeds(folder) if os.path.isdir(folder) else [],
                  "seconds": round(_wall_seconds(record, folder), 1),
-                 "replicas": settings["num_seeds"] * (len(arm.sweep.values) if arm.sweep else 1),
+                 "replicas": sum(len(group) for _, group in
+                                 arm_groups(arm, range(settings["num_seeds"]))),
                  "sweep": (f"{arm.sweep.label} over "
                            f"{', '.join(seeds_lib.value_label(v) for v in arm.sweep.values)}"
                            if arm.sweep else "")})

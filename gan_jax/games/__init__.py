@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 
 from gan_jax import models
 from gan_jax import optim
@@ -226,21 +225,11 @@ def sweep_field(config) -> str:
   return str(config.train.get("sweep_field", "") or "") if "train" in config else ""
 
 
-def _fixed(value: float):
-  """A schedule of one value, in the place a ``replica_value`` takes (a
-  callable, so that what the game builds from it, such as an optimizer's
-  schedule state, has the structure the sweep's replicas have)."""
-
-  def schedule(count):
-    del count
-    return jnp.asarray(value, jnp.float32)
-
-  return schedule
-
-
 def _with_replica_value(config, value=None):
   """``config`` with a ``schedules.replica_value`` in the swept field's place
-  (or, given ``value``, a schedule of that one value)."""
+  (or, given ``value``, a constant schedule of it: a callable too, so that what
+  the game builds from it, such as an optimizer's schedule state, has the
+  structure the sweep's replicas have)."""
   field = sweep_field(config)
   if not field:
     return config
@@ -249,7 +238,8 @@ def _with_replica_value(config, value=None):
   *parents, last = field.split(".")
   for part in parents:
     node = node[part]
-  node[last] = schedules.replica_value(field) if value is None else _fixed(value)
+  node[last] = (schedules.replica_value(field) if value is None
+                else schedules.constant(value))
   return type(config)(tree)
 
 
