@@ -78,8 +78,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("every", 50, "gradients: iterations between records.")
   flags.DEFINE_integer("num_batches", 10, "gradients: batches per record (mean and std).")
 
-# How a cross-test's discriminators judge (``probes.cross_test``'s batch_statistics).
-D_MODES = {"batch_statistics": True, "inference": False}
+# How a cross-test's discriminators judge (``probes.cross_test_modes``).
+D_MODES = probes.D_MODES
 
 # Folded into the probe seed so that no two of its random streams coincide, and
 # none matches a training stream (those fold small step counts into the seed).
@@ -241,9 +241,9 @@ def run_cross_test(workdir: str, *, other_workdir=None, step=None, best=False, s
                      f"{source.shape} vs {source_b.name} {source_b.shape})")
   key = jax.random.key(seed)
   test, test_from = _held_out(source, config, jax.random.fold_in(key, _TEST_TAG), num_samples)
-  table = probes.cross_test(jax.random.fold_in(key, _SAMPLE_TAG),
-                            [(game_a, state_a), (game_b, state_b)], test,
-                            num_samples=num_samples, batch_statistics=D_MODES[d_mode])
+  table = probes.cross_test_modes(jax.random.fold_in(key, _SAMPLE_TAG),
+                                  [(game_a, state_a), (game_b, state_b)], test,
+                                  modes=(d_mode,), num_samples=num_samples)[d_mode]
   names = [os.path.basename(os.path.abspath(w)) or w for w in (workdir, other_workdir)]
   labels = [f"A ({names[0]})", f"B ({names[1]})"]
   steps = [int(jax.device_get(s.step)) for s in (state_a, state_b)]

@@ -1830,9 +1830,10 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
   _, _, source, config = probe_lib._load(folders[0], None, False)  # pylint: disable=protected-access
   test, held_out = probe_lib._held_out(  # pylint: disable=protected-access
       source, config, jax.random.fold_in(key, 1), n)
-  # Both ways of judging (``probes.cross_test``): batch statistics, as each
-  # discriminator judged in training (the table's cells), and inference mode.
-  per_mode = {True: [], False: []}
+  # Both ways of judging, on one draw of samples (``probes.cross_test_modes``):
+  # batch statistics, as each discriminator judged in training (the table's
+  # cells), and inference mode.
+  per_mode = {mode: [] for mode in probes.D_MODES}
   for i, seed in enumerate(seeds):
     pair = [loop.load_checkpoint(f, seed_index=i)[:2] for f in folders]
     if any(int(np.asarray(state.step)) < want for (_, state), want in zip(pair, steps)):
@@ -1841,11 +1842,11 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
       for per_seed in per_mode.values():
         per_seed.append({"seed": seed, "fp": nan, "fn": [float("nan")] * 2, "frozen": True})
       continue
-    for batch_statistics, per_seed in per_mode.items():
-      out = probes.cross_test(jax.random.fold_in(key, 2 + seed), pair, test, num_samples=n,
-                              batch_statistics=batch_statistics)
-      per_seed.append({"seed": seed, "fp": np.asarray(out["fp"]).tolist(),
-                       "fn": np.asarray(out["fn"]).tolist()})
+    tables = probes.cross_test_modes(jax.random.fold_in(key, 2 + seed), pair, test,
+                                     modes=tuple(per_mode), num_samples=n)
+    for mode, per_seed in per_mode.items():
+      per_seed.append({"seed": seed, "fp": np.asarray(tables[mode]["fp"]).tolist(),
+                       "fn": np.asarray(tables[mode]["fn"]).tolist()})
   names = (spec.a, spec.b)
 
   def cells_of(per_seed):
@@ -1857,9 +1858,10 @@ def run_cross_test(study: Study, workdir: str, settings: Mapping[str, Any],
     return cells
 
   result = {"arms": list(names), "steps": steps, "num_samples": n, "n_test": int(len(test)),
-            "held_out": held_out, "mode": "batch statistics", "per_seed": per_mode[True],
-            "cells": cells_of(per_mode[True]),
-            "inference": {"per_seed": per_mode[False], "cells": cells_of(per_mode[False])},
+            "held_out": held_out, "mode": "batch statistics", "per_seed": per_mode["batch_statistics"],
+            "cells": cells_of(per_mode["batch_statistics"]),
+            "inference": {"per_seed": per_mode["inference"],
+                          "cells": cells_of(per_mode["inference"])},
             "seconds": round(time.time() - t0, 1)}
   workdir_lib.write_json(path, result)
   return result

@@ -45,8 +45,10 @@ __all__ = [
     "linear_anneal",
     "make_schedule",
     "polynomial_decay",
+    "replica_schedule",
     "replica_value",
     "replica_values",
+    "SWEEPABLE_PARAMETERS",
 ]
 
 
@@ -453,6 +455,44 @@ def replica_value(name: str) -> optax.Schedule:
         "function; call it inside schedules.replica_values({...}) naming it")
 
   schedule.replica_value_name = name  # what validation and error messages name
+  return schedule
+
+
+# The numbers of each schedule its factory takes traced, so that a sweep may
+# give them a value per replica (``replica_schedule``): those the factory
+# checks only when concrete and computes with in jnp. Step counts are not
+# among them (they are checked as Python integers), nor the ends of the
+# geometric ``exponential`` path (whose positivity is checked eagerly).
+SWEEPABLE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "constant": ("value",),
+    "linear": ("init_value", "end_value"),
+    "cosine": ("init_value", "end_value"),
+    "gamma_decay": ("gamma_0",),
+    "polynomial": ("a", "b", "gamma"),
+}
+
+
+def replica_schedule(spec: Mapping[str, Any], parameter: str, name: str,
+                     value: Any = None) -> optax.Schedule:
+  """The schedule ``spec`` (a mapping with a ``name``) with one of its numbers
+  per replica: ``parameter`` takes the value ``replica_value(name)`` reads, or
+  ``value`` when given (one replica's schedule, usable anywhere).
+
+  The schedule is built at call time, inside the replica's trace, from that
+  value (``SWEEPABLE_PARAMETERS`` lists the numbers a factory takes traced).
+  """
+  spec = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+  allowed = SWEEPABLE_PARAMETERS.get(spec.get("name"), ())
+  if parameter not in allowed:
+    raise ValueError(f"schedule {spec.get('name')!r}: {parameter!r} cannot take a value per "
+                     f"replica; valid: {', '.join(allowed) or 'none'}")
+  read = replica_value(name) if value is None else (lambda count: value)
+
+  def schedule(count):
+    return get_schedule({**spec, parameter: read(count)})(count)
+
+  if value is None:
+    schedule.replica_value_name = name
   return schedule
 
 

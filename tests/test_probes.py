@@ -242,6 +242,36 @@ class BatchStatisticsCrossTestTest(parameterized.TestCase):
     np.testing.assert_array_equal(state.model_state["discriminator"]["batch_stats"]["BatchNorm_0"]
                                   ["mean"], [0.0])
 
+  def test_both_modes_judge_one_draw_of_samples(self):
+    draws = []
+
+    class Counting(_NormGame):
+
+      def sample(self, state, key, n):
+        draws.append(n)
+        # Depends on the key: a second draw would give other samples.
+        return super().sample(state, key, n) + jax.random.normal(key, (n, 1))
+
+    game = Counting(5.0)
+    variables = game.discriminator.init(jax.random.key(0), jnp.zeros((4, 1)))
+    state = _State(params={"discriminator": variables.get("params", {})},
+                   model_state={"discriminator": {"batch_stats": variables["batch_stats"]}})
+    runs = [(game, state), (Counting(-5.0), state)]
+    test = np.linspace(-3.0, 8.0, 12)[:, None]
+    both = probes.cross_test_modes(jax.random.key(3), runs, test, num_samples=8)
+    self.assertEqual(draws, [8, 8])  # one draw per run, judged both ways
+    self.assertEqual(set(both), set(probes.D_MODES))
+    for mode in probes.D_MODES:
+      one = probes.cross_test(jax.random.key(3), runs, test, num_samples=8,
+                              batch_statistics=mode == "batch_statistics")
+      np.testing.assert_array_equal(both[mode]["fp"], one["fp"])
+      np.testing.assert_array_equal(both[mode]["fn"], one["fn"])
+      self.assertEqual(both[mode]["n_test"], 12)
+    # The two modes judge differently here (batch norm): not one table twice.
+    self.assertFalse(np.array_equal(both["inference"]["fn"], both["batch_statistics"]["fn"]))
+    with self.assertRaisesRegex(ValueError, "valid: batch_statistics, inference"):
+      probes.cross_test_modes(jax.random.key(3), runs, test, modes=("training",))
+
 
 class _LinearD(nn.Module):
   """psi(x) = a x + c: a discriminator whose gradients are known by hand."""

@@ -283,6 +283,49 @@ class CompositionTest(absltest.TestCase):
     np.testing.assert_allclose(_on_traced_steps(sched, np.arange(len(want))), want, rtol=1e-6)
 
 
+# A spec of each schedule with sweepable numbers, and a second value of each.
+_SWEEP_SPECS = {
+    "constant": {"value": 0.3},
+    "linear": {"init_value": 1.0, "end_value": 0.2, "transition_steps": 8},
+    "cosine": {"init_value": 1.0, "end_value": 0.2, "transition_steps": 8},
+    "gamma_decay": {"gamma_0": 0.1, "total_steps": 8, "decay": 0.01},
+    "polynomial": {"a": 0.5, "b": 2.0, "gamma": 0.55},
+}
+
+
+class ReplicaScheduleTest(parameterized.TestCase):
+
+  def test_every_schedule_with_sweepable_numbers_has_a_case(self):
+    self.assertEqual(set(_SWEEP_SPECS), set(schedules.SWEEPABLE_PARAMETERS))
+
+  @parameterized.parameters(*[(name, p) for name, params in
+                              schedules.SWEEPABLE_PARAMETERS.items() for p in params])
+  def test_a_traced_number_gives_each_replica_its_own_schedule(self, name, parameter):
+    # Mapped over replicas (the number a tracer) and compiled, each replica's
+    # values equal the schedule built with its number as a Python float.
+    spec = {"name": name, **_SWEEP_SPECS[name]}
+    numbers_ = jnp.asarray([spec[parameter], 1.7 * spec[parameter] + 0.05], jnp.float32)
+    swept = schedules.replica_schedule(spec, parameter, "x")
+
+    def values(number):
+      with schedules.replica_values({"x": number}):
+        return jnp.stack([swept(t) for t in (0, 3, 8, 20)])
+
+    got = jax.jit(jax.vmap(values))(numbers_)
+    for row, number in zip(np.asarray(got), np.asarray(numbers_)):
+      one = schedules.get_schedule({**spec, parameter: float(number)})
+      np.testing.assert_allclose(row, [float(one(t)) for t in (0, 3, 8, 20)], rtol=1e-5)
+    self.assertFalse(np.allclose(got[0], got[1]))  # the number matters
+    fixed = schedules.replica_schedule(spec, parameter, "x", value=float(numbers_[1]))
+    np.testing.assert_allclose(float(fixed(3)), got[1][1], rtol=1e-5)
+
+  def test_a_step_count_is_refused_by_name(self):
+    with self.assertRaisesRegex(ValueError, r"'total_steps' cannot take a value per replica; "
+                                r"valid: gamma_0"):
+      schedules.replica_schedule({"name": "gamma_decay", **_SWEEP_SPECS["gamma_decay"]},
+                                 "total_steps", "x")
+
+
 class RegistryTest(parameterized.TestCase):
 
   @parameterized.named_parameters(

@@ -29,7 +29,17 @@ CASES = {
                                "optim.discriminator.learning_rate", (1e-3, 3e-2), "unroll"),
     "noise_level_vmap": (lambda: instance_noise_2d.get_config(), "game.perturbation.level",
                          (0.05, 1.0), "vmap"),
+    # A number inside a schedule mapping: gamma_0 of Roth's annealed weight.
+    "annealed_gamma_0_vmap": (lambda: _annealed_roth(), "game.penalty.weight.gamma_0",
+                              (0.1, 2.0), "vmap"),
 }
+
+
+def _annealed_roth():
+  c = roth_submanifold.get_config("reg")
+  config_registry.set_field(c, "game.penalty.weight", {
+      "name": "gamma_decay", "gamma_0": 0.1, "total_steps": 3, "decay": 0.05})
+  return c
 
 
 def _set(c, field, value):
@@ -253,9 +263,45 @@ class SweepTest(parameterized.TestCase):
     c = sweep_config(*CASES["roth_gamma_vmap"][:2], (0.1, 1.0), "vmap")
     c.game.penalty = common.penalty("roth_js", {"name": "gamma_decay", "gamma_0": 0.1,
                                                 "total_steps": 4, "decay": 0.1})
-    with self.assertRaisesRegex(errors.ConfigError, r"not a number: a sweep gives each "
-                                r"replica one constant value"):
+    with self.assertRaisesRegex(errors.ConfigError, r"is the schedule .*gamma_decay.*not a "
+                                r"number: a sweep gives each replica one constant value.*"
+                                r"or sweep a number of this schedule: "
+                                r"game.penalty.weight.gamma_0$"):
       loop.train_and_evaluate(c, self.create_tempdir().full_path)
+
+  @parameterized.named_parameters(
+      ("step_count", "game.penalty.weight.total_steps", (3, 5),
+       r"'game.penalty.weight.total_steps' cannot be swept.*game.penalty.weight.gamma_0"),
+      ("negative_gamma_0", "game.penalty.weight.gamma_0", (0.1, -1.0),
+       r"-1.0 is not valid for game.penalty.weight.gamma_0: config.game.penalty.weight: "
+       r"gamma_0 must be >= 0; got -1.0"),
+  )
+  def test_bad_sweeps_inside_a_schedule_are_refused(self, field, values, message):
+    c = sweep_config(_annealed_roth, "game.penalty.weight.gamma_0", (0.1, 1.0), "vmap")
+    c.train.sweep_field, c.train.sweep_values = field, values
+    workdir = self.create_tempdir().full_path
+    with self.assertRaisesRegex(errors.ConfigError, message):
+      loop.train_and_evaluate(c, workdir)
+    self.assertEqual(os.listdir(workdir), [])
+
+  def test_the_weight_each_replica_reads_is_its_schedule(self):
+    # gamma_0 * decay**(t / T) with each replica's gamma_0, step by step.
+    c = sweep_config(_annealed_roth, "game.penalty.weight.gamma_0", (0.1, 2.0), "vmap",
+                     num_seeds=1, steps=3)
+    from gan_jax import games  # pylint: disable=g-import-not-at-top
+    weight = games._with_replica_value(c).game.penalty.weight  # pylint: disable=protected-access
+    for gamma_0 in (0.1, 2.0):
+      with schedules.replica_values({"game.penalty.weight.gamma_0": gamma_0}):
+        # A fresh function per value: a compiled program keeps what it read.
+        got = [float(jax.jit(lambda t: weight(t))(t)) for t in range(5)]  # pylint: disable=unnecessary-lambda
+      want = [gamma_0 * 0.05 ** (min(t, 3) / 3) for t in range(5)]
+      np.testing.assert_allclose(got, want, rtol=1e-5)
+    # Outside a replica's block the swept number has no value.
+    with self.assertRaisesRegex(RuntimeError, "game.penalty.weight.gamma_0 takes a value per"):
+      weight(0)
+    # One replica's schedule (a loaded replica) is that replica's numbers.
+    one = games._with_replica_value(c, 2.0).game.penalty.weight  # pylint: disable=protected-access
+    np.testing.assert_allclose(float(one(3)), 2.0 * 0.05, rtol=1e-6)
 
 
 class ReplicaValueTest(parameterized.TestCase):

@@ -16,6 +16,7 @@ labels reach the players of every game by the same rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import jax
@@ -202,6 +203,9 @@ def sweepable_fields(config) -> tuple[str, ...]:
   optimizer the game builds. (In the encoder games without an
   ``optim.encoder``, the encoder shares the generator's optimizer settings, so
   a sweep of the generator's rate sweeps both, as a single run would set them.)
+  Where such a field is a schedule mapping, the numbers of it its factory takes
+  traced instead (``schedules.SWEEPABLE_PARAMETERS``), e.g.
+  ``game.penalty.weight.gamma_0`` of a ``gamma_decay``.
   """
   fields = []
   for name in ("penalty", "penalty_2"):
@@ -217,7 +221,38 @@ def sweepable_fields(config) -> tuple[str, ...]:
       ("encoder",) if config.game.get("name", "adversarial") in ("reg_gan", "mdgan") else ())
   fields += [f"optim.{player}.learning_rate" for player in config.get("optim", {}).keys()
              if player in players]
-  return tuple(fields)
+  out = []
+  for field in fields:
+    value = _field(config, field)
+    if isinstance(value, Mapping) or hasattr(value, "to_dict"):
+      params = schedules.SWEEPABLE_PARAMETERS.get(value.get("name"), ())
+      out += [f"{field}.{p}" for p in params if p in value]
+    else:
+      out.append(field)
+  return tuple(out)
+
+
+def _field(config, field: str):
+  node = config
+  for part in field.split("."):
+    node = node[part]
+  return node
+
+
+def schedule_parameter(config, field: str) -> tuple[str, str] | None:
+  """``(schedule field, parameter)`` when ``field`` names a number inside a
+  schedule mapping (``game.penalty.weight.gamma_0``), else ``None``."""
+  parent, _, last = field.rpartition(".")
+  if not parent:
+    return None
+  try:
+    node = _field(config, parent)
+  except (KeyError, AttributeError, TypeError):
+    return None
+  if ((isinstance(node, Mapping) or hasattr(node, "to_dict"))
+      and node.get("name") in schedules.SCHEDULES):
+    return parent, last
+  return None
 
 
 def sweep_field(config) -> str:
@@ -229,17 +264,22 @@ def _with_replica_value(config, value=None):
   """``config`` with a ``schedules.replica_value`` in the swept field's place
   (or, given ``value``, a constant schedule of it: a callable too, so that what
   the game builds from it, such as an optimizer's schedule state, has the
-  structure the sweep's replicas have)."""
+  structure the sweep's replicas have). A number inside a schedule mapping
+  makes the whole mapping a ``schedules.replica_schedule``."""
   field = sweep_field(config)
   if not field:
     return config
+  inner = schedule_parameter(config, field)
   tree = config.to_dict()
   node = tree
-  *parents, last = field.split(".")
+  *parents, last = (inner[0] if inner else field).split(".")
   for part in parents:
     node = node[part]
-  node[last] = (schedules.replica_value(field) if value is None
-                else schedules.constant(value))
+  if inner:
+    node[last] = schedules.replica_schedule(node[last], inner[1], field, value)
+  else:
+    node[last] = (schedules.replica_value(field) if value is None
+                  else schedules.constant(value))
   return type(config)(tree)
 
 

@@ -459,6 +459,43 @@ def _game_samples(game, state, key, n: int) -> np.ndarray:
                          for i in range(0, n, _EVAL_CHUNK)])
 
 
+# The two ways a cross-test's discriminators judge (``cross_test_modes``).
+D_MODES = ("batch_statistics", "inference")
+
+
+def cross_test_modes(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any, *,
+                     modes: Sequence[str] = D_MODES, num_samples: int = 10_000,
+                     logit_threshold: float = 0.0) -> dict[str, dict[str, Any]]:
+  """:func:`cross_test` in each of ``modes``, from one draw of every run's samples.
+
+  ``modes``: names from ``D_MODES``: ``'batch_statistics'`` judges with each
+  discriminator in training mode, batch by batch of its game's batch size, one
+  kind of input per batch, as it judged in training; ``'inference'`` in
+  inference mode with its running averages. The two agree for a discriminator
+  without batch norm; with batch norm a discriminator trained on batches of one
+  kind may be calibrated only in the first (its running averages mix real and
+  generated batches' moments).
+
+  Returns:
+    ``{mode: {"fp": [R, R], "fn": [R], "num_samples": int, "n_test": int}}``,
+    the tables of :func:`cross_test`, computed on the same samples.
+  """
+  modes = tuple(modes)
+  unknown = [m for m in modes if m not in D_MODES]
+  if unknown or not modes:
+    raise ValueError(f"cross-test modes {list(modes)!r}: {unknown or 'none given'}; "
+                     f"valid: {', '.join(D_MODES)}")
+  num_samples = _check_positive_int("num_samples", num_samples)
+  samples = [_game_samples(g, s, jax.random.fold_in(key, j), num_samples)
+             for j, (g, s) in enumerate(runs)]
+  out = {}
+  for mode in modes:
+    judges = [_game_logits(g, s, mode == "batch_statistics") for g, s in runs]
+    table = cross_test_table(judges, samples, test, logit_threshold=logit_threshold)
+    out[mode] = {**table, "num_samples": num_samples, "n_test": int(np.shape(test)[0])}
+  return out
+
+
 def cross_test(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any, *,
                num_samples: int = 10_000, logit_threshold: float = 0.0,
                batch_statistics: bool = False) -> dict[str, Any]:
@@ -479,12 +516,10 @@ def cross_test(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any, *,
     test: ``[k, ...]`` held-out data.
     num_samples: generated samples per run.
     logit_threshold: as in :func:`cross_test_table`.
-    batch_statistics: judge with each discriminator in training mode, batch by
-      batch of its game's batch size, one kind of input per batch, as it judged
-      in training; else (default) in inference mode with its running averages.
-      The two agree for a discriminator without batch norm; with batch norm a
-      discriminator trained on batches of one kind may be calibrated only in
-      the first (its running averages mix real and generated batches' moments).
+    batch_statistics: judge in the ``'batch_statistics'`` mode of
+      :func:`cross_test_modes`, as each discriminator judged in training; else
+      (default) in ``'inference'`` mode. Both from one draw of samples:
+      :func:`cross_test_modes`.
 
   Returns:
     ``{"fp": [R, R] array, "fn": [R] array, "num_samples": int, "n_test": int}``.
@@ -493,12 +528,9 @@ def cross_test(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any, *,
     Roth, Lucchi, Nowozin & Hofmann, "Stabilizing Training of Generative
     Adversarial Networks through Regularization", 2017, Sec. 4 (cross-testing).
   """
-  num_samples = _check_positive_int("num_samples", num_samples)
-  samples = [_game_samples(g, s, jax.random.fold_in(key, j), num_samples)
-             for j, (g, s) in enumerate(runs)]
-  table = cross_test_table([_game_logits(g, s, batch_statistics) for g, s in runs], samples,
-                           test, logit_threshold=logit_threshold)
-  return {**table, "num_samples": num_samples, "n_test": int(np.shape(test)[0])}
+  mode = "batch_statistics" if batch_statistics else "inference"
+  return cross_test_modes(key, runs, test, modes=(mode,), num_samples=num_samples,
+                          logit_threshold=logit_threshold)[mode]
 
 
 # ------------------------------------------------------ gradient diagnostics

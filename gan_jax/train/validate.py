@@ -265,6 +265,12 @@ def check_sweep(config) -> None:
                         field="train.sweep_field")
     return
   valid = games.sweepable_fields(config)
+  inside = [f for f in valid if f.startswith(f"{field}.")]
+  if inside:  # the field is a schedule: one of its numbers may be swept
+    raise ConfigError(
+        f"config.{field} is the schedule {_plain(_get(config, field))!r}, not a number: a "
+        "sweep gives each replica one constant value of it; set it to a number, or sweep a "
+        f"number of this schedule: {', '.join(inside)}", field="train.sweep_field")
   if field not in valid:
     raise ConfigError(
         f"config.train.sweep_field: {field!r} cannot be swept in this config"
@@ -278,6 +284,7 @@ def check_sweep(config) -> None:
         f"config.{field} is {_plain(current)!r}, not a number: a sweep gives each replica "
         "one constant value of it (set the field to a number, e.g. the first of "
         "train.sweep_values)", field="train.sweep_field")
+  inner = games.schedule_parameter(config, field)
   if (not isinstance(values, (tuple, list)) or len(values) < 2
       or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)
              for v in values)):
@@ -289,7 +296,14 @@ def check_sweep(config) -> None:
                       f"(records and figures name them {', '.join(labels)}); each value is "
                       "one group of seeds", field="train.sweep_values")
   for v in values:  # each value must be valid where the field stands
-    if field.endswith(".learning_rate"):
+    if inner is not None:  # a number of a schedule: the schedule with it
+      spec = {**_plain(_get(config, inner[0])), inner[1]: v}
+      try:
+        _check_schedule(spec, inner[0], int(t.num_steps))
+      except ConfigError as e:
+        raise ConfigError(f"config.train.sweep_values: {v!r} is not valid for {field}: {e}",
+                          field="train.sweep_values") from None
+    elif field.endswith(".learning_rate"):
       if v <= 0:
         raise ConfigError(f"config.train.sweep_values: {v!r} is not a valid {field} (a "
                           "learning rate must be positive)", field="train.sweep_values")
