@@ -17,8 +17,9 @@ Studies (``--study``):
 * ``roth``: the 3-D submanifold, unregularized (both generator losses) vs
   gamma = 0.1 constant and annealed, 5 D steps, and input noise of matched
   scale; modes over training and the step of collapse;
-* ``roth_gamma``: the same submanifold over gamma in {0, 0.01, 0.1, 1}, every
-  value's seeds in one program (a swept arm, ``Sweep``);
+* ``roth_gamma``: the same submanifold over gamma in {0, 0.01, 0.1, 1}, and
+  annealed gamma over gamma_0 in {0.01, 0.1, 1}, every value's seeds in one
+  program (a swept arm, ``Sweep``);
 * ``langevin``: Adam vs SGLD vs cc-SGLD discriminators on the grid of 25, and
   WGAN-GP vs WGAN-GP with an SGLD critic (the first step with all modes);
 * ``arjovsky``: Arjovsky & Bottou's gradient diagnostics of a toy GAN's and an
@@ -480,9 +481,16 @@ _register(Study(
            "METHODS §2)."),
     arms=(Arm("minimax", "configs/roth_submanifold.py:reg",
               sweep=Sweep("game.penalty.weight", _ROTH_GAMMAS, "gamma"),
-              note="the authors' saturating log(1 - D) generator, gamma constant"),),
+              note="the authors' saturating log(1 - D) generator, gamma constant"),
+          # The study `roth`'s annealed arm from three starting strengths: does
+          # a larger gamma_0 keep the modes that gamma_0 = 0.1 loses as it decays?
+          Arm("annealed", "configs/roth_submanifold.py:reg",
+              {"game.penalty.weight": {"name": "gamma_decay", "gamma_0": _ROTH_GAMMA,
+                                       "total_steps": 100_000, "decay": 0.01}},
+              sweep=Sweep("game.penalty.weight.gamma_0", _ROTH_GAMMAS[1:], "gamma_0"),
+              note="gamma annealed from gamma_0 to gamma_0 / 100 over the run")),
     columns=_ROTH_COLUMNS, steps=100_000, quick_steps=40, budget_note=_ROTH_BUDGET,
-    per_seed_figure=True,
+    per_seed_figure=True, quick_arms=("minimax",),
     notes=("Every value of gamma is a group of seeds of one compiled program "
            "(train.sweep_field): the groups share the program, not their seeds.",)))
 

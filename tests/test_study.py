@@ -620,9 +620,25 @@ class SweptArmTest(parameterized.TestCase):
     self.assertEqual(study_lib.arm_groups(study_lib.STUDIES["che"].arms[0], range(3)),
                      [(None, [0, 1, 2])])
 
+  def test_annealed_arm_sweeps_the_schedules_start(self):
+    # roth_gamma's second arm sweeps a number inside a schedule: each value
+    # group anneals from its own gamma_0, over the budget the run was given.
+    from gan_jax.train import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
+    study = study_lib.STUDIES["roth_gamma"]
+    arm = next(a for a in study.arms if a.label == "annealed")
+    c = study_lib.arm_config(study, arm, steps=50_000, num_seeds=2, quick=False,
+                             image_npz="")
+    self.assertEqual(c.train.sweep_field, "game.penalty.weight.gamma_0")
+    self.assertEqual(c.game.penalty.weight.total_steps, 50_000)
+    self.assertEqual(list(seeds_lib.replica_sweep_values(c)),
+                     [v for v in arm.sweep.values for _ in range(2)])
+    self.assertEqual(study_lib.arm_groups(arm, range(2)),
+                     [(v, [2 * k, 2 * k + 1]) for k, v in enumerate(arm.sweep.values)])
+
   def test_quick_sweep_has_a_row_and_curve_per_value(self):
     workdir, table = quick_run("roth_gamma")
     arm = study_lib.STUDIES["roth_gamma"].arms[0]
+    self.assertEqual(study_lib.STUDIES["roth_gamma"].quick_arms, (arm.label,))
     labels = [f"{arm.label}, gamma={v:g}" for v in arm.sweep.values]
     self.assertEqual([r["row"] for r in table["rows"]], labels)
     self.assertEqual([r["sweep"]["value"] for r in table["rows"]], list(arm.sweep.values))
