@@ -309,6 +309,11 @@ class Study:
     if only:
       return tuple(a for a in self.arms if a.label in only)
     if quick and self.quick_arms:
+      labels = [a.label for a in self.arms]
+      unknown = [q for q in self.quick_arms if q not in labels]
+      if unknown:
+        raise ValueError(f"study {self.name!r}: quick_arms {unknown} are not among its "
+                         f"arms; the arms are {labels}")
       return tuple(a for a in self.arms if a.label in self.quick_arms)
     return self.arms
 
@@ -378,6 +383,7 @@ def _register(study: Study) -> Study:
     raise ValueError(f"study {study.name!r}: arm(s) {', '.join(swept)} sweep a field, which "
                      f"only studies scored by their final evaluation ('eval') can; this one "
                      f"is scored by {study.scorer!r}")
+  study.arms_to_run(quick=True)  # quick_arms name arms of the study
   STUDIES[study.name] = study
   return study
 

@@ -516,6 +516,19 @@ class QuickStudiesTest(parameterized.TestCase):
                                      mnist_npz="", arms=[other])
     self.assertEqual(settings["arms"], [other])
 
+  def test_quick_arms_must_name_arms_of_the_study(self):
+    # A study whose arms were replaced but whose quick_arms were not: --quick
+    # would train nothing; it is refused with the arms it has.
+    study = dataclasses.replace(study_lib.STUDIES["roth_gamma"], name="stale",
+                                arms=(study_lib.STUDIES["roth"].arms[0],))
+    with self.assertRaisesRegex(ValueError, r"quick_arms \['minimax'\] are not among its "
+                                r"arms; the arms are \['unreg_minimax'\]"):
+      study.arms_to_run(True)
+    with mock.patch.dict(study_lib.STUDIES, {}):
+      with self.assertRaisesRegex(ValueError, "quick_arms"):
+        study_lib._register(study)
+      self.assertNotIn("stale", study_lib.STUDIES)
+
   def test_unknown_study_lists_the_valid_ones(self):
     with self.assertRaisesRegex(study_lib.StudyError,
                                 "unknown study 'pacman' .*did you mean 'pacgan'.*; valid: "
@@ -693,7 +706,8 @@ class SweptArmTest(parameterized.TestCase):
   def test_a_bad_sweep_is_refused_before_anything_is_written(self):
     arm = study_lib.Arm("bad", "configs/roth_submanifold.py:unreg",
                         sweep=study_lib.Sweep("game.penalty.weight", (0.0, 0.1)))
-    study = dataclasses.replace(study_lib.STUDIES["roth_gamma"], name="bad_sweep", arms=(arm,))
+    study = dataclasses.replace(study_lib.STUDIES["roth_gamma"], name="bad_sweep", arms=(arm,),
+                                quick_arms=())
     workdir = os.path.join(self.create_tempdir().full_path, "study")
     with mock.patch.dict(study_lib.STUDIES, {"bad_sweep": study}):
       with self.assertRaisesRegex(Exception, "cannot be swept in this config.*"
