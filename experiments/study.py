@@ -82,6 +82,14 @@ Definitions used by the tables:
 * **all-modes step** (``langevin``): per seed, the first evaluation step at
   which ``modes_captured`` equals the number of modes of the data; the table
   averages over the seeds that got there and says how many did.
+* **fewest modes, second half** (``roth``, ``roth_gamma``): per seed, the
+  fewest modes captured at any evaluation after the first half of the run
+  (step > last step / 2). A seed that dips and recovers keeps its final value
+  and has no collapse step; this column shows the dip.
+* **most modes at any evaluation** and **mean modes over evaluations**
+  (``langevin``): per seed, the most modes captured at any evaluation and
+  their average over all evaluations (a final value can sit in a trough or on
+  a peak of a swinging run).
 
 Resume: running the same command again finishes what is missing (each arm's
 run resumes from its checkpoint; a finished arm is not touched) and leaves a
@@ -440,7 +448,8 @@ _register(Study(
 
 _ROTH_GAMMA = 0.1
 _ROTH_COLUMNS = (MODES, HIGH_QUALITY, KL, ENERGY,
-                 Column("collapse step", derived="collapse_step"))
+                 Column("collapse step", derived="collapse_step"),
+                 Column("fewest modes, second half", derived="fewest_modes_late"))
 _ROTH_BUDGET = "Roth et al.'s code: 100k generator steps"
 _register(Study(
     name="roth",
@@ -522,9 +531,11 @@ _register(Study(
               {"optim.discriminator": _sgld(), "game.ensemble": 5}, group="Wasserstein",
               note="WGAN-GP with an SGLD critic (settings of sgld_discriminator.py:sgld)")),
     columns=(MODES, HIGH_QUALITY, KL, ENERGY,
-             Column("first step with all modes", derived="all_modes_step")),
+             Column("first step with all modes", derived="all_modes_step"),
+             Column("most modes at any evaluation", derived="most_modes"),
+             Column("mean modes over evaluations", derived="mean_modes")),
     steps=20_000, quick_steps=40, budget_note="configs/sgld_discriminator.py, wgan_2d.py",
-    train_curves=("d_noise_std",),
+    train_curves=("d_noise_std",), per_seed_figure=True,
     quick_arms=("standard_d", "cc_sgld_d")))
 
 # experiments/probe.py's defaults; the probe's D trains at the arm's batch size.
@@ -664,6 +675,32 @@ def _all_modes_step(steps: Sequence[int], values: Sequence[float], n_modes: floa
   return float("nan")
 
 
+def _fewest_late(steps: Sequence[int], values: Sequence[float]) -> float:
+  """The fewest modes at an evaluation after the first half of the run (NaN as
+  none: a seed frozen at a NaN has no value to report)."""
+  v = np.asarray(values, np.float64)
+  if v.size == 0 or not np.isfinite(v[-1]):
+    return float("nan")
+  late = v[np.asarray(steps, np.float64) > steps[-1] / 2]
+  return float(np.nanmin(late)) if late.size else float("nan")
+
+
+def _most(values: Sequence[float]) -> float:
+  """The most modes at any evaluation (NaN if no evaluation had values)."""
+  v = np.asarray(values, np.float64)
+  return float(np.nanmax(v)) if np.isfinite(v).any() else float("nan")
+
+
+def _mean_over_evaluations(values: Sequence[float]) -> float:
+  """The average over the evaluations with a value (NaN if none)."""
+  v = np.asarray(values, np.float64)
+  return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+def _modes(records: list[dict]) -> tuple[list[int], list[float]]:
+  return [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records]
+
+
 DERIVED: dict[str, Callable[[list[dict]], float]] = {
     # A seed frozen at a NaN (no final value) has no collapse step to report.
     "collapse_step": lambda records: _collapse_step(
@@ -673,6 +710,9 @@ DERIVED: dict[str, Callable[[list[dict]], float]] = {
         [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records],
         next((float(r["n_modes"]) for r in records if r.get("n_modes") is not None),
              float("nan"))),
+    "fewest_modes_late": lambda records: _fewest_late(*_modes(records)),
+    "most_modes": lambda records: _most(_modes(records)[1]),
+    "mean_modes": lambda records: _mean_over_evaluations(_modes(records)[1]),
 }
 
 

@@ -174,6 +174,13 @@ class QuickStudiesTest(parameterized.TestCase):
           values = [study_lib._collapse_step([r["step"] for r in history[s]],
                                              [r["modes_captured"] for r in history[s]])
                     for s in (0, 1)]
+        elif column.derived == "fewest_modes_late":
+          values = [min(r["modes_captured"] for r in history[s]
+                        if r["step"] > history[s][-1]["step"] / 2) for s in (0, 1)]
+        elif column.derived == "most_modes":
+          values = [max(r["modes_captured"] for r in history[s]) for s in (0, 1)]
+        elif column.derived == "mean_modes":
+          values = [float(np.mean([r["modes_captured"] for r in history[s]])) for s in (0, 1)]
         elif column.derived == "all_modes_step":
           values = [study_lib._all_modes_step([r["step"] for r in history[s]],
                                               [r["modes_captured"] for r in history[s]],
@@ -555,6 +562,22 @@ class DefinitionsTest(parameterized.TestCase):
     self.assertTrue(math.isnan(study_lib._collapse_step(steps, [3, 7, 5, 6, 7])))
     self.assertEqual(study_lib._collapse_step(steps, [7, 2, 1, 1, 0]), 20.0)
     self.assertEqual(study_lib._collapse_step(steps, [7, 2, float("nan"), 1, 0]), 20.0)
+
+  def test_fewest_modes_in_the_second_half(self):
+    steps = [10, 20, 30, 40, 50]
+    # The dip at step 30 (> 50 / 2) counts, the one at step 20 does not.
+    self.assertEqual(study_lib._fewest_late(steps, [7, 1, 4, 7, 7]), 4.0)
+    self.assertEqual(study_lib._fewest_late(steps, [7, 1, 7, 7, 6]), 6.0)
+    self.assertEqual(study_lib._fewest_late(steps, [7, 1, float("nan"), 5, 7]), 5.0)
+    self.assertTrue(math.isnan(study_lib._fewest_late(steps, [7, 7, 7, 7, float("nan")])))
+    self.assertTrue(math.isnan(study_lib._fewest_late([], [])))
+
+  def test_most_modes(self):
+    self.assertEqual(study_lib._most([3, 8, float("nan"), 5]), 8.0)
+    self.assertTrue(math.isnan(study_lib._most([float("nan")])))
+    self.assertTrue(math.isnan(study_lib._most([])))
+    self.assertAlmostEqual(study_lib._mean_over_evaluations([3, 8, float("nan"), 4]), 5.0)
+    self.assertTrue(math.isnan(study_lib._mean_over_evaluations([float("nan")])))
 
   def test_all_modes_step(self):
     self.assertEqual(study_lib._all_modes_step([5, 10, 15], [3, 8, 7], 8), 10.0)
