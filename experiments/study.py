@@ -447,6 +447,10 @@ _register(Study(
     d_curves=True, per_seed_figure=True))
 
 _ROTH_GAMMA = 0.1
+# Roth's annealed weight, gamma_0 -> gamma_0 / 100 over the run (the budget
+# scales total_steps with --steps); the roth and roth_gamma studies' arms.
+_ROTH_ANNEALED = {"game.penalty.weight": {"name": "gamma_decay", "gamma_0": _ROTH_GAMMA,
+                                         "total_steps": 100_000, "decay": 0.01}}
 _ROTH_COLUMNS = (MODES, HIGH_QUALITY, KL, ENERGY,
                  Column("collapse step", derived="collapse_step"),
                  Column("fewest modes, second half", derived="fewest_modes_late"))
@@ -464,8 +468,7 @@ _register(Study(
               note="unregularized, non-saturating -log D generator"),
           Arm("reg", "configs/roth_submanifold.py:reg", note="gamma = 0.1 constant"),
           Arm("reg_annealed", "configs/roth_submanifold.py:reg",
-              {"game.penalty.weight": {"name": "gamma_decay", "gamma_0": _ROTH_GAMMA,
-                                       "total_steps": 100_000, "decay": 0.01}},
+              _ROTH_ANNEALED,
               note="gamma annealed 0.1 -> 0.001 over the run"),
           Arm("reg_5d", "configs/roth_submanifold.py:reg_5d",
               note="gamma = 0.1, 5 D steps per G step"),
@@ -500,8 +503,7 @@ _register(Study(
           # The study `roth`'s annealed arm from three starting strengths: does
           # a larger gamma_0 keep the modes that gamma_0 = 0.1 loses as it decays?
           Arm("annealed", "configs/roth_submanifold.py:reg",
-              {"game.penalty.weight": {"name": "gamma_decay", "gamma_0": _ROTH_GAMMA,
-                                       "total_steps": 100_000, "decay": 0.01}},
+              _ROTH_ANNEALED,
               sweep=Sweep("game.penalty.weight.gamma_0", _ROTH_GAMMAS[1:], "gamma_0"),
               note="gamma annealed from gamma_0 to gamma_0 / 100 over the run")),
     columns=_ROTH_COLUMNS, steps=100_000, quick_steps=40, budget_note=_ROTH_BUDGET,

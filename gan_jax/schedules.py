@@ -454,7 +454,6 @@ def replica_value(name: str) -> optax.Schedule:
         f"{name} takes a value per replica (a sweep) and was read outside a replica's "
         "function; call it inside schedules.replica_values({...}) naming it")
 
-  schedule.replica_value_name = name  # what validation and error messages name
   return schedule
 
 
@@ -478,21 +477,22 @@ def replica_schedule(spec: Mapping[str, Any], parameter: str, name: str,
   per replica: ``parameter`` takes the value ``replica_value(name)`` reads, or
   ``value`` when given (one replica's schedule, usable anywhere).
 
-  The schedule is built at call time, inside the replica's trace, from that
-  value (``SWEEPABLE_PARAMETERS`` lists the numbers a factory takes traced).
+  Without ``value`` the schedule is built at call time, inside the replica's
+  trace, from the replica's value (``SWEEPABLE_PARAMETERS`` lists the numbers a
+  factory takes traced).
   """
   spec = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
   allowed = SWEEPABLE_PARAMETERS.get(spec.get("name"), ())
   if parameter not in allowed:
     raise ValueError(f"schedule {spec.get('name')!r}: {parameter!r} cannot take a value per "
                      f"replica; valid: {', '.join(allowed) or 'none'}")
-  read = replica_value(name) if value is None else (lambda count: value)
+  if value is not None:  # one replica's schedule: built (and checked) now
+    return get_schedule({**spec, parameter: value})
+  read = replica_value(name)
 
   def schedule(count):
     return get_schedule({**spec, parameter: read(count)})(count)
 
-  if value is None:
-    schedule.replica_value_name = name
   return schedule
 
 
@@ -537,6 +537,13 @@ def make_schedule(name: str, **kwargs: Any) -> optax.Schedule:
         f"bad arguments for schedule {name!r} ({e}); its parameters: "
         f"{', '.join(signature.parameters)}") from None
   return factory(**kwargs)
+
+
+def is_schedule_spec(value: Any) -> bool:
+  """Whether a config value is a schedule mapping (a ``dict`` or
+  ``ConfigDict`` naming one of ``SCHEDULES``), not a number."""
+  return ((isinstance(value, Mapping) or hasattr(value, "to_dict"))
+          and value.get("name") in SCHEDULES)
 
 
 def get_schedule(config: Any = None, /, **kwargs: Any) -> optax.Schedule:

@@ -269,8 +269,11 @@ class BatchStatisticsCrossTestTest(parameterized.TestCase):
       self.assertEqual(both[mode]["n_test"], 12)
     # The two modes judge differently here (batch norm): not one table twice.
     self.assertFalse(np.array_equal(both["inference"]["fn"], both["batch_statistics"]["fn"]))
-    with self.assertRaisesRegex(ValueError, "valid: batch_statistics, inference"):
+    with self.assertRaisesRegex(ValueError, "unknown cross-test mode.s. 'training'; "
+                                "valid: batch_statistics, inference"):
       probes.cross_test_modes(jax.random.key(3), runs, test, modes=("training",))
+    with self.assertRaisesRegex(ValueError, "no cross-test mode given; valid: "):
+      probes.cross_test_modes(jax.random.key(3), runs, test, modes=())
 
 
 class _LinearD(nn.Module):

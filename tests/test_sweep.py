@@ -32,7 +32,19 @@ CASES = {
     # A number inside a schedule mapping: gamma_0 of Roth's annealed weight.
     "annealed_gamma_0_vmap": (lambda: _annealed_roth(), "game.penalty.weight.gamma_0",
                               (0.1, 2.0), "vmap"),
+    # A number inside an optimizer's schedule, replicas unrolled: the start of
+    # D's linearly decaying learning rate.
+    "d_lr_init_value_unroll": (lambda: _decaying_d_rate(),
+                               "optim.discriminator.learning_rate.init_value", (1e-3, 3e-2),
+                               "unroll"),
 }
+
+
+def _decaying_d_rate():
+  c = roth_submanifold.get_config("unreg")
+  config_registry.set_field(c, "optim.discriminator.learning_rate", {
+      "name": "linear", "init_value": 1e-3, "end_value": 1e-4, "transition_steps": 3})
+  return c
 
 
 def _annealed_roth():
@@ -267,6 +279,22 @@ class SweepTest(parameterized.TestCase):
                                 r"number: a sweep gives each replica one constant value.*"
                                 r"or sweep a number of this schedule: "
                                 r"game.penalty.weight.gamma_0$"):
+      loop.train_and_evaluate(c, self.create_tempdir().full_path)
+
+  def test_a_section_or_a_schedule_without_sweepable_numbers_is_refused_so(self):
+    c = sweep_config(_annealed_roth, "game.penalty.weight.gamma_0", (0.1, 1.0), "vmap")
+    # A section is not a schedule (nor a number): the list of what can be swept.
+    c.train.sweep_field = "game.penalty"
+    with self.assertRaisesRegex(errors.ConfigError, r"'game.penalty' cannot be swept in this "
+                                r"config.*game.penalty.weight.gamma_0"):
+      loop.train_and_evaluate(c, self.create_tempdir().full_path)
+    # A used penalty whose weight is an exponential schedule: no number of it
+    # can vary per replica, and the message says so (not "the penalty is not used").
+    config_registry.set_field(c, "game.penalty.weight", {
+        "name": "exponential", "init_value": 0.1, "end_value": 0.01, "transition_steps": 4})
+    c.train.sweep_field = "game.penalty.weight"
+    with self.assertRaisesRegex(errors.ConfigError, r"none of a 'exponential' schedule's "
+                                r"numbers can take a value per replica.*gamma_decay \(gamma_0\)"):
       loop.train_and_evaluate(c, self.create_tempdir().full_path)
 
   @parameterized.named_parameters(

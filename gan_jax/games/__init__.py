@@ -207,6 +207,20 @@ def sweepable_fields(config) -> tuple[str, ...]:
   traced instead (``schedules.SWEEPABLE_PARAMETERS``), e.g.
   ``game.penalty.weight.gamma_0`` of a ``gamma_decay``.
   """
+  out = []
+  for field in sweep_candidates(config):
+    value = _field(config, field)
+    if schedules.is_schedule_spec(value):
+      params = schedules.SWEEPABLE_PARAMETERS.get(value.get("name"), ())
+      out += [f"{field}.{p}" for p in params if p in value]
+    else:
+      out.append(field)
+  return tuple(out)
+
+
+def sweep_candidates(config) -> tuple[str, ...]:
+  """The fields the game reads as schedules inside its step (each a number or
+  a schedule mapping): those ``sweepable_fields`` starts from."""
   fields = []
   for name in ("penalty", "penalty_2"):
     spec = config.game.get(name, None)
@@ -221,15 +235,7 @@ def sweepable_fields(config) -> tuple[str, ...]:
       ("encoder",) if config.game.get("name", "adversarial") in ("reg_gan", "mdgan") else ())
   fields += [f"optim.{player}.learning_rate" for player in config.get("optim", {}).keys()
              if player in players]
-  out = []
-  for field in fields:
-    value = _field(config, field)
-    if isinstance(value, Mapping) or hasattr(value, "to_dict"):
-      params = schedules.SWEEPABLE_PARAMETERS.get(value.get("name"), ())
-      out += [f"{field}.{p}" for p in params if p in value]
-    else:
-      out.append(field)
-  return tuple(out)
+  return tuple(fields)
 
 
 def _field(config, field: str):
@@ -249,8 +255,7 @@ def schedule_parameter(config, field: str) -> tuple[str, str] | None:
     node = _field(config, parent)
   except (KeyError, AttributeError, TypeError):
     return None
-  if ((isinstance(node, Mapping) or hasattr(node, "to_dict"))
-      and node.get("name") in schedules.SCHEDULES):
+  if schedules.is_schedule_spec(node):
     return parent, last
   return None
 

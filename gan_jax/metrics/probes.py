@@ -482,8 +482,10 @@ def cross_test_modes(key: jax.Array, runs: Sequence[tuple[Any, Any]], test: Any,
   """
   modes = tuple(modes)
   unknown = [m for m in modes if m not in D_MODES]
-  if unknown or not modes:
-    raise ValueError(f"cross-test modes {list(modes)!r}: {unknown or 'none given'}; "
+  if not modes:
+    raise ValueError(f"no cross-test mode given; valid: {', '.join(D_MODES)}")
+  if unknown:
+    raise ValueError(f"unknown cross-test mode(s) {', '.join(map(repr, unknown))}; "
                      f"valid: {', '.join(D_MODES)}")
   num_samples = _check_positive_int("num_samples", num_samples)
   samples = [_game_samples(g, s, jax.random.fold_in(key, j), num_samples)

@@ -251,6 +251,13 @@ def check_game_fields(config) -> None:
         _check_number(f"optim.{player}.{key}", value, 0.0, None, False)
 
 
+def _what(field: str) -> str:
+  """What a swept schedule's values are, for messages."""
+  if field.endswith(".learning_rate"):
+    return "learning rate"
+  return "penalty weight" if field.endswith(".weight") else "noise or blur level"
+
+
 def check_sweep(config) -> None:
   """A sweep (``train.sweep_field`` over ``train.sweep_values``): a number the
   game reads as a schedule, and at least two valid, distinct values for it."""
@@ -265,12 +272,22 @@ def check_sweep(config) -> None:
                         field="train.sweep_field")
     return
   valid = games.sweepable_fields(config)
-  inside = [f for f in valid if f.startswith(f"{field}.")]
-  if inside:  # the field is a schedule: one of its numbers may be swept
+  if field in games.sweep_candidates(config) and schedules.is_schedule_spec(
+      _get(config, field)):  # a schedule: one of its numbers may be swept
+    spec = _plain(_get(config, field))
+    inside = [f for f in valid if f.rpartition(".")[0] == field]
+    if inside:
+      raise ConfigError(
+          f"config.{field} is the schedule {spec!r}, not a number: a sweep gives each "
+          "replica one constant value of it; set it to a number, or sweep a number of this "
+          f"schedule: {', '.join(inside)}", field="train.sweep_field")
+    takes = "; ".join(f"{n} ({', '.join(p)})" for n, p in schedules.SWEEPABLE_PARAMETERS.items())
     raise ConfigError(
-        f"config.{field} is the schedule {_plain(_get(config, field))!r}, not a number: a "
-        "sweep gives each replica one constant value of it; set it to a number, or sweep a "
-        f"number of this schedule: {', '.join(inside)}", field="train.sweep_field")
+        f"config.{field} is the schedule {spec!r}: a sweep gives each replica one constant "
+        f"value of it, and none of a {spec.get('name')!r} schedule's numbers can take a value "
+        "per replica (its factory checks or uses them as Python numbers). Set the field to "
+        f"a number, or to a schedule whose numbers can be swept: {takes}",
+        field="train.sweep_field")
   if field not in valid:
     raise ConfigError(
         f"config.train.sweep_field: {field!r} cannot be swept in this config"
@@ -299,7 +316,7 @@ def check_sweep(config) -> None:
     if inner is not None:  # a number of a schedule: the schedule with it
       spec = {**_plain(_get(config, inner[0])), inner[1]: v}
       try:
-        _check_schedule(spec, inner[0], int(t.num_steps))
+        _check_schedule(spec, inner[0], int(t.num_steps), what=_what(inner[0]))
       except ConfigError as e:
         raise ConfigError(f"config.train.sweep_values: {v!r} is not valid for {field}: {e}",
                           field="train.sweep_values") from None
@@ -309,7 +326,7 @@ def check_sweep(config) -> None:
                           "learning rate must be positive)", field="train.sweep_values")
     else:
       try:
-        _check_schedule(v, field, int(t.num_steps))
+        _check_schedule(v, field, int(t.num_steps), what=_what(field))
       except ConfigError as e:
         raise ConfigError(f"config.train.sweep_values: {v!r} is not valid for {field}: {e}",
                           field="train.sweep_values") from None
