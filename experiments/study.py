@@ -1537,7 +1537,9 @@ def _budget_text(table: Mapping[str, Any]) -> str:
   s, note = table["settings"], table["budget_note"]
   if s["steps"] is not None:
     return (f"(set by --steps; the study's {'quick ' if s['quick'] else ''}budget is "
-            f"{table['study_steps']}" + (f": {note}" if note and not s["quick"] else "") + ")")
+            f"{table['study_steps']}" + (f": {note}" if note and not s["quick"] else "") + "; "
+            "the step counts of the arms' schedules are scaled with the run length: the arms "
+            "below list them as set for their configs' own train.num_steps)")
   if s["quick"]:
     return "(the --quick budget)"
   return f"(the study's budget: {note})" if note else "(the study's budget)"
