@@ -700,16 +700,16 @@ def _mean_over_evaluations(values: Sequence[float]) -> float:
 
 
 def _modes(records: list[dict]) -> tuple[list[int], list[float]]:
+  """A seed's evaluation steps and its modes captured at each (NaN: none)."""
   return [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records]
 
 
 DERIVED: dict[str, Callable[[list[dict]], float]] = {
     # A seed frozen at a NaN (no final value) has no collapse step to report.
-    "collapse_step": lambda records: _collapse_step(
-        [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records])
+    "collapse_step": lambda records: _collapse_step(*_modes(records))
     if records and records[-1].get("modes_captured") is not None else float("nan"),
     "all_modes_step": lambda records: _all_modes_step(
-        [r["step"] for r in records], [_nan(r.get("modes_captured")) for r in records],
+        *_modes(records),
         next((float(r["n_modes"]) for r in records if r.get("n_modes") is not None),
              float("nan"))),
     "fewest_modes_late": lambda records: _fewest_late(*_modes(records)),

@@ -16,7 +16,6 @@ labels reach the players of every game by the same rules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Callable
 
 import jax

@@ -251,11 +251,14 @@ def check_game_fields(config) -> None:
         _check_number(f"optim.{player}.{key}", value, 0.0, None, False)
 
 
-def _what(field: str) -> str:
-  """What a swept schedule's values are, for messages."""
+def _what(config, field: str) -> str:
+  """What a swept schedule's values are, for messages (as check_game_fields
+  names them)."""
   if field.endswith(".learning_rate"):
     return "learning rate"
-  return "penalty weight" if field.endswith(".weight") else "noise or blur level"
+  if field.endswith(".weight"):
+    return "penalty weight"
+  return "beta" if _get(config, "game.perturbation.name") == "heat" else "noise or blur level"
 
 
 def check_sweep(config) -> None:
@@ -272,9 +275,10 @@ def check_sweep(config) -> None:
                         field="train.sweep_field")
     return
   valid = games.sweepable_fields(config)
-  if field in games.sweep_candidates(config) and schedules.is_schedule_spec(
-      _get(config, field)):  # a schedule: one of its numbers may be swept
-    spec = _plain(_get(config, field))
+  current = _get(config, field)
+  if field in games.sweep_candidates(config) and schedules.is_schedule_spec(current):
+    # A schedule: one of its numbers may be swept.
+    spec = _plain(current)
     inside = [f for f in valid if f.rpartition(".")[0] == field]
     if inside:
       raise ConfigError(
@@ -295,7 +299,6 @@ def check_sweep(config) -> None:
         f"schedule inside its step: {', '.join(valid)} (a penalty's weight or a "
         "perturbation's level only when that penalty or perturbation is used)",
         field="train.sweep_field")
-  current = _get(config, field)
   if not isinstance(current, numbers.Real) or isinstance(current, bool):
     raise ConfigError(
         f"config.{field} is {_plain(current)!r}, not a number: a sweep gives each replica "
@@ -316,7 +319,7 @@ def check_sweep(config) -> None:
     if inner is not None:  # a number of a schedule: the schedule with it
       spec = {**_plain(_get(config, inner[0])), inner[1]: v}
       try:
-        _check_schedule(spec, inner[0], int(t.num_steps), what=_what(inner[0]))
+        _check_schedule(spec, inner[0], int(t.num_steps), what=_what(config, inner[0]))
       except ConfigError as e:
         raise ConfigError(f"config.train.sweep_values: {v!r} is not valid for {field}: {e}",
                           field="train.sweep_values") from None
@@ -326,7 +329,7 @@ def check_sweep(config) -> None:
                           "learning rate must be positive)", field="train.sweep_values")
     else:
       try:
-        _check_schedule(v, field, int(t.num_steps), what=_what(field))
+        _check_schedule(v, field, int(t.num_steps), what=_what(config, field))
       except ConfigError as e:
         raise ConfigError(f"config.train.sweep_values: {v!r} is not valid for {field}: {e}",
                           field="train.sweep_values") from None
