@@ -1667,7 +1667,8 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     lines += [f"- `{arm}`: {m}" for arm, msgs in frozen.items() for m in msgs]
   if table["notes"]:
     lines += ["", "Notes:", ""] + [f"- {n}" for n in table["notes"]]
-  lines += ["", "Figures: " + ", ".join(f"`figures/{f}`" for f in table.get("figures", [])), ""]
+  lines += ["", "Figures (in the study's `figures/` folder): "
+            + ", ".join(f"`{f}`" for f in table.get("figures", [])), ""]
   return "\n".join(lines)
 
 
