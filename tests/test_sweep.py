@@ -6,6 +6,7 @@ from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import common
 from configs import instance_noise_2d
@@ -38,6 +39,9 @@ CASES = {
                                "optim.discriminator.learning_rate.init_value", (1e-3, 3e-2),
                                "unroll"),
 }
+# Plain numbers of the kinds the fast cases sweep inside schedules (a penalty
+# weight, an optimizer's rate): the slow set checks them too.
+SLOW_CASES = ("roth_gamma_vmap", "d_learning_rate_unroll")
 
 
 def _decaying_d_rate():
@@ -83,9 +87,19 @@ def params_differ(a, b) -> bool:
 
 class SweepTest(parameterized.TestCase):
 
-  @parameterized.named_parameters(*[(name, *case) for name, case in CASES.items()])
+  @parameterized.named_parameters(*[(name, *CASES[name]) for name in CASES
+                                    if name not in SLOW_CASES])
   def test_each_replica_is_the_single_run_of_its_seed_and_value(self, make, field, values,
                                                                   batching):
+    self._check_replicas(make, field, values, batching)
+
+  @pytest.mark.slow
+  def test_each_replica_is_the_single_run_of_its_seed_and_value_slow_cases(self):
+    for name in SLOW_CASES:
+      with self.subTest(name):
+        self._check_replicas(*CASES[name])
+
+  def _check_replicas(self, make, field, values, batching):
     tmp = self.create_tempdir().full_path
     c = sweep_config(make, field, values, batching)
     # 2 values x 2 seeds: replica r has seed 7 + r and value values[r // 2].
