@@ -287,10 +287,21 @@ class AdversarialGame:
     # would. One split makes all of them: on XLA:CPU every threefry call is a
     # small loop of its own, and for the toy models those cost ~5% of a step.
     keys = jax.random.split(step_key(state), (self.n_critic + self.n_gen, _KEYS_PER_UPDATE))
-    d_metrics = []
-    for i in range(self.n_critic):
-      state, aux = self._d_update(state, arrays, i, level, shard, keys[i])
-      d_metrics.append(aux)
+    if self.n_critic == 1:
+      state, aux = self._d_update(state, arrays, 0, level, shard, keys[0])
+      d_metrics = [aux]
+    else:
+      # The critic updates as one rolled loop: the program holds one copy of
+      # the update (with a penalty's double backprop, most of the step)
+      # instead of n_critic, so WGAN-style games compile about n_critic times
+      # faster, at the same arithmetic per update.
+      def critic_update(carry, xs):
+        index, key = xs
+        return self._d_update(carry, arrays, index, level, shard, key)
+
+      state, stacked = jax.lax.scan(
+          critic_update, state, (jnp.arange(self.n_critic), keys[:self.n_critic]))
+      d_metrics = [jax.tree.map(lambda v, i=i: v[i], stacked) for i in range(self.n_critic)]
     g_metrics = []
     for i in range(self.n_gen):
       state, aux = self._g_update(state, arrays, i, level, shard, keys[self.n_critic + i])
