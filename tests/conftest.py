@@ -10,7 +10,9 @@ import tempfile
 # compiles them about 15% faster. The programs are the same HLO; the machine
 # code is less tuned, and its results may differ from the default level's in
 # the last bits, as between two CPUs: tests compare runs made at one level
-# (their subprocesses inherit it). The project's own runs keep XLA's default.
+# (subprocesses given this environment inherit it; those that set their own
+# XLA_FLAGS, as tests/test_multiprocess.py, compare only among themselves).
+# The project's own runs keep XLA's default.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
                       "--xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -289,7 +289,7 @@ class AdversarialGame:
     keys = jax.random.split(step_key(state), (self.n_critic + self.n_gen, _KEYS_PER_UPDATE))
     if self.n_critic == 1:
       state, aux = self._d_update(state, arrays, 0, level, shard, keys[0])
-      d_metrics = [aux]
+      d_stacked = jax.tree.map(lambda v: v[None], aux)
     else:
       # The critic updates as one rolled loop: the program holds one copy of
       # the update (with a penalty's double backprop, most of the step)
@@ -299,16 +299,16 @@ class AdversarialGame:
         index, key = xs
         return self._d_update(carry, arrays, index, level, shard, key)
 
-      state, stacked = jax.lax.scan(
+      state, d_stacked = jax.lax.scan(
           critic_update, state, (jnp.arange(self.n_critic), keys[:self.n_critic]))
-      d_metrics = [jax.tree.map(lambda v, i=i: v[i], stacked) for i in range(self.n_critic)]
     g_metrics = []
     for i in range(self.n_gen):
       state, aux = self._g_update(state, arrays, i, level, shard, keys[self.n_critic + i])
       g_metrics.append(aux)
-    metrics = {k: v for k, v in d_metrics[-1].items()}
+    # The last update's metrics; the loss averaged over the iteration's updates.
+    metrics = {k: v[-1] for k, v in d_stacked.items()}
     metrics.update(g_metrics[-1])
-    metrics["d_loss"] = jnp.mean(jnp.stack([m["d_loss"] for m in d_metrics]))
+    metrics["d_loss"] = jnp.mean(d_stacked["d_loss"])
     metrics["g_loss"] = jnp.mean(jnp.stack([m["g_loss"] for m in g_metrics]))
     metrics["level"] = jnp.asarray(level, jnp.float32)
     metrics.update(self.penalty_terms.weight_metrics(state.step))
