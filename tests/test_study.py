@@ -181,6 +181,10 @@ class QuickStudiesTest(parameterized.TestCase):
           values = [max(r["modes_captured"] for r in history[s]) for s in (0, 1)]
         elif column.derived == "mean_modes":
           values = [float(np.mean([r["modes_captured"] for r in history[s]])) for s in (0, 1)]
+        elif column.derived == "pacgan_modes_late":
+          values = [float(np.mean([r["pacgan_modes"] for r in history[s]
+                                   if r["step"] > 0.75 * history[s][-1]["step"]]))
+                    for s in (0, 1)]
         elif column.derived == "all_modes_step":
           values = [study_lib._all_modes_step([r["step"] for r in history[s]],
                                               [r["modes_captured"] for r in history[s]],
@@ -571,6 +575,19 @@ class DefinitionsTest(parameterized.TestCase):
     self.assertEqual(study_lib._fewest_late(steps, [7, 1, float("nan"), 5, 7]), 5.0)
     self.assertTrue(math.isnan(study_lib._fewest_late(steps, [7, 7, 7, 7, float("nan")])))
     self.assertTrue(math.isnan(study_lib._fewest_late([], [])))
+
+  def test_mean_over_the_last_quarter(self):
+    steps = [10, 20, 30, 40, 50, 60, 70, 80]
+    # Steps after 0.75 * 80 = 60: 70 and 80 (60 itself is not after it).
+    self.assertEqual(study_lib._late_mean(steps, [0, 0, 0, 0, 0, 9, 3, 5]), 4.0)
+    self.assertEqual(study_lib._late_mean(steps, [0, 0, 0, 0, 0, 9, float("nan"), 5]), 5.0)
+    self.assertEqual(study_lib._late_mean(steps, [0] * 5 + [9, 3, 5], fraction=0.5), 17 / 4)
+    self.assertTrue(math.isnan(study_lib._late_mean(steps, [8] * 7 + [float("nan")])))
+    self.assertTrue(math.isnan(study_lib._late_mean([], [])))
+    records = [{"step": s, "pacgan_modes": v} for s, v in zip(steps, [1, 1, 1, 1, 1, 1, 6, 8])]
+    self.assertEqual(study_lib.DERIVED["pacgan_modes_late"](records), 7.0)
+    records[6]["pacgan_modes"] = None
+    self.assertEqual(study_lib.DERIVED["pacgan_modes_late"](records), 8.0)
 
   def test_most_modes(self):
     self.assertEqual(study_lib._most([3, 8, float("nan"), 5]), 8.0)
