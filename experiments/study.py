@@ -60,7 +60,9 @@ run. About ``evaluations`` evaluations per run (quick: 2) fall on multiples of
 ``train.steps_per_call``, which is lowered to a divisor of N when needed.
 
 ``--arms=a,b`` trains only the named arms (any of the study's, also with
-``--quick``). ``--rescore`` (the studies scored on final samples) scores a
+``--quick``). Run again in the same workdir with other arms (the same other
+settings), the study grows: its table holds every finished arm, and its
+recorded command becomes the one that makes them all. ``--rescore`` (the studies scored on final samples) scores a
 finished arm's final checkpoints again, keeping the old scores.
 
 ``--quick`` is a smoke test of the whole pipeline in seconds per arm, not a
@@ -145,7 +147,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("steps", None, "Training iterations of every arm (default: the "
                        "study's budget).")
   flags.DEFINE_list("arms", [], "Run only these arms of the study (comma-separated labels; "
-                    "default all). The table lists what ran.")
+                    "default all). The table lists what ran; a workdir run again with "
+                    "other arms grows, its table holding every finished arm.")
   flags.DEFINE_bool("rescore", False, "stacked_mnist, compositional_mnist: score the final "
                     "samples of finished arms again (after a metric was added); the old "
                     "scores stay in each arm's study_arm.json.")
@@ -982,8 +985,33 @@ def machine() -> dict[str, Any]:
           "devices": f"{len(devices)} x {devices[0].platform}"}
 
 
+def arm_labels(settings: Mapping[str, Any]) -> list[str]:
+  """The labels of the arms a study of these settings holds, in the study's order."""
+  study = STUDIES[settings["study"]]
+  return [a.label for a in study.arms_to_run(settings["quick"], settings.get("arms"))]
+
+
+def grown_settings(saved: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+  """The settings of a study grown by the arms of ``settings``: the saved
+  settings with the union of both arm selections (in the study's order; no
+  ``arms`` entry when the union is the study's default selection)."""
+  study = STUDIES[saved["study"]]
+  have, want = set(arm_labels(saved)), set(arm_labels(settings))
+  union = [a.label for a in study.arms if a.label in have | want]
+  out = {k: v for k, v in saved.items() if k != "arms"}
+  if union != arm_labels(out):
+    out["arms"] = union
+  return out
+
+
 def claim_workdir(workdir: str, settings: dict[str, Any]) -> dict[str, Any]:
   """Checks the study's workdir and records its settings; returns ``study.json``.
+
+  A workdir holding the study with the same settings but other arms (``--arms``)
+  grows: its settings take the union of the arms, its ``command`` becomes the
+  one that makes them all (the earlier commands are kept under
+  ``earlier_commands``), and its table covers every finished arm. A CPU budget
+  can so run a study arm by arm into one table.
 
   Raises:
     StudyError: the workdir is a file, holds a study of other settings, or holds
@@ -996,7 +1024,12 @@ def claim_workdir(workdir: str, settings: dict[str, Any]) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
       saved = json.load(f)
     diffs = {k: (saved["settings"].get(k), v) for k, v in settings.items()
-             if saved["settings"].get(k) != v}
+             if k != "arms" and saved["settings"].get(k) != v}
+    if not diffs and set(arm_labels(settings)) - set(arm_labels(saved["settings"])):
+      grown = grown_settings(saved["settings"], settings)
+      saved = {**saved, "settings": grown, "command": command_of(grown, workdir),
+               "earlier_commands": saved.get("earlier_commands", []) + [saved["command"]]}
+      workdir_lib.write_json(path, saved)
     if diffs:
       said = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
       raise StudyError(
@@ -1456,7 +1489,9 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
   ``data``: for an image study, what ``image_data`` says of its training images.
   """
   seeds = list(range(settings["num_seeds"]))
-  arms = study.arms_to_run(settings["quick"], settings.get("arms"))
+  held = study.arms_to_run(settings["quick"], settings.get("arms"))
+  arms = [a for a in held if a.label in records]
+  pending = [a.label for a in held if a.label not in records]
   rows = []
   published = {p.row: p for p in study.published}
   for arm in arms:
@@ -1508,6 +1543,8 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
           "study_steps": study.quick_steps if settings["quick"] else study.steps,
           "data": dict(data) if data else None,
           "arms": [a.label for a in arms],
+          # Only a study grown arm by arm has the key (other tables stay as they were).
+          **({"arms_not_finished": pending} if pending else {}),
           "columns": _columns(study, rows), "rows": rows, "published_only": extra,
           "classifier": classifier, **extras, "notes": list(study.notes),
           "scorer_settings": _plain(study.quick_settings if settings["quick"]
@@ -1686,6 +1723,10 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     lines += ["", "Seeds frozen at a NaN or inf (each kept at its last finite state and left "
               "out of the cells from then on; the cells say how many seeds they hold):", ""]
     lines += [f"- `{arm}`: {m}" for arm, msgs in frozen.items() for m in msgs]
+  if table.get("arms_not_finished"):
+    lines += ["", "Arms of this workdir not finished yet (not in the table; the command "
+              "above trains them): " + ", ".join(f"`{a}`" for a in table["arms_not_finished"])
+              + "."]
   if table["notes"]:
     lines += ["", "Notes:", ""] + [f"- {n}" for n in table["notes"]]
   lines += ["", "Figures (in the study's `figures/` folder): "
@@ -1743,7 +1784,7 @@ def write_figures(study: Study, workdir: str, table: Mapping[str, Any]) -> list[
   if any(r.get("frozen_seeds") for r in table["rows"]):
     # Curves after a seed's freeze are over the seeds still training.
     seeds = f"{seeds} (frozen seeds left out)"
-  arms = study.arms_to_run(fast, table["settings"].get("arms"))
+  arms = [a for a in study.arms if a.label in table["arms"]]
 
   def save(fig, name):
     # A smoke test's figures need not be sharp: rendering is much of its time.
@@ -1979,7 +2020,7 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
              for arm in study.arms_to_run(quick, settings.get("arms"))}
   saved = claim_workdir(workdir, settings)
   image_npz = settings["mnist_npz"]
-  arms_run = study.arms_to_run(quick, settings.get("arms"))
+  arms_run = study.arms_to_run(quick, settings.get("arms"))  # this run trains these
   if study.images and quick and not image_npz:
     image_npz = os.path.join(os.path.abspath(workdir), "quick_images.npz")
     if not os.path.exists(image_npz):
@@ -1996,9 +2037,15 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
                      settings=settings, seeds=seeds_lib.seed_list(configs[arm.label]), log=log,
                      rescore=rescore)
     records[arm.label] = run_arm(ctx)
+  # The workdir's other arms (a study grown arm by arm): the finished ones are
+  # rows of the table, the others are named under it.
+  for label in arm_labels(saved["settings"]):
+    record = _read_json(os.path.join(workdir, label, ARM_FILE), {})
+    if label not in records and record.get("finished"):
+      records[label] = record
   image_arms = [c for c in configs.values() if "npz_path" in c.data]
   data = image_data(image_arms[0]) if image_arms else None
-  table = build_table(study, settings, saved, workdir, records, data)
+  table = build_table(study, saved["settings"], saved, workdir, records, data)
   if study.cross_test is not None:
     table["cross_test"] = cross = run_cross_test(study, workdir, settings, records, log)
     if cross is not None:

@@ -518,6 +518,41 @@ class QuickStudiesTest(parameterized.TestCase):
                                 r"gan, reg_gan"):
       study_lib.run_study("che", os.path.join(_TMP, "never2"), quick=True, arms=["regan"])
 
+  def test_a_study_grown_arm_by_arm_is_the_study_run_at_once(self):
+    _, whole = quick_run("che")
+    workdir = os.path.join(_TMP, "che_grown")
+    first = study_lib.run_study("che", workdir, quick=True, num_seeds=SEEDS, arms=["gan"],
+                                log=lambda m: None)
+    self.assertEqual(first["arms"], ["gan"])
+    grown = study_lib.run_study("che", workdir, quick=True, num_seeds=SEEDS, arms=["reg_gan"],
+                                log=lambda m: None)
+    self.assertEqual(grown["arms"], ["gan", "reg_gan"])
+    self.assertEqual([r["row"] for r in grown["rows"]], [r["row"] for r in whole["rows"]])
+    for mine, theirs in zip(grown["rows"], whole["rows"]):
+      self.assertEqual(mine["cells"], theirs["cells"])
+    self.assertEqual(grown["rows"][0]["wall_seconds"], first["rows"][0]["wall_seconds"])
+    # The workdir's command now makes the whole study; the first one is kept.
+    self.assertNotIn("--arms", grown["command"])
+    with open(os.path.join(workdir, study_lib.SETTINGS_FILE), encoding="utf-8") as f:
+      saved = json.load(f)
+    self.assertEqual(saved["earlier_commands"], [first["command"]])
+    self.assertNotIn("arms", saved["settings"])
+    self.assertIn("reg_gan", open(os.path.join(workdir, "table.md"), encoding="utf-8").read())
+    # Other settings are still refused, arms or not.
+    with self.assertRaisesRegex(study_lib.StudyError, "num_seeds: saved 2, now 3"):
+      study_lib.run_study("che", workdir, quick=True, num_seeds=3, arms=["gan"],
+                          log=lambda m: None)
+    # An arm of the workdir not finished is named under the table, not a row of it.
+    copy = os.path.join(self.create_tempdir().full_path, "copy")
+    shutil.copytree(workdir, copy)
+    os.remove(os.path.join(copy, "reg_gan", study_lib.ARM_FILE))
+    part = study_lib.run_study("che", copy, quick=True, num_seeds=SEEDS, arms=["gan"],
+                               log=lambda m: None)
+    self.assertEqual((part["arms"], part["arms_not_finished"]), (["gan"], ["reg_gan"]))
+    self.assertIn("not finished yet (not in the table; the command above trains them): "
+                  "`reg_gan`", open(os.path.join(copy, "table.md"), encoding="utf-8").read())
+    self.assertFalse(os.path.exists(os.path.join(copy, "reg_gan", study_lib.ARM_FILE)))
+
   def test_named_arms_need_not_be_quick_arms(self):
     study = study_lib.STUDIES["pacgan"]
     other = next(a.label for a in study.arms if a.label not in study.quick_arms)
