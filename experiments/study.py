@@ -92,6 +92,9 @@ Definitions used by the tables:
   (``langevin``): per seed, the most modes captured at any evaluation and
   their average over all evaluations (a final value can sit in a trough or on
   a peak of a swinging run).
+* **modes, mean over the last quarter of evaluations** (``pacgan``): per seed,
+  the average of ``pacgan_modes`` over the evaluations after three quarters of
+  the run (step > 0.75 x last step); NaN for a seed frozen at a NaN.
 
 Resume: running the same command again finishes what is missing (each arm's
 run resumes from its checkpoint; a finished arm is not touched) and leaves a
@@ -102,6 +105,7 @@ with nothing changed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -112,6 +116,11 @@ import shlex
 import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
+
+try:
+  import fcntl  # pylint: disable=g-import-not-at-top
+except ImportError:  # not POSIX: growing a study from two processes at once is unguarded
+  fcntl = None
 
 from absl import app
 from absl import flags
@@ -147,8 +156,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("steps", None, "Training iterations of every arm (default: the "
                        "study's budget).")
   flags.DEFINE_list("arms", [], "Run only these arms of the study (comma-separated labels; "
-                    "default all). The table lists what ran; a workdir run again with "
-                    "other arms grows, its table holding every finished arm.")
+                    "default all). A workdir run again with other arms grows: its "
+                    "table holds every finished arm of the workdir.")
   flags.DEFINE_bool("rescore", False, "stacked_mnist, compositional_mnist: score the final "
                     "samples of finished arms again (after a metric was added); the old "
                     "scores stay in each arm's study_arm.json.")
@@ -697,7 +706,7 @@ def _fewest_late(steps: Sequence[int], values: Sequence[float]) -> float:
 def _late_mean(steps: Sequence[int], values: Sequence[float], fraction: float = 0.25) -> float:
   """The mean over the evaluations in the last ``fraction`` of the run (steps
   after ``(1 - fraction) * last step``), NaN as none; NaN if the seed has no
-  final value (frozen at a NaN) or no evaluation in the window has one.
+  final value (frozen at a NaN).
 
   A final evaluation is one draw of an oscillating run (a toy GAN moves from
   mode set to mode set between evaluations); this is its level late in training.
@@ -706,7 +715,7 @@ def _late_mean(steps: Sequence[int], values: Sequence[float], fraction: float = 
   if v.size == 0 or not np.isfinite(v[-1]):
     return float("nan")
   late = v[np.asarray(steps, np.float64) > (1.0 - fraction) * steps[-1]]
-  return float(np.nanmean(late)) if np.isfinite(late).any() else float("nan")
+  return float(np.nanmean(late))  # the final value is finite and in the window
 
 
 def _most(values: Sequence[float]) -> float:
@@ -1004,14 +1013,33 @@ def grown_settings(saved: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
   return out
 
 
-def claim_workdir(workdir: str, settings: dict[str, Any]) -> dict[str, Any]:
+@contextlib.contextmanager
+def _folder_lock(folder: str):
+  """An exclusive ``flock`` on a folder for the block (blocking; none off POSIX)."""
+  if fcntl is None:
+    yield
+    return
+  fd = os.open(folder, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # closing drops the lock
+
+
+def claim_workdir(workdir: str, settings: dict[str, Any],
+                  check_arms: Callable[[], None] = lambda: None) -> dict[str, Any]:
   """Checks the study's workdir and records its settings; returns ``study.json``.
+
+  ``check_arms`` (raising what it refuses) runs once the settings are accepted
+  and before anything is written: ``run_study`` checks the named arms' folders.
 
   A workdir holding the study with the same settings but other arms (``--arms``)
   grows: its settings take the union of the arms, its ``command`` becomes the
   one that makes them all (the earlier commands are kept under
   ``earlier_commands``), and its table covers every finished arm. A CPU budget
-  can so run a study arm by arm into one table.
+  can so run a study arm by arm into one table. ``machine`` stays the machine
+  the study was made on (each arm's wall time is its own sitting's).
 
   Raises:
     StudyError: the workdir is a file, holds a study of other settings, or holds
@@ -1021,25 +1049,30 @@ def claim_workdir(workdir: str, settings: dict[str, Any]) -> dict[str, Any]:
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise StudyError(f"workdir {workdir!r} is a file, not a folder; nothing was changed")
   if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      saved = json.load(f)
-    diffs = {k: (saved["settings"].get(k), v) for k, v in settings.items()
-             if k != "arms" and saved["settings"].get(k) != v}
-    if not diffs and set(arm_labels(settings)) - set(arm_labels(saved["settings"])):
-      grown = grown_settings(saved["settings"], settings)
-      saved = {**saved, "settings": grown, "command": command_of(grown, workdir),
-               "earlier_commands": saved.get("earlier_commands", []) + [saved["command"]]}
-      workdir_lib.write_json(path, saved)
-    if diffs:
-      said = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
-      raise StudyError(
-          f"workdir {workdir!r} holds study {saved['settings'].get('study')!r} made with other "
-          f"settings ({said}); nothing was changed. Rerun with the saved settings "
-          f"({saved.get('command', '')}) to resume it, or choose another --workdir.")
+    # Two runs may grow one study at once (an arm per core): the read, the
+    # comparison and the rewrite of study.json are one step under a lock, on
+    # the workdir's folder itself (a lock file would change a finished study).
+    with _folder_lock(workdir):
+      saved = _read_json(path)
+      diffs = {k: (saved["settings"].get(k), v) for k, v in settings.items()
+               if k != "arms" and saved["settings"].get(k) != v}
+      if diffs:
+        said = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
+        raise StudyError(
+            f"workdir {workdir!r} holds study {saved['settings'].get('study')!r} made with "
+            f"other settings ({said}); nothing was changed. Rerun with the saved settings "
+            f"({saved.get('command', '')}) to resume it, or choose another --workdir.")
+      check_arms()
+      if set(arm_labels(settings)) - set(arm_labels(saved["settings"])):
+        grown = grown_settings(saved["settings"], settings)
+        saved = {**saved, "settings": grown, "command": command_of(grown, workdir),
+                 "earlier_commands": saved.get("earlier_commands", []) + [saved["command"]]}
+        workdir_lib.write_json(path, saved)
     return saved
   if os.path.isdir(workdir) and os.listdir(workdir):
     raise StudyError(f"workdir {workdir!r} is not empty and holds no study (no {SETTINGS_FILE})"
                      "; refusing to write into it. Choose an empty or new --workdir.")
+  check_arms()
   record = {"settings": settings, "command": command_of(settings, workdir),
             "machine": machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
   os.makedirs(workdir, exist_ok=True)
@@ -1142,6 +1175,22 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   record["finished"] = True
   workdir_lib.write_json(path, record)
   return record
+
+
+def finished_record(folder: str, config) -> Optional[dict]:
+  """An arm's ``study_arm.json`` record if its folder holds the run of
+  ``config`` finished at its budget (or diverged, with nothing to resume),
+  else None; reads only."""
+  record = _read_json(os.path.join(folder, ARM_FILE), {})
+  if not record.get("finished"):
+    return None
+  try:
+    state = workdir_lib.check(folder, loop.config_to_dict(config))
+  except errors.WorkdirError:  # a run of another config (an older version's)
+    return None
+  if state["step"] != int(config.train.num_steps) and not record.get("diverged"):
+    return None
+  return None if _refreeze(record, config) else record
 
 
 def _refreeze(record: dict, config) -> bool:
@@ -1539,7 +1588,9 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
             if study.scorer == "thousand_modes" else {})
   return {"study": study.name, "title": study.title, "claim": study.claim,
           "settings": dict(settings), "command": saved["command"], "machine": saved["machine"],
-          "steps": records[arms[0].label]["steps"], "budget_note": study.budget_note,
+          "steps": int(settings["steps"] if settings["steps"] is not None else
+                       study.quick_steps if settings["quick"] else study.steps),
+          "budget_note": study.budget_note,
           "study_steps": study.quick_steps if settings["quick"] else study.steps,
           "data": dict(data) if data else None,
           "arms": [a.label for a in arms],
@@ -1650,7 +1701,9 @@ def render_markdown(table: Mapping[str, Any]) -> str:
               f"with probability >= {m['confidence']:g}), confident share "
               f"{m['confident_share']:.3f}, KL {m['kl_mode_histogram']:.3f}."]
   columns = table["columns"]
-  lines += ["", "Each cell: mean ± standard error over seeds of the final value.", "",
+  lines += ["", "Each cell: mean ± standard error over seeds of the final value (a derived "
+            "column: of the seed's quantity over its evaluations, defined in "
+            "experiments/study.py).", "",
             "| arm | " + " | ".join(_md(c) for c in columns)
             + " | seeds | steps | wall s | published |",
             "|" + "---|" * (len(columns) + 5)]
@@ -2015,21 +2068,38 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
         f"study {name!r} is scored by {study.scorer!r}, not on final samples")
   budget = steps if steps is not None else (study.quick_steps if quick else study.steps)
   # Every arm's config is built (and its overrides checked) before anything is written.
-  configs = {arm.label: arm_config(study, arm, steps=budget, num_seeds=settings["num_seeds"],
-                                   quick=quick, image_npz=settings["mnist_npz"])
-             for arm in study.arms_to_run(quick, settings.get("arms"))}
-  saved = claim_workdir(workdir, settings)
+  def configs_of(arms_):
+    return {arm.label: arm_config(study, arm, steps=budget, num_seeds=settings["num_seeds"],
+                                  quick=quick, image_npz=settings["mnist_npz"])
+            for arm in arms_}
+
+  arms = study.arms_to_run(quick, settings.get("arms"))  # this run trains these
+  configs = configs_of(arms)
   image_npz = settings["mnist_npz"]
-  arms_run = study.arms_to_run(quick, settings.get("arms"))  # this run trains these
   if study.images and quick and not image_npz:
     image_npz = os.path.join(os.path.abspath(workdir), "quick_images.npz")
-    if not os.path.exists(image_npz):
-      _write_quick_images(image_npz)
-    for arm in arms_run:
-      if "npz_path" in configs[arm.label].data:
-        configs[arm.label].data.npz_path = image_npz
+  saved_before = _read_json(os.path.join(workdir, SETTINGS_FILE))
+  if isinstance(saved_before, dict) and "settings" in saved_before:
+    held = set(arm_labels(saved_before["settings"]))
+    if rescore and held - set(configs):
+      raise StudyError(
+          f"--rescore scores every arm of the study again; workdir {workdir!r} holds the arms "
+          f"{', '.join(sorted(held))}, and this run names only {', '.join(configs)}: rerun "
+          f"with its command ({saved_before.get('command', '')}) and --rescore")
+  for arm in arms:
+    if image_npz and "npz_path" in configs[arm.label].data:
+      configs[arm.label].data.npz_path = image_npz
+
+  def check_arms():  # before study.json is written or grown
+    for arm in arms:
+      folder = os.path.join(workdir, arm.label)
+      if os.path.isdir(folder):
+        workdir_lib.check(folder, loop.config_to_dict(configs[arm.label]))
+
+  saved = claim_workdir(workdir, settings, check_arms)
+  if image_npz and not os.path.exists(image_npz):
+    _write_quick_images(image_npz)
   records = {}
-  arms = study.arms_to_run(quick, settings.get("arms"))
   for i, arm in enumerate(arms):
     log(f"[{name} {i + 1}/{len(arms)}] {arm.label}")
     ctx = ArmContext(study=study, arm=arm, config=configs[arm.label],
@@ -2037,13 +2107,20 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
                      settings=settings, seeds=seeds_lib.seed_list(configs[arm.label]), log=log,
                      rescore=rescore)
     records[arm.label] = run_arm(ctx)
-  # The workdir's other arms (a study grown arm by arm): the finished ones are
-  # rows of the table, the others are named under it.
-  for label in arm_labels(saved["settings"]):
-    record = _read_json(os.path.join(workdir, label, ARM_FILE), {})
-    if label not in records and record.get("finished"):
+  # The workdir's other arms (a study grown arm by arm, perhaps by another run
+  # at the same time: study.json is read again): those finished at this budget
+  # with this version's config are rows of the table, the others are named under it.
+  saved = _read_json(os.path.join(workdir, SETTINGS_FILE))
+  others = [a for a in study.arms_to_run(quick, saved["settings"].get("arms"))
+            if a.label not in records]
+  for label, config in configs_of(others).items():
+    if image_npz and "npz_path" in config.data:
+      config.data.npz_path = image_npz
+    configs[label] = config
+    record = finished_record(os.path.join(workdir, label), config)
+    if record is not None:
       records[label] = record
-  image_arms = [c for c in configs.values() if "npz_path" in c.data]
+  image_arms = [configs[label] for label in records if "npz_path" in configs[label].data]
   data = image_data(image_arms[0]) if image_arms else None
   table = build_table(study, saved["settings"], saved, workdir, records, data)
   if study.cross_test is not None:

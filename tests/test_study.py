@@ -32,6 +32,7 @@ from gan_jax import games
 from gan_jax.data import make_source
 from gan_jax.metrics import probes
 from gan_jax.train import loop
+from gan_jax.train import workdir as workdir_lib
 from gan_jax.train import step as step_lib
 from gan_jax.train import validate
 
@@ -284,6 +285,13 @@ class QuickStudiesTest(parameterized.TestCase):
                                 "compositional_mnist.*'che' is scored by 'eval', not on final "
                                 "samples"):
       study_lib.run_study("che", os.path.join(_TMP, "never3"), quick=True, rescore=True)
+    # A rescoring covers every arm of the workdir, or none (no table of mixed scorings).
+    before = snapshot(workdir)
+    with self.assertRaisesRegex(study_lib.StudyError, "--rescore scores every arm of the "
+                                "study again; .* holds the arms dcgan, and this run names "
+                                "only reg_dcgan"):
+      run(rescore=True, arms=["reg_dcgan"])
+    self.assertEqual(snapshot(workdir), before)
 
   def test_compositional_mnist_missing_modes_are_the_uncovered_ones(self):
     workdir, table = quick_run("compositional_mnist")
@@ -553,6 +561,53 @@ class QuickStudiesTest(parameterized.TestCase):
                   "`reg_gan`", open(os.path.join(copy, "table.md"), encoding="utf-8").read())
     self.assertFalse(os.path.exists(os.path.join(copy, "reg_gan", study_lib.ARM_FILE)))
 
+  def test_an_image_study_grown_by_a_toy_arm_keeps_its_image_data(self):
+    workdir, table = quick_run("arjovsky")  # its quick arm: the MNIST DCGAN
+    copy = os.path.join(self.create_tempdir().full_path, "copy")
+    shutil.copytree(workdir, copy)
+    # The quick image set's path in the arm's config is absolute: the copy's own.
+    config_path = os.path.join(copy, "mnist_dcgan", workdir_lib.CONFIG_FILE)
+    with open(config_path, encoding="utf-8") as f:
+      config = json.load(f)
+    config["data"]["npz_path"] = os.path.join(os.path.abspath(copy), "quick_images.npz")
+    with open(config_path, "w", encoding="utf-8") as f:
+      json.dump(config, f)
+    grown = study_lib.run_study("arjovsky", copy, quick=True, num_seeds=SEEDS,
+                                arms=["toy_ring_8"], log=lambda m: None)
+    self.assertEqual(grown["arms"], ["toy_ring_8", "mnist_dcgan"])
+    self.assertEqual({**grown["data"], "origin": None}, {**table["data"], "origin": None})
+    self.assertEqual(grown["data"]["origin"],
+                     "npz:" + os.path.join(os.path.abspath(copy), "quick_images.npz"))
+    self.assertEqual([r for r in grown["rows"] if r["arm"] == "mnist_dcgan"],
+                     [r for r in table["rows"]])
+    self.assertIn("--arms=toy_ring_8,mnist_dcgan", grown["command"])
+    # A finished arm of another budget (an older version's) is not mixed into the table.
+    with open(os.path.join(copy, "toy_ring_8", study_lib.ARM_FILE), encoding="utf-8") as f:
+      record = json.load(f)
+    self.assertIsNotNone(study_lib.finished_record(
+        os.path.join(copy, "toy_ring_8"), study_lib.arm_config(
+            study_lib.STUDIES["arjovsky"], study_lib.STUDIES["arjovsky"].arms[0],
+            steps=record["steps"], num_seeds=SEEDS, quick=True, image_npz="")))
+    self.assertIsNone(study_lib.finished_record(
+        os.path.join(copy, "toy_ring_8"), study_lib.arm_config(
+            study_lib.STUDIES["arjovsky"], study_lib.STUDIES["arjovsky"].arms[0],
+            steps=record["steps"] * 2, num_seeds=SEEDS, quick=True, image_npz="")))
+
+  def test_grown_settings_are_the_union_of_the_arms(self):
+    study = study_lib.STUDIES["pacgan"]
+    of = lambda arms: study_lib.settings_of("pacgan", quick=True, num_seeds=2, steps=None,
+                                            mnist_npz="", arms=arms)
+    default = of(None)  # --quick: the quick arms
+    grown = study_lib.grown_settings(default, of(["wgan_gp_grid_25"]))
+    self.assertEqual(grown["arms"], [a.label for a in study.arms if a.label in
+                                     {"wgan_gp_grid_25", *study.quick_arms}])
+    self.assertEqual({k: v for k, v in grown.items() if k != "arms"}, default)
+    # Back to the default selection: no arms entry (the plain command).
+    self.assertEqual(study_lib.grown_settings(of(list(study.quick_arms[:1])),
+                                              of(list(study.quick_arms[1:]))), default)
+    everything = study_lib.grown_settings(grown, of([a.label for a in study.arms]))
+    self.assertEqual(everything["arms"], [a.label for a in study.arms])
+
   def test_named_arms_need_not_be_quick_arms(self):
     study = study_lib.STUDIES["pacgan"]
     other = next(a.label for a in study.arms if a.label not in study.quick_arms)
@@ -612,6 +667,8 @@ class DefinitionsTest(parameterized.TestCase):
     self.assertTrue(math.isnan(study_lib._fewest_late([], [])))
 
   def test_mean_over_the_last_quarter(self):
+    # Values equal to their steps 1..100: steps 76..100 are after 75, mean 88.
+    self.assertEqual(study_lib._late_mean(list(range(1, 101)), list(range(1, 101))), 88.0)
     steps = [10, 20, 30, 40, 50, 60, 70, 80]
     # Steps after 0.75 * 80 = 60: 70 and 80 (60 itself is not after it).
     self.assertEqual(study_lib._late_mean(steps, [0, 0, 0, 0, 0, 9, 3, 5]), 4.0)
