@@ -437,6 +437,8 @@ _register(Study(
     arms=_pacgan_arms(),
     columns=PACGAN_COLUMNS + (HIGH_QUALITY, ENERGY),
     main_metric=("pacgan_modes",),
+    # Seeds of one arm split (all modes in one, none in another): the per-seed panels show it.
+    per_seed_figure=True,
     steps=400_000, quick_steps=40,
     budget_note="PacGAN: 400 epochs of 100,000 points at batch 100",
     published=(
