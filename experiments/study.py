@@ -1600,6 +1600,12 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
           **({"arms_not_finished": pending} if pending else {}),
           "columns": _columns(study, rows), "rows": rows, "published_only": extra,
           "classifier": classifier, **extras, "notes": list(study.notes),
+          # What the figures draw: a finished study resumed by a version that draws
+          # other figures has a table that differs, so its figures are drawn again.
+          "figure_settings": {"main_metric": list(study.main_metric),
+                              "per_seed_figure": study.per_seed_figure,
+                              "d_curves": study.d_curves,
+                              "train_curves": list(study.train_curves)},
           "scorer_settings": _plain(study.quick_settings if settings["quick"]
                                     else study.settings)}
 

@@ -350,6 +350,23 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertEqual(again, table)
     self.assertEqual(snapshot(workdir), before)
 
+  def test_a_finished_study_resumed_draws_the_figures_of_this_version(self):
+    workdir, table = quick_run("che")
+    copy = os.path.join(self.create_tempdir().full_path, "copy")
+    shutil.copytree(workdir, copy)
+    # As a table written by a version without the per-seed figure.
+    path = os.path.join(copy, "table.json")
+    with open(path, encoding="utf-8") as f:
+      old = json.load(f)
+    old["figure_settings"]["per_seed_figure"] = False
+    old["figures"].remove("modes_captured_per_seed.png")
+    os.remove(os.path.join(copy, "figures", "modes_captured_per_seed.png"))
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(old, f)
+    again = study_lib.run_study("che", copy, quick=True, num_seeds=SEEDS, log=lambda m: None)
+    self.assertEqual(again["figures"], table["figures"])
+    self.assertTrue(os.path.exists(os.path.join(copy, "figures", "modes_captured_per_seed.png")))
+
   def test_other_settings_and_foreign_folders_are_refused(self):
     workdir, _ = quick_run("che")
     before = snapshot(workdir)
