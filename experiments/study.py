@@ -996,6 +996,13 @@ def machine() -> dict[str, Any]:
           "devices": f"{len(devices)} x {devices[0].platform}"}
 
 
+def budget_of(study: Study, settings: Mapping[str, Any]) -> int:
+  """Every arm's ``train.num_steps`` in a study of these settings."""
+  if settings["steps"] is not None:
+    return int(settings["steps"])
+  return study.quick_steps if settings["quick"] else study.steps
+
+
 def arm_labels(settings: Mapping[str, Any]) -> list[str]:
   """The labels of the arms a study of these settings holds, in the study's order."""
   study = STUDIES[settings["study"]]
@@ -1144,7 +1151,7 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   scored_in = None  # with --rescore: the seconds of the arm's first scoring
   if os.path.isdir(ctx.workdir):
     state = workdir_lib.check(ctx.workdir, config_dict)  # refuses another run's folder
-    if record.get("finished") and (state["step"] == steps or record.get("diverged")):
+    if _done(record, state, ctx.config):
       if ctx.rescore and "scores" in record:
         # The old scores stay in the record, beside the new ones; the arm's wall
         # time stays that of its first scoring (the rescoring's is its own field).
@@ -1179,6 +1186,13 @@ def run_arm(ctx: ArmContext) -> dict[str, Any]:
   return record
 
 
+def _done(record: dict, state: Mapping[str, Any], config) -> bool:
+  """Whether an arm's record and run folder (``workdir_lib.check``'s ``state``)
+  say it finished at its budget or diverged."""
+  return bool(record.get("finished")) and (state["step"] == int(config.train.num_steps)
+                                           or bool(record.get("diverged")))
+
+
 def finished_record(folder: str, config) -> Optional[dict]:
   """An arm's ``study_arm.json`` record if its folder holds the run of
   ``config`` finished at its budget (or diverged, with nothing to resume),
@@ -1190,9 +1204,7 @@ def finished_record(folder: str, config) -> Optional[dict]:
     state = workdir_lib.check(folder, loop.config_to_dict(config))
   except errors.WorkdirError:  # a run of another config (an older version's)
     return None
-  if state["step"] != int(config.train.num_steps) and not record.get("diverged"):
-    return None
-  return None if _refreeze(record, config) else record
+  return record if _done(record, state, config) and not _refreeze(record, config) else None
 
 
 def _refreeze(record: dict, config) -> bool:
@@ -1590,8 +1602,7 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
             if study.scorer == "thousand_modes" else {})
   return {"study": study.name, "title": study.title, "claim": study.claim,
           "settings": dict(settings), "command": saved["command"], "machine": saved["machine"],
-          "steps": int(settings["steps"] if settings["steps"] is not None else
-                       study.quick_steps if settings["quick"] else study.steps),
+          "steps": budget_of(study, settings),
           "budget_note": study.budget_note,
           "study_steps": study.quick_steps if settings["quick"] else study.steps,
           "data": dict(data) if data else None,
@@ -2074,18 +2085,23 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
         f"--rescore scores final samples again, for the studies scored so "
         f"({', '.join(n for n, s in STUDIES.items() if s.scorer == 'thousand_modes')}); "
         f"study {name!r} is scored by {study.scorer!r}, not on final samples")
-  budget = steps if steps is not None else (study.quick_steps if quick else study.steps)
+  budget = budget_of(study, settings)
   # Every arm's config is built (and its overrides checked) before anything is written.
-  def configs_of(arms_):
-    return {arm.label: arm_config(study, arm, steps=budget, num_seeds=settings["num_seeds"],
-                                  quick=quick, image_npz=settings["mnist_npz"])
-            for arm in arms_}
-
-  arms = study.arms_to_run(quick, settings.get("arms"))  # this run trains these
-  configs = configs_of(arms)
   image_npz = settings["mnist_npz"]
   if study.images and quick and not image_npz:
     image_npz = os.path.join(os.path.abspath(workdir), "quick_images.npz")
+
+  def configs_of(arms_):
+    out = {arm.label: arm_config(study, arm, steps=budget, num_seeds=settings["num_seeds"],
+                                 quick=quick, image_npz=settings["mnist_npz"])
+           for arm in arms_}
+    for config in out.values():
+      if image_npz and "npz_path" in config.data:
+        config.data.npz_path = image_npz
+    return out
+
+  arms = study.arms_to_run(quick, settings.get("arms"))  # this run trains these
+  configs = configs_of(arms)
   saved_before = _read_json(os.path.join(workdir, SETTINGS_FILE))
   if isinstance(saved_before, dict) and "settings" in saved_before:
     held = set(arm_labels(saved_before["settings"]))
@@ -2094,10 +2110,6 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
           f"--rescore scores every arm of the study again; workdir {workdir!r} holds the arms "
           f"{', '.join(sorted(held))}, and this run names only {', '.join(configs)}: rerun "
           f"with its command ({saved_before.get('command', '')}) and --rescore")
-  for arm in arms:
-    if image_npz and "npz_path" in configs[arm.label].data:
-      configs[arm.label].data.npz_path = image_npz
-
   def check_arms():  # before study.json is written or grown
     for arm in arms:
       folder = os.path.join(workdir, arm.label)
@@ -2122,8 +2134,6 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
   others = [a for a in study.arms_to_run(quick, saved["settings"].get("arms"))
             if a.label not in records]
   for label, config in configs_of(others).items():
-    if image_npz and "npz_path" in config.data:
-      config.data.npz_path = image_npz
     configs[label] = config
     record = finished_record(os.path.join(workdir, label), config)
     if record is not None:
@@ -2173,8 +2183,7 @@ def study_status(workdir: str) -> dict[str, Any]:
   if study is None:
     raise StudyError(f"{workdir!r} holds study {settings['study']!r}, which this version does "
                      f"not know; known: {', '.join(STUDIES)}")
-  budget = settings["steps"] if settings["steps"] is not None else (
-      study.quick_steps if settings["quick"] else study.steps)
+  budget = budget_of(study, settings)
   rows = []
   for arm in study.arms_to_run(settings["quick"], settings.get("arms")):
     folder = os.path.join(workdir, arm.label)
