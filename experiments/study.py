@@ -41,8 +41,9 @@ V x S replicas, run seeds ``0 .. V*S-1``, and a row per value) in
 ``<workdir>/<arm>/``, and scored with the evaluators a
 single run uses. The table gives, per arm, the final evaluation's mean +-
 standard error over the seeds (``gan_jax.train.seeds.aggregate``), the number
-of seeds, the steps and the arm's wall time (training and any probe or
-scoring), and the published number where one exists.
+of seeds, the steps, the arm's wall time (training and any probe or
+scoring) with the machine's load average while it trained (other work on the
+cores lengthens it), and the published number where one exists.
 
 Written into ``--workdir``: ``study.json`` (the settings and the machine),
 ``table.md`` (the exact command, machine, jax version, claim, table),
@@ -111,7 +112,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -978,24 +978,6 @@ def command_of(settings: Mapping[str, Any], workdir: str) -> str:
   return " ".join(shlex.quote(p) for p in parts)
 
 
-def machine() -> dict[str, Any]:
-  """The machine a study ran on: CPU, cores, platform, JAX and its devices."""
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  import jaxlib  # pylint: disable=g-import-not-at-top
-  devices = jax.devices()
-  return {"cpu": cpu, "logical_cores": os.cpu_count(),
-          "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
-          "python": platform.python_version(), "jax": jax.__version__,
-          "jaxlib": getattr(jaxlib, "__version__", "?"),
-          "devices": f"{len(devices)} x {devices[0].platform}"}
-
-
 def budget_of(study: Study, settings: Mapping[str, Any]) -> int:
   """Every arm's ``train.num_steps`` in a study of these settings."""
   if settings["steps"] is not None:
@@ -1083,7 +1065,7 @@ def claim_workdir(workdir: str, settings: dict[str, Any],
                      "; refusing to write into it. Choose an empty or new --workdir.")
   check_arms()
   record = {"settings": settings, "command": command_of(settings, workdir),
-            "machine": machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "machine": loop.machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
   os.makedirs(workdir, exist_ok=True)
   workdir_lib.write_json(path, record)
   return record
@@ -1231,6 +1213,32 @@ def _wall_seconds(record: dict, folder: str) -> float:
   """An arm's wall time: training (every sitting, ``timings.jsonl``), probes, scoring."""
   return (max(record.get("train_seconds", 0.0), _timings_total(folder))
           + record.get("probe_seconds", 0.0) + record.get("scoring_seconds", 0.0))
+
+
+def sittings_summary(folder: str, study_machine: Mapping[str, Any]) -> dict[str, Any]:
+  """Where an arm's training time was spent, from its ``timings.jsonl``.
+
+  ``load_mean``: the machine's 1-minute load average over the sittings that
+  recorded it, weighted by their wall time, beside the study machine's
+  ``logical_cores`` (above them, other work shared the cores);
+  ``recorded_seconds``: the wall time of those sittings (older sittings
+  recorded no load). ``other_machines``: the
+  machines of sittings that ran elsewhere than the study's ``machine``
+  (CPU and devices compared).
+  """
+  lines = read_jsonl(os.path.join(folder, "timings.jsonl"))
+  timed = [(r["total"], r["load_mean"]) for r in lines
+           if "load_mean" in r and r.get("total", 0.0) > 0]
+  seconds = sum(t for t, _ in timed)
+  key = lambda m: (m.get("cpu"), m.get("devices"), m.get("logical_cores"))
+  others = []
+  for r in lines:
+    m = r.get("machine")
+    if m and key(m) != key(study_machine) and m not in others:
+      others.append(m)
+  return {"load_mean": round(sum(t * l for t, l in timed) / seconds, 2) if seconds else None,
+          "logical_cores": study_machine.get("logical_cores"),
+          "recorded_seconds": round(seconds, 1), "other_machines": others}
 
 
 def _score_eval(ctx: ArmContext, record: dict) -> dict:
@@ -1561,6 +1569,7 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
     arm_dir = os.path.join(workdir, arm.label)
     record = records[arm.label]
     wall = _wall_seconds(record, arm_dir)
+    where = sittings_summary(arm_dir, saved["machine"])
     # One row per group of replicas (a swept arm: per value; the arm's wall
     # time is the whole program's, printed on each of its rows).
     for value, group in arm_groups(arm, seeds):
@@ -1584,7 +1593,7 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
         row.update({"config": arm.config, "overrides": _plain(arm.overrides),
                     "note": arm.note, "group": arm.group, "num_seeds": len(group),
                     "seeds": group, "steps": record["steps"], "wall_seconds": round(wall, 1),
-                    "published": None})
+                    "sittings": where, "published": None})
         if arm.sweep is not None:
           row["sweep"] = {"field": arm.sweep.field, "name": arm.sweep.label, "value": value,
                           "values": [float(v) for v in arm.sweep.values]}
@@ -1680,6 +1689,13 @@ def _data_text(table: Mapping[str, Any]) -> str:
   return f"{d['name']} from {d['origin']}, {d['num_examples']} {d['split'] or ''} images"
 
 
+def _load_text(sittings: Optional[Mapping[str, Any]]) -> str:
+  """The ``load`` cell: mean load average / logical cores, blank if not recorded."""
+  if not sittings or sittings.get("load_mean") is None:
+    return ""
+  return f"{sittings['load_mean']:.1f} / {sittings['logical_cores']}"
+
+
 def _md(text: str) -> str:
   """Text safe inside a markdown table cell."""
   return str(text).replace("|", "\\|")
@@ -1692,7 +1708,11 @@ def render_markdown(table: Mapping[str, Any]) -> str:
            f"Command: `{table['command']}`", "",
            f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['platform']}; "
            f"Python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, devices "
-           f"{m['devices']}. Wall times are of this machine, shared with whatever else ran.",
+           f"{m['devices']}. Wall times are of this machine (unless a note under the table names "
+           "another), shared with whatever else ran: `load` is the machine's 1-minute load "
+           "average while the arm trained (weighted by time over its sittings; blank for "
+           "sittings that did not record it) beside its logical cores; above them the arm "
+           "shared the cores and took longer than it would alone.",
            "", f"Claim: {table['claim']}", "",
            f"Setting: {s['num_seeds']} seeds per arm (run seeds 0..{s['num_seeds'] - 1}, trained "
            f"in one program), {table['steps']} steps per arm " + _budget_text(table) + "."]
@@ -1724,8 +1744,8 @@ def render_markdown(table: Mapping[str, Any]) -> str:
             "column: of the seed's quantity over its evaluations, defined in "
             "experiments/study.py).", "",
             "| arm | " + " | ".join(_md(c) for c in columns)
-            + " | seeds | steps | wall s | published |",
-            "|" + "---|" * (len(columns) + 5)]
+            + " | seeds | steps | wall s | load | published |",
+            "|" + "---|" * (len(columns) + 6)]
   for row in table["rows"]:
     pub = row["published"]
     pub_text = _md(f"{pub['text']} ({pub['source']})") if pub else ""
@@ -1737,11 +1757,21 @@ def render_markdown(table: Mapping[str, Any]) -> str:
                  + " | ".join("diverged" if stopped else
                               _fmt(row["cells"].get(c), row["num_seeds"]) for c in columns)
                  + f" | {row['num_seeds']} | {steps} | {row['wall_seconds']:.0f} | "
-                 f"{pub_text} |")
+                 f"{_load_text(row.get('sittings'))} | {pub_text} |")
   for p in table["published_only"]:
     lines.append(f"| {_md(p['row'])} (published only, not run here) | "
                  + " | ".join("" for _ in columns)
-                 + f" | | | | {_md(p['text'] + ' (' + p['source'] + ')')} |")
+                 + f" | | | | | {_md(p['text'] + ' (' + p['source'] + ')')} |")
+  elsewhere = {}
+  for row in table["rows"]:
+    for other in (row.get("sittings") or {}).get("other_machines", []):
+      elsewhere.setdefault(row["arm"], [])
+      if other not in elsewhere[row["arm"]]:
+        elsewhere[row["arm"]].append(other)
+  for arm, others in elsewhere.items():
+    lines += ["", f"`{arm}` trained (for some or all of its sittings) on another machine: "
+              + "; ".join(f"{o['cpu']}, {o['logical_cores']} logical cores, devices "
+                          f"{o['devices']}" for o in others) + "."]
   cross = table.get("cross_test")
   if cross:
     a, b = cross["arms"]

@@ -141,6 +141,13 @@ class QuickStudiesTest(parameterized.TestCase):
       self.assertEqual(row["num_seeds"], SEEDS)
       self.assertEqual(row["steps"], table["steps"])
       self.assertGreater(row["wall_seconds"], 0)
+      # The arm's sittings recorded this machine and its load (Linux has one).
+      self.assertEqual(row["sittings"]["other_machines"], [])
+      self.assertEqual(row["sittings"]["logical_cores"], os.cpu_count())
+      self.assertGreater(row["sittings"]["load_mean"], 0.0)
+      self.assertGreater(row["sittings"]["recorded_seconds"], 0.0)
+      self.assertIn(f"| {row['wall_seconds']:.0f} | {row['sittings']['load_mean']:.1f} / "
+                    f"{os.cpu_count()} |", md)
       self.assertTrue(row["cells"], row["row"])
       for column, cell in row["cells"].items():
         self.assertLen(cell["per_seed"], SEEDS)
@@ -697,6 +704,28 @@ class DefinitionsTest(parameterized.TestCase):
     self.assertEqual(study_lib.DERIVED["pacgan_modes_late"](records), 7.0)
     records[6]["pacgan_modes"] = None
     self.assertEqual(study_lib.DERIVED["pacgan_modes_late"](records), 8.0)
+
+  def test_sittings_summary_weights_the_load_by_time_and_names_other_machines(self):
+    here = {"cpu": "A", "devices": "1 x cpu", "logical_cores": 2}
+    gpu = {"cpu": "B", "devices": "1 x gpu", "logical_cores": 8}
+    folder = self.create_tempdir().full_path
+    lines = [{"total": 100.0, "load_mean": 1.0, "machine": here},
+             {"total": 300.0, "load_mean": 3.0, "machine": dict(here, python="3.12")},
+             {"total": 50.0},  # an older sitting: no load, no machine
+             {"total": 20.0, "load_mean": 9.0, "machine": gpu},
+             {"total": 0.0, "load_mean": 99.0, "machine": gpu}]  # killed at once: no weight
+    with open(os.path.join(folder, "timings.jsonl"), "w", encoding="utf-8") as f:
+      f.writelines(json.dumps(line) + "\n" for line in lines)
+    out = study_lib.sittings_summary(folder, here)
+    self.assertAlmostEqual(out["load_mean"], round((100 * 1 + 300 * 3 + 20 * 9) / 420, 2))
+    self.assertEqual(out["recorded_seconds"], 420.0)
+    self.assertEqual(out["other_machines"], [gpu])  # a Python version is the same machine
+    self.assertEqual(out["logical_cores"], 2)  # the study's machine's
+    empty = study_lib.sittings_summary(self.create_tempdir().full_path, here)
+    self.assertEqual((empty["load_mean"], empty["logical_cores"], empty["other_machines"]),
+                     (None, 2, []))
+    self.assertEqual(study_lib._load_text(out), "2.8 / 2")  # (100 + 900 + 180) / 420
+    self.assertEqual(study_lib._load_text(empty), "")
 
   def test_most_modes(self):
     self.assertEqual(study_lib._most([3, 8, float("nan"), 5]), 8.0)

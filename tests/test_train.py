@@ -262,6 +262,10 @@ class LoopTest(parameterized.TestCase):
     self.assertEqual((lines[0]["from_step"], lines[0]["to_step"], lines[0]["partial"]),
                      (0, 4, True))
     self.assertGreater(lines[0]["total"], 0.0)
+    # Where the time went: this machine, the process's CPU time, the load.
+    self.assertEqual(lines[0]["machine"], loop.machine())
+    self.assertGreater(lines[0]["cpu_seconds"], 0.0)
+    self.assertGreater(lines[0]["load_mean"], 0.0)
     loop.train_and_evaluate(tiny_run_config(), workdir)  # resumes at 4, unpoisoned
     again = [json.loads(line) for line in open(path, encoding="utf-8")]
     self.assertEqual(again[0], lines[0])

@@ -23,6 +23,7 @@ import json
 import math
 import operator
 import os
+import platform
 import sys
 import time
 from typing import Any
@@ -663,6 +664,32 @@ class _Clock:
     return out
 
 
+def machine() -> dict[str, Any]:
+  """The machine this process runs on: CPU, cores, platform, JAX and its devices."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+  except OSError:
+    pass
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  devices = jax.devices()
+  return {"cpu": cpu, "logical_cores": os.cpu_count(),
+          "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
+          "python": platform.python_version(), "jax": jax.__version__,
+          "jaxlib": getattr(jaxlib, "__version__", "?"),
+          "devices": f"{len(devices)} x {devices[0].platform}"}
+
+
+def _load_average() -> float | None:
+  """The machine's 1-minute load average, or None where the OS has none."""
+  try:
+    return os.getloadavg()[0]
+  except (AttributeError, OSError):
+    return None
+
+
 class _Sitting:
   """This sitting's line of ``timings.jsonl``, rewritten at every checkpoint.
 
@@ -670,11 +697,20 @@ class _Sitting:
   killed keeps the line of its last checkpoint (``"partial": true``): its time
   up to the step the next sitting resumes from, so the lines add up to the
   wall time the run has cost. Earlier sittings' lines are kept as they are.
+
+  Each line also says where the time was spent: the ``machine``, this
+  process's CPU seconds (``cpu_seconds``, all its threads) and the machine's
+  1-minute load average sampled at each write (``load_mean``; above the
+  machine's ``logical_cores``, other work shared the cores and the wall time
+  is longer than the run's alone).
   """
 
   def __init__(self, path: str, start: int, num_seeds: int):
     self.path, self.start, self.num_seeds = path, start, num_seeds
     self.before: list[str] = []
+    self.machine = machine() if distributed.is_primary() else {}
+    self.cpu0 = time.process_time()
+    self.loads: list[float] = []
     if distributed.is_primary() and os.path.exists(path):
       with open(path, encoding="utf-8") as f:
         self.before = [line for line in f if line.strip()]
@@ -682,9 +718,14 @@ class _Sitting:
   def write(self, step: int, timings: dict[str, float], partial: bool = False) -> None:
     if not distributed.is_primary():
       return
+    load = _load_average()
+    if load is not None:
+      self.loads.append(load)
+    where = {"machine": self.machine, "cpu_seconds": round(time.process_time() - self.cpu0, 2),
+             **({"load_mean": round(sum(self.loads) / len(self.loads), 3)} if self.loads else {})}
     line = json.dumps({"from_step": self.start, "to_step": step, "num_seeds": self.num_seeds,
                        **({"partial": True} if partial else {}),
-                       **{k: round(v, 4) for k, v in timings.items()}}) + "\n"
+                       **{k: round(v, 4) for k, v in timings.items()}, **where}) + "\n"
     tmp = self.path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
       f.writelines(self.before + [line])
