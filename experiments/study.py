@@ -25,7 +25,7 @@ Studies (``--study``):
 * ``arjovsky``: Arjovsky & Bottou's gradient diagnostics of a toy GAN's and an
   MNIST DCGAN's generators, both generator losses, with and without instance
   noise;
-* ``stacked_mnist``: DCGAN vs Reg-DCGAN on 1000-mode stacked MNIST;
+* ``stacked_mnist``: DCGAN and the papers' stabilizers on 1000-mode stacked MNIST;
 * ``compositional_mnist``: DCGAN vs Reg-DCGAN vs MDGAN on Che et al.'s
   compositional MNIST (set 1), missing modes (#Miss) and KL;
 * ``roth_mnist``: Roth et al.'s cross-test of a regularized against an
@@ -587,17 +587,27 @@ _register(Study(
 
 _register(Study(
     name="stacked_mnist",
-    title="Stacked MNIST (1000 modes): DCGAN vs Reg-DCGAN",
+    title="Stacked MNIST (1000 modes): DCGAN and the papers' stabilizers",
     claim=("Mode coverage of 1000 equally likely modes by 26,000 samples and the KL of their "
            "histogram to the uniform, beside the published VEEGAN-setting numbers."),
     arms=(Arm("dcgan", "configs/stacked_mnist.py:dcgan", note="DCGAN-28"),
           Arm("reg_dcgan", "configs/stacked_mnist.py:reg",
-              note="Reg-DCGAN, lambda1 = 0.2, lambda2 = 0.4")),
+              note="Reg-DCGAN, lambda1 = 0.2, lambda2 = 0.4"),
+          Arm("roth_dcgan", "configs/stacked_mnist.py:roth",
+              note="DCGAN-28 with Roth et al.'s JS regularizer, gamma 2.0 annealed (decay 0.01)"),
+          Arm("instance_noise_dcgan", "configs/stacked_mnist.py:instance_noise",
+              note="DCGAN-28 with instance noise, std 0.5 -> 0 over the first 3/4"),
+          Arm("wgan_gp_dcgan", "configs/stacked_mnist.py:wgan_gp",
+              note="WGAN-GP on the DCGAN-28 players (critic without batch norm)"),
+          Arm("betagan_dcgan", "configs/stacked_mnist.py:betagan",
+              note="beta-GAN on the DCGAN-28 players, its schedule scaled to the run"),
+          Arm("sgld_dcgan", "configs/stacked_mnist.py:sgld",
+              note="DCGAN-28 with an SGLD discriminator (last 5 samples)")),
     columns=(Column("modes covered (of 1000)", ("modes_covered",)),
              Column("KL of the mode histogram to the uniform", ("kl_mode_histogram",)),
              CONFIDENT_MODES, CONFIDENT_SHARE),
     main_metric=(),
-    steps=20_000, quick_steps=8,
+    steps=20_000, quick_steps=24,  # beta-GAN arm: a uniform stage, 20 levels and data
     budget_note="the image default of configs/images.py (a CPU budget, far below the papers')",
     scorer="thousand_modes", images=True,
     settings={"num_samples": 26_000, "classifier_examples": 50_000, "classifier_steps": 3000},

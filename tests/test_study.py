@@ -793,6 +793,76 @@ class DefinitionsTest(parameterized.TestCase):
           validate.check_model_fields(c, source)
           self.assertIsNotNone(games.make_game(c, source), (name, arm.label))
 
+  def test_stacked_mnist_arms_change_only_their_method(self):
+    # Each stabilizer arm is the DCGAN-28 baseline with its method's fields and
+    # nothing else, at the study's budget and at a CPU budget (schedules scaled).
+    study = study_lib.STUDIES["stacked_mnist"]
+    arms = {a.label: a for a in study.arms}
+
+    def flat(arm, steps):
+      c = study_lib.arm_config(study, arm, steps=steps, num_seeds=3, quick=False,
+                               image_npz="")
+      out = {}
+
+      def walk(node, prefix):
+        for k, v in node.items():
+          if isinstance(v, dict):
+            walk(v, f"{prefix}{k}.")
+          else:
+            out[prefix + k] = v
+      walk(loop.config_to_dict(c), "")
+      return out
+
+    absent = object()
+    for steps in (20_000, 2_000):
+      base = flat(arms["dcgan"], steps)
+      changed = {}
+      for label, arm in arms.items():
+        mine = flat(arm, steps)
+        # A number that became a schedule is named by the schedule's fields.
+        changed[label] = {k: mine.get(k, absent) for k in set(base) | set(mine)
+                          if mine.get(k, absent) != base.get(k, absent)
+                          and not (k not in mine and any(m.startswith(k + ".") for m in mine))}
+      self.assertEqual(changed["dcgan"], {})
+      self.assertEqual(changed["reg_dcgan"], {"game.name": "reg_gan"})
+      self.assertEqual(changed["roth_dcgan"], {
+          "game.penalty.name": "roth_js", "game.penalty.weight.name": "gamma_decay",
+          "game.penalty.weight.gamma_0": 2.0, "game.penalty.weight.decay": 0.01,
+          "game.penalty.weight.total_steps": steps})
+      self.assertEqual(changed["instance_noise_dcgan"], {
+          "game.perturbation.name": "instance_noise",
+          "game.perturbation.level.name": "linear", "game.perturbation.level.init_value": 0.5,
+          "game.perturbation.level.end_value": 0.0,
+          "game.perturbation.level.transition_steps": steps * 3 // 4})
+      gp = changed["wgan_gp_dcgan"]
+      method = {"game.loss": "wasserstein", "game.n_critic": 5,
+                "model.discriminator.batch_norm": False, "game.penalty.name": "wgan_gp",
+                "game.penalty.weight": 10.0, "optim.generator.learning_rate": 1e-4,
+                "optim.generator.b1": 0.0, "optim.generator.b2": 0.9,
+                "optim.discriminator.learning_rate": 1e-4, "optim.discriminator.b1": 0.0,
+                "optim.discriminator.b2": 0.9}
+      self.assertEqual({k: gp.get(k) for k in method}, method)
+      self.assertEqual(set(gp), set(method) & set(gp))
+      beta = changed["betagan_dcgan"]
+      self.assertEqual({k: v for k, v in beta.items() if not k.startswith(
+          "game.perturbation.level.")},
+                       {"game.loss": "minimax", "game.perturbation.name": "heat",
+                        "model.latent_shape": [2352], "model.latent_prior": "uniform",
+                        "game.perturbation.kwargs.low": -1.0,
+                        "game.perturbation.kwargs.high": 1.0})
+      self.assertEqual((beta["game.perturbation.level.uniform_steps"],
+                        beta["game.perturbation.level.steps_per_level"],
+                        beta["game.perturbation.level.K"]),
+                       (steps // 7, 4 * steps // 7 // 20, 20))
+      sgld = changed["sgld_dcgan"]
+      full = flat(arms["sgld_dcgan"], steps)
+      self.assertEqual((sgld.pop("game.ensemble"), full["optim.discriminator.name"],
+                        full["optim.discriminator.learning_rate"],
+                        full["optim.discriminator.data_size"],
+                        full["optim.discriminator.weight_decay"]),
+                       (5, "sgld", 2e-4, "auto", 1e-5))
+      self.assertTrue(all(k.startswith("optim.discriminator.") for k in sgld), sgld)
+
 
 class SweptArmTest(parameterized.TestCase):
   """An arm that sweeps a field (``Sweep``): a row, a curve and a group of seeds per value."""
