@@ -113,6 +113,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -161,6 +162,12 @@ def define_flags() -> None:
   flags.DEFINE_bool("rescore", False, "stacked_mnist, compositional_mnist: score the final "
                     "samples of finished arms again (after a metric was added); the old "
                     "scores stay in each arm's study_arm.json.")
+  flags.DEFINE_string("publish", "", "Only copy the finished table of the study in --workdir "
+                      "(table.md, table.json, figures/*.png; no runs or checkpoints) into this "
+                      "folder, e.g. experiments/results/NAME; refuses to change files there "
+                      "unless --replace_published.")
+  flags.DEFINE_bool("replace_published", False, "With --publish: replace the files of an "
+                    "earlier publication that differ.")
   flags.DEFINE_string("mnist_npz", "", "Image studies: a local MNIST .npz (x_train, y_train, "
                       "x_test, y_test); default TFDS, or with --quick a generated image set.")
 
@@ -2260,9 +2267,62 @@ def render_status(status: Mapping[str, Any]) -> str:
   return "\n".join(lines)
 
 
+def publish(workdir: str, dest: str, *, replace: bool = False) -> list[str]:
+  """Copies a study's table and figures (not its runs) into ``dest``.
+
+  For results kept beside the code (``experiments/results/NAME``): ``table.md``,
+  ``table.json`` and ``figures/*.png`` of ``workdir`` land flat in ``dest``.
+  Files already there with the same bytes are left alone; ``dest``'s other
+  files are never touched. Returns the names written.
+
+  Raises:
+    StudyError: ``workdir`` has no table yet, or (without ``replace``) a file
+      of ``dest`` would change; nothing is written then.
+  """
+  table_path = os.path.join(workdir, "table.json")
+  if not os.path.isfile(table_path):
+    raise StudyError(f"{workdir!r} holds no study table (table.json); run the study first "
+                     "(the table is written when an arm finishes)")
+  sources = {name: os.path.join(workdir, name) for name in ("table.md", "table.json")}
+  figures = os.path.join(workdir, "figures")
+  if os.path.isdir(figures):
+    sources.update({name: os.path.join(figures, name) for name in sorted(os.listdir(figures))
+                    if name.endswith(".png")})
+
+  def same(a: str, b: str) -> bool:
+    with open(a, "rb") as f, open(b, "rb") as g:
+      return f.read() == g.read()
+
+  changes = {name: src for name, src in sources.items()
+             if not (os.path.exists(os.path.join(dest, name))
+                     and same(src, os.path.join(dest, name)))}
+  differ = [n for n in changes if os.path.exists(os.path.join(dest, n))]
+  if differ and not replace:
+    raise StudyError(f"{dest!r} already holds {', '.join(differ)} with other contents (an "
+                     "earlier publication?); nothing was written. Publish into another folder, "
+                     "or pass --replace_published to replace them.")
+  os.makedirs(dest, exist_ok=True)
+  for name, src in changes.items():
+    tmp = os.path.join(dest, f".{name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, os.path.join(dest, name))
+  return sorted(changes)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.publish:
+    if not FLAGS.workdir:
+      raise app.UsageError("--publish needs --workdir (the study's folder)")
+    try:
+      written = publish(FLAGS.workdir, FLAGS.publish, replace=FLAGS.replace_published)
+    except errors.UserError as e:
+      print("error: " + " ".join(str(e).split()), file=sys.stderr, flush=True)
+      sys.exit(2)
+    print(f"{FLAGS.publish}: " + (f"wrote {', '.join(written)}" if written else
+                                   "already holds this table and its figures"))
+    return
   if FLAGS.status:
     if not FLAGS.workdir:
       raise app.UsageError("--status needs --workdir (the study's folder)")

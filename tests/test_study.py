@@ -517,6 +517,31 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertEqual(resumed["gradients"], uninterrupted["gradients"])
     self.assertEqual([r["cells"] for r in table["rows"]], [r["cells"] for r in whole["rows"]])
 
+  def test_publish_copies_the_table_and_figures_and_never_overwrites_silently(self):
+    workdir, table = quick_run("che")
+    dest = os.path.join(self.create_tempdir().full_path, "results", "che")
+    written = study_lib.publish(workdir, dest)
+    self.assertEqual(written, sorted(["table.md", "table.json"] + table["figures"]))
+    for name in written:
+      src = os.path.join(workdir, "figures" if name.endswith(".png") else "", name)
+      with open(src, "rb") as f, open(os.path.join(dest, name), "rb") as g:
+        self.assertEqual(f.read(), g.read(), name)
+    self.assertEqual(study_lib.publish(workdir, dest), [])  # the same: nothing to do
+    with open(os.path.join(dest, "notes.txt"), "w", encoding="utf-8") as f:
+      f.write("mine")
+    with open(os.path.join(dest, "table.md"), "a", encoding="utf-8") as f:
+      f.write("an edit\n")
+    before = {n: open(os.path.join(dest, n), "rb").read() for n in os.listdir(dest)}
+    with self.assertRaisesRegex(study_lib.StudyError, "holds table.md with other contents"):
+      study_lib.publish(workdir, dest)
+    self.assertEqual({n: open(os.path.join(dest, n), "rb").read() for n in os.listdir(dest)},
+                     before)  # nothing written
+    self.assertEqual(study_lib.publish(workdir, dest, replace=True), ["table.md"])
+    with open(os.path.join(dest, "notes.txt"), encoding="utf-8") as f:
+      self.assertEqual(f.read(), "mine")  # other files are not touched
+    with self.assertRaisesRegex(study_lib.StudyError, "holds no study table"):
+      study_lib.publish(self.create_tempdir().full_path, dest)
+
   def test_status_reads_the_folder_and_changes_nothing(self):
     workdir, table = quick_run("che")
     before = snapshot(workdir)
