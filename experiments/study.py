@@ -2216,7 +2216,8 @@ def study_status(workdir: str) -> dict[str, Any]:
   """How far the study in ``workdir`` is, read from its folder (nothing is written).
 
   Returns ``{'study', 'command', 'arms': [{'arm', 'state', 'step', 'steps',
-  'frozen_seeds', 'seconds'}]}``; ``state`` is ``done``, ``diverged``,
+  'frozen_seeds', 'seconds', 'sittings', ...}]}`` (``sittings``: see
+  :func:`sittings_summary`); ``state`` is ``done``, ``diverged``,
   ``partial`` (stopped or running: it resumes from ``step``) or ``not started``.
 
   Raises:
@@ -2247,6 +2248,8 @@ def study_status(workdir: str) -> dict[str, Any]:
     rows.append({"arm": arm.label, "state": state, "step": step or 0, "steps": budget,
                  "frozen_seeds": frozen_seeds(folder) if os.path.isdir(folder) else [],
                  "seconds": round(_wall_seconds(record, folder), 1),
+                 "sittings": (sittings_summary(folder, saved["machine"])
+                              if os.path.isdir(folder) else None),
                  "replicas": sum(len(group) for _, group in
                                  arm_groups(arm, range(settings["num_seeds"]))),
                  "sweep": (f"{arm.sweep.label} over "
@@ -2257,14 +2260,16 @@ def study_status(workdir: str) -> dict[str, Any]:
 
 def render_status(status: Mapping[str, Any]) -> str:
   lines = [f"Study `{status['study']}`; resume with: `{status['command']}`", "",
-           "| arm | state | checkpoint step | of | frozen seeds | wall time so far |",
-           "|---|---|---|---|---|---|"]
+           "| arm | state | checkpoint step | of | frozen seeds | wall time so far | load |",
+           "|---|---|---|---|---|---|---|"]
   for r in status["arms"]:
     swept = f" ({r['sweep']}, {r['replicas']} replicas)" if r["sweep"] else ""
     lines.append(f"| {r['arm']}{swept} | {r['state']} | {r['step']} | {r['steps']} | "
                  f"{len(r['frozen_seeds'])} of {r['replicas']} | "
-                 f"{r['seconds'] / 60:.1f} min |")
-  return "\n".join(lines)
+                 f"{r['seconds'] / 60:.1f} min | {_load_text(r.get('sittings'))} |")
+  return "\n".join(lines + ["", "load: the machine's 1-minute load average while the arm "
+                             "trained, beside its logical cores (above them, other work "
+                             "shared the cores)."])
 
 
 def publish(workdir: str, dest: str, *, replace: bool = False) -> list[str]:

@@ -551,7 +551,12 @@ class QuickStudiesTest(parameterized.TestCase):
     for r in status["arms"]:
       self.assertEqual((r["state"], r["step"], r["steps"]), ("done", 40, 40))
       self.assertGreater(r["seconds"], 0.0)
+      # The same load as the table's row of the arm.
+      row = next(t for t in table["rows"] if t["arm"] == r["arm"])
+      self.assertEqual(r["sittings"], row["sittings"])
     self.assertIn("| gan | done | 40 | 40 | 0 of 2 |", study_lib.render_status(status))
+    self.assertIn(f" | {study_lib._load_text(status['arms'][0]['sittings'])} |",
+                  study_lib.render_status(status))
     self.assertEqual(snapshot(workdir), before)
     # An arm interrupted (no record yet) is partial at its checkpoint.
     copy = os.path.join(self.create_tempdir().full_path, "copy")
