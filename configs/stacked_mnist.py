@@ -26,7 +26,11 @@ and the papers' stabilizers on the same players:
                   proportions of configs/pacgan_2d.py:betagan (1/7 uniform,
                   4/7 levels, 2/7 data); saturating generator loss and
                   z ~ Uniform[-1, 1]^2352 (its paper's: a generator fills the
-                  uniform box only with dim z >= dim x);
+                  uniform box only with dim z >= dim x). Its stage lengths are
+                  fixed for 20,000 steps (a study scales them with --steps; a
+                  shorter run of this file alone sets
+                  game.perturbation.level.uniform_steps and .steps_per_level;
+                  one that would end before the data stage is refused);
   sgld            a Langevin (SGLD) discriminator with the settings of
                   configs/langevin_mnist.py:sgld (lr 2e-4, N = the training
                   set's size, weight decay 1e-5, the generator against its

@@ -162,10 +162,10 @@ def define_flags() -> None:
   flags.DEFINE_bool("rescore", False, "stacked_mnist, compositional_mnist: score the final "
                     "samples of finished arms again (after a metric was added); the old "
                     "scores stay in each arm's study_arm.json.")
-  flags.DEFINE_string("publish", "", "Only copy the finished table of the study in --workdir "
-                      "(table.md, table.json, figures/*.png; no runs or checkpoints) into this "
-                      "folder, e.g. experiments/results/NAME; refuses to change files there "
-                      "unless --replace_published.")
+  flags.DEFINE_string("publish", "", "Only copy the table of the study in --workdir as it "
+                      "stands (table.md, table.json and the figures it lists; no runs or "
+                      "checkpoints) into this folder, e.g. experiments/results/NAME; refuses "
+                      "to change files there unless --replace_published.")
   flags.DEFINE_bool("replace_published", False, "With --publish: replace the files of an "
                     "earlier publication that differ.")
   flags.DEFINE_string("mnist_npz", "", "Image studies: a local MNIST .npz (x_train, y_train, "
@@ -1232,28 +1232,39 @@ def _wall_seconds(record: dict, folder: str) -> float:
           + record.get("probe_seconds", 0.0) + record.get("scoring_seconds", 0.0))
 
 
+def _machine_key(m: Mapping[str, Any]) -> tuple:
+  """What makes two machines the same for wall times: CPU, cores, devices."""
+  return (m.get("cpu"), m.get("logical_cores"), m.get("devices"))
+
+
 def sittings_summary(folder: str, study_machine: Mapping[str, Any]) -> dict[str, Any]:
   """Where an arm's training time was spent, from its ``timings.jsonl``.
 
-  ``load_mean``: the machine's 1-minute load average over the sittings that
-  recorded it, weighted by their wall time, beside the study machine's
-  ``logical_cores`` (above them, other work shared the cores);
-  ``recorded_seconds``: the wall time of those sittings (older sittings
-  recorded no load). ``other_machines``: the
-  machines of sittings that ran elsewhere than the study's ``machine``
-  (CPU and devices compared).
+  Over the sittings on the study's ``machine`` that recorded it, weighted by
+  their wall time: ``load_mean``, the machine's 1-minute load average (the
+  arm's own threads included), beside its ``logical_cores``, and
+  ``own_cores``, the arm's CPU seconds per wall second (the cores it kept
+  busy). A load well above the cores, or above what the arm itself used,
+  means other work shared the machine. ``recorded_seconds``: the wall time of
+  those sittings (older sittings recorded neither). ``other_machines``: the
+  machines of sittings that ran elsewhere (CPU, cores and devices compared).
   """
   lines = read_jsonl(os.path.join(folder, "timings.jsonl"))
-  timed = [(r["total"], r["load_mean"]) for r in lines
-           if "load_mean" in r and r.get("total", 0.0) > 0]
-  seconds = sum(t for t, _ in timed)
-  key = lambda m: (m.get("cpu"), m.get("devices"), m.get("logical_cores"))
-  others = []
+  here = _machine_key(study_machine)
+  timed = [r for r in lines if "load_mean" in r and r.get("total", 0.0) > 0
+           and _machine_key(r.get("machine") or {}) == here]
+  seconds = sum(r["total"] for r in timed)
+  others, seen = [], set()
   for r in lines:
     m = r.get("machine")
-    if m and key(m) != key(study_machine) and m not in others:
+    if m and _machine_key(m) != here and _machine_key(m) not in seen:
+      seen.add(_machine_key(m))
       others.append(m)
-  return {"load_mean": round(sum(t * l for t, l in timed) / seconds, 2) if seconds else None,
+  mean = lambda key: (round(sum(r["total"] * r[key] for r in timed) / seconds, 2)
+                      if seconds and all(key in r for r in timed) else None)
+  own = (round(sum(r["cpu_seconds"] for r in timed) / seconds, 2)
+         if seconds and all("cpu_seconds" in r for r in timed) else None)
+  return {"load_mean": mean("load_mean"), "own_cores": own,
           "logical_cores": study_machine.get("logical_cores"),
           "recorded_seconds": round(seconds, 1), "other_machines": others}
 
@@ -1707,10 +1718,12 @@ def _data_text(table: Mapping[str, Any]) -> str:
 
 
 def _load_text(sittings: Optional[Mapping[str, Any]]) -> str:
-  """The ``load`` cell: mean load average / logical cores, blank if not recorded."""
+  """The ``load`` cell: 'load average / logical cores, own cores', blank if not recorded."""
   if not sittings or sittings.get("load_mean") is None:
     return ""
-  return f"{sittings['load_mean']:.1f} / {sittings['logical_cores']}"
+  own = sittings.get("own_cores")
+  return (f"{sittings['load_mean']:.1f} / {sittings['logical_cores']}"
+          + (f", own {own:.1f}" if own is not None else ""))
 
 
 def _md(text: str) -> str:
@@ -1727,9 +1740,11 @@ def render_markdown(table: Mapping[str, Any]) -> str:
            f"Python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, devices "
            f"{m['devices']}. Wall times are of this machine (unless a note under the table names "
            "another), shared with whatever else ran: `load` is the machine's 1-minute load "
-           "average while the arm trained (weighted by time over its sittings; blank for "
-           "sittings that did not record it) beside its logical cores; above them the arm "
-           "shared the cores and took longer than it would alone.",
+           "average while the arm trained (weighted by time over its sittings on this "
+           "machine; blank where they did not record it) beside its logical cores, and `own` "
+           "the cores the arm itself kept busy (its CPU seconds per wall second). A load "
+           "well above both means other work shared the cores and the arm took longer than "
+           "it would alone.",
            "", f"Claim: {table['claim']}", "",
            f"Setting: {s['num_seeds']} seeds per arm (run seeds 0..{s['num_seeds'] - 1}, trained "
            f"in one program), {table['steps']} steps per arm " + _budget_text(table) + "."]
@@ -1848,7 +1863,7 @@ def render_markdown(table: Mapping[str, Any]) -> str:
               + "."]
   if table["notes"]:
     lines += ["", "Notes:", ""] + [f"- {n}" for n in table["notes"]]
-  lines += ["", "Figures (in the study's `figures/` folder): "
+  lines += ["", "Figures (in the study's `figures/` folder; beside this file when published): "
             + ", ".join(f"`{f}`" for f in table.get("figures", [])), ""]
   return "\n".join(lines)
 
@@ -2174,6 +2189,16 @@ def run_study(name: str, workdir: str, *, quick: bool = False, num_seeds: Option
                      settings=settings, seeds=seeds_lib.seed_list(configs[arm.label]), log=log,
                      rescore=rescore)
     records[arm.label] = run_arm(ctx)
+  # Two runs growing one workdir (an arm per core) write its table one after
+  # the other, each from the arms finished when it holds the lock, so the
+  # last table written has every finished arm.
+  with _folder_lock(workdir):
+    return _write_table(study, workdir, quick=quick, settings=settings, records=records,
+                        configs=configs, configs_of=configs_of, log=log)
+
+
+def _write_table(study, workdir, *, quick, settings, records, configs, configs_of, log):
+  """``run_study``'s table from the workdir's finished arms (under its lock)."""
   # The workdir's other arms (a study grown arm by arm, perhaps by another run
   # at the same time: study.json is read again): those finished at this budget
   # with this version's config are rows of the table, the others are named under it.
@@ -2268,48 +2293,63 @@ def render_status(status: Mapping[str, Any]) -> str:
                  f"{len(r['frozen_seeds'])} of {r['replicas']} | "
                  f"{r['seconds'] / 60:.1f} min | {_load_text(r.get('sittings'))} |")
   return "\n".join(lines + ["", "load: the machine's 1-minute load average while the arm "
-                             "trained, beside its logical cores (above them, other work "
-                             "shared the cores)."])
+                             "trained, beside its logical cores, and the cores the arm kept "
+                             "busy itself (own); a load well above both means other work "
+                             "shared the cores."])
 
 
 def publish(workdir: str, dest: str, *, replace: bool = False) -> list[str]:
-  """Copies a study's table and figures (not its runs) into ``dest``.
+  """Copies a study's table and its figures (not its runs) into ``dest``.
 
   For results kept beside the code (``experiments/results/NAME``): ``table.md``,
-  ``table.json`` and ``figures/*.png`` of ``workdir`` land flat in ``dest``.
-  Files already there with the same bytes are left alone; ``dest``'s other
-  files are never touched. Returns the names written.
+  ``table.json`` and the figures the table lists (``figures/``) land flat in
+  ``dest``. The table is the study's as it stands (a study still running has
+  the arms finished so far); it is read under the workdir's lock, so not while
+  a run rewrites it. Files already in ``dest`` with the same bytes are left
+  alone; ``dest``'s other files are never touched. Returns the names written.
 
   Raises:
-    StudyError: ``workdir`` has no table yet, or (without ``replace``) a file
-      of ``dest`` would change; nothing is written then.
+    StudyError: ``workdir`` has no table or lacks a figure it lists, or
+      (without ``replace``) a file of ``dest`` would change; nothing is
+      written then.
   """
-  table_path = os.path.join(workdir, "table.json")
-  if not os.path.isfile(table_path):
-    raise StudyError(f"{workdir!r} holds no study table (table.json); run the study first "
-                     "(the table is written when an arm finishes)")
-  sources = {name: os.path.join(workdir, name) for name in ("table.md", "table.json")}
-  figures = os.path.join(workdir, "figures")
-  if os.path.isdir(figures):
-    sources.update({name: os.path.join(figures, name) for name in sorted(os.listdir(figures))
-                    if name.endswith(".png")})
+  if not os.path.isdir(workdir):
+    raise StudyError(f"no study folder {workdir!r}")
+  with _folder_lock(workdir):
+    table = _read_json(os.path.join(workdir, "table.json"))
+    if table is None or not os.path.isfile(os.path.join(workdir, "table.md")):
+      raise StudyError(f"{workdir!r} holds no study table (table.json and table.md); run the "
+                       "study first (the table is written when an arm finishes)")
+    sources = {name: os.path.join(workdir, name) for name in ("table.md", "table.json")}
+    sources.update({name: os.path.join(workdir, "figures", name)
+                    for name in table.get("figures", [])})
+    missing = [n for n, path in sources.items() if not os.path.isfile(path)]
+    if missing:
+      raise StudyError(f"{workdir!r} lacks {', '.join(missing)}, listed by its table; rerun "
+                       "the study's command to draw its figures again")
+    contents = {}
+    for name, path in sources.items():
+      with open(path, "rb") as f:
+        contents[name] = f.read()
 
-  def same(a: str, b: str) -> bool:
-    with open(a, "rb") as f, open(b, "rb") as g:
-      return f.read() == g.read()
+  def held(name: str) -> Optional[bytes]:
+    path = os.path.join(dest, name)
+    if not os.path.exists(path):
+      return None
+    with open(path, "rb") as f:
+      return f.read()
 
-  changes = {name: src for name, src in sources.items()
-             if not (os.path.exists(os.path.join(dest, name))
-                     and same(src, os.path.join(dest, name)))}
-  differ = [n for n in changes if os.path.exists(os.path.join(dest, n))]
+  changes = {name: data for name, data in contents.items() if held(name) != data}
+  differ = [n for n in changes if held(n) is not None]
   if differ and not replace:
     raise StudyError(f"{dest!r} already holds {', '.join(differ)} with other contents (an "
                      "earlier publication?); nothing was written. Publish into another folder, "
                      "or pass --replace_published to replace them.")
   os.makedirs(dest, exist_ok=True)
-  for name, src in changes.items():
+  for name, data in changes.items():
     tmp = os.path.join(dest, f".{name}.tmp")
-    shutil.copyfile(src, tmp)
+    with open(tmp, "wb") as f:
+      f.write(data)
     os.replace(tmp, os.path.join(dest, name))
   return sorted(changes)
 
@@ -2317,6 +2357,8 @@ def publish(workdir: str, dest: str, *, replace: bool = False) -> list[str]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.replace_published and not FLAGS.publish:
+    raise app.UsageError("--replace_published goes with --publish=DIR")
   if FLAGS.publish:
     if not FLAGS.workdir:
       raise app.UsageError("--publish needs --workdir (the study's folder)")

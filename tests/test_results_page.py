@@ -3,7 +3,9 @@
 The page is written by hand around the tables; these checks catch a table that
 is committed but not reported, and a headline number copied wrongly: every
 row's headline cell (its mean +- SE) must appear, to the digits shown, in a
-section of the page that names the table's folder.
+section of the page that names the table's folder. It checks that the
+numbers are there, not on which line: a number quoted under the wrong arm of
+the right section passes (the page names arms in words, not by label).
 """
 
 import glob

@@ -107,6 +107,17 @@ def seed_histories(workdir):
   return {seed: sorted(records, key=lambda r: r["step"]) for seed, records in out.items()}
 
 
+
+def _load_reported() -> bool:
+  try:
+    return os.getloadavg()[0] > 0
+  except (AttributeError, OSError):
+    return False
+
+
+# Some sandboxes report no load average (always 0): the load checks need one.
+_LOAD_REPORTED = _load_reported()
+
 class QuickStudiesTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*[(n, n) for n in study_lib.STUDIES])
@@ -141,13 +152,16 @@ class QuickStudiesTest(parameterized.TestCase):
       self.assertEqual(row["num_seeds"], SEEDS)
       self.assertEqual(row["steps"], table["steps"])
       self.assertGreater(row["wall_seconds"], 0)
-      # The arm's sittings recorded this machine and its load (Linux has one).
-      self.assertEqual(row["sittings"]["other_machines"], [])
-      self.assertEqual(row["sittings"]["logical_cores"], os.cpu_count())
-      self.assertGreater(row["sittings"]["load_mean"], 0.0)
-      self.assertGreater(row["sittings"]["recorded_seconds"], 0.0)
-      self.assertIn(f"| {row['wall_seconds']:.0f} | {row['sittings']['load_mean']:.1f} / "
-                    f"{os.cpu_count()} |", md)
+      # The arm's sittings recorded this machine, its load where the OS reports
+      # one, and the cores the arm kept busy.
+      where = row["sittings"]
+      self.assertEqual((where["other_machines"], where["logical_cores"]), ([], os.cpu_count()))
+      if _LOAD_REPORTED:
+        self.assertGreater(where["load_mean"], 0.0)
+        self.assertGreater(where["own_cores"], 0.0)
+        self.assertGreater(where["recorded_seconds"], 0.0)
+        self.assertIn(f"| {row['wall_seconds']:.0f} | {where['load_mean']:.1f} / "
+                      f"{os.cpu_count()}, own {where['own_cores']:.1f} |", md)
       self.assertTrue(row["cells"], row["row"])
       for column, cell in row["cells"].items():
         self.assertLen(cell["per_seed"], SEEDS)
@@ -531,16 +545,23 @@ class QuickStudiesTest(parameterized.TestCase):
       f.write("mine")
     with open(os.path.join(dest, "table.md"), "a", encoding="utf-8") as f:
       f.write("an edit\n")
-    before = {n: open(os.path.join(dest, n), "rb").read() for n in os.listdir(dest)}
+    before = snapshot(dest)
     with self.assertRaisesRegex(study_lib.StudyError, "holds table.md with other contents"):
       study_lib.publish(workdir, dest)
-    self.assertEqual({n: open(os.path.join(dest, n), "rb").read() for n in os.listdir(dest)},
-                     before)  # nothing written
+    self.assertEqual(snapshot(dest), before)  # nothing written
     self.assertEqual(study_lib.publish(workdir, dest, replace=True), ["table.md"])
     with open(os.path.join(dest, "notes.txt"), encoding="utf-8") as f:
       self.assertEqual(f.read(), "mine")  # other files are not touched
     with self.assertRaisesRegex(study_lib.StudyError, "holds no study table"):
       study_lib.publish(self.create_tempdir().full_path, dest)
+    # A figure the table lists but the folder lacks: refused, nothing written.
+    copy = os.path.join(self.create_tempdir().full_path, "copy")
+    shutil.copytree(workdir, copy)
+    os.remove(os.path.join(copy, "figures", table["figures"][0]))
+    elsewhere = os.path.join(self.create_tempdir().full_path, "new")
+    with self.assertRaisesRegex(study_lib.StudyError, f"lacks {table['figures'][0]}"):
+      study_lib.publish(copy, elsewhere)
+    self.assertFalse(os.path.exists(elsewhere))
 
   def test_status_reads_the_folder_and_changes_nothing(self):
     workdir, table = quick_run("che")
@@ -739,23 +760,37 @@ class DefinitionsTest(parameterized.TestCase):
     here = {"cpu": "A", "devices": "1 x cpu", "logical_cores": 2}
     gpu = {"cpu": "B", "devices": "1 x gpu", "logical_cores": 8}
     folder = self.create_tempdir().full_path
-    lines = [{"total": 100.0, "load_mean": 1.0, "machine": here},
-             {"total": 300.0, "load_mean": 3.0, "machine": dict(here, python="3.12")},
+    lines = [{"total": 100.0, "load_mean": 1.0, "cpu_seconds": 50.0, "machine": here},
+             # Another Python on the same machine is the same machine.
+             {"total": 300.0, "load_mean": 3.0, "cpu_seconds": 150.0,
+              "machine": dict(here, python="3.12")},
              {"total": 50.0},  # an older sitting: no load, no machine
-             {"total": 20.0, "load_mean": 9.0, "machine": gpu},
-             {"total": 0.0, "load_mean": 99.0, "machine": gpu}]  # killed at once: no weight
+             # Another machine's sittings are named, not averaged with this one's.
+             {"total": 20.0, "load_mean": 9.0, "cpu_seconds": 160.0, "machine": gpu},
+             {"total": 5.0, "load_mean": 8.0, "cpu_seconds": 40.0,
+              "machine": dict(gpu, jax="0.11")},
+             {"total": 0.0, "load_mean": 99.0, "machine": here}]  # killed at once: no weight
     with open(os.path.join(folder, "timings.jsonl"), "w", encoding="utf-8") as f:
       f.writelines(json.dumps(line) + "\n" for line in lines)
     out = study_lib.sittings_summary(folder, here)
-    self.assertAlmostEqual(out["load_mean"], round((100 * 1 + 300 * 3 + 20 * 9) / 420, 2))
-    self.assertEqual(out["recorded_seconds"], 420.0)
-    self.assertEqual(out["other_machines"], [gpu])  # a Python version is the same machine
+    self.assertEqual(out["load_mean"], 2.5)  # (100 * 1 + 300 * 3) / 400
+    self.assertEqual(out["own_cores"], 0.5)  # (50 + 150) / 400
+    self.assertEqual(out["recorded_seconds"], 400.0)
+    self.assertEqual(out["other_machines"], [gpu])
     self.assertEqual(out["logical_cores"], 2)  # the study's machine's
     empty = study_lib.sittings_summary(self.create_tempdir().full_path, here)
-    self.assertEqual((empty["load_mean"], empty["logical_cores"], empty["other_machines"]),
-                     (None, 2, []))
-    self.assertEqual(study_lib._load_text(out), "2.8 / 2")  # (100 + 900 + 180) / 420
+    self.assertEqual((empty["load_mean"], empty["own_cores"], empty["logical_cores"],
+                      empty["other_machines"]), (None, None, 2, []))
+    self.assertEqual(study_lib._load_text(out), "2.5 / 2, own 0.5")
     self.assertEqual(study_lib._load_text(empty), "")
+    # The table names the other machine under it, once.
+    _, table = quick_run("che")
+    table = json.loads(json.dumps(table))
+    for row in table["rows"]:
+      row["sittings"] = out
+    md = study_lib.render_markdown(table)
+    self.assertEqual(md.count("trained (for some or all of its sittings) on another machine: "
+                              "B, 8 logical cores, devices 1 x gpu."), len(table["rows"]))
 
   def test_most_modes(self):
     self.assertEqual(study_lib._most([3, 8, float("nan"), 5]), 8.0)

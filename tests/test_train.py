@@ -265,7 +265,10 @@ class LoopTest(parameterized.TestCase):
     # Where the time went: this machine, the process's CPU time, the load.
     self.assertEqual(lines[0]["machine"], loop.machine())
     self.assertGreater(lines[0]["cpu_seconds"], 0.0)
-    self.assertGreater(lines[0]["load_mean"], 0.0)
+    if os.getloadavg()[0] > 0:  # some sandboxes report no load (always 0)
+      self.assertGreater(lines[0]["load_mean"], 0.0)
+    else:
+      self.assertNotIn("load_mean", lines[0])
     loop.train_and_evaluate(tiny_run_config(), workdir)  # resumes at 4, unpoisoned
     again = [json.loads(line) for line in open(path, encoding="utf-8")]
     self.assertEqual(again[0], lines[0])

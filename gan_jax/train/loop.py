@@ -683,11 +683,16 @@ def machine() -> dict[str, Any]:
 
 
 def _load_average() -> float | None:
-  """The machine's 1-minute load average, or None where the OS has none."""
+  """The machine's 1-minute load average, or None where the OS has none.
+
+  A running process counts in its machine's load, so 0.0 means the OS does
+  not report it (some sandboxes): None as well.
+  """
   try:
-    return os.getloadavg()[0]
+    load = os.getloadavg()[0]
   except (AttributeError, OSError):
     return None
+  return load if load > 0 else None
 
 
 class _Sitting:
@@ -700,8 +705,9 @@ class _Sitting:
 
   Each line also says where the time was spent: the ``machine``, this
   process's CPU seconds (``cpu_seconds``, all its threads) and the machine's
-  1-minute load average sampled at each write (``load_mean``; above the
-  machine's ``logical_cores``, other work shared the cores and the wall time
+  1-minute load average sampled at each write (``load_mean``, this process's
+  threads included; well above both the machine's ``logical_cores`` and the
+  cores the process kept busy, other work shared the cores and the wall time
   is longer than the run's alone).
   """
 
