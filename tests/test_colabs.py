@@ -47,6 +47,17 @@ EXPECTED = {
         ("samples_figure(", "image"),
         ("final_table", r"reg +\d \d\.\d\d .*\n.*unreg +\d \d\.\d\d"),
     ],
+    "seeds_and_studies.ipynb": [
+        ("loop.train_and_evaluate(circle_config(5)", r"a parameter leaf has shape \(5, "),
+        ("records = [json.loads", r"seed 4: \d of 6 modes.*mean over 5: \d\.\d \+- \d\.\d\d modes"),
+        ("seed_curves_figure(", "image"),
+        ("short_five = loop.train_and_evaluate(",
+         r"after 200 steps: largest parameter difference (0\.0e\+00|\d\.\de-0[5-9]|\d\.\de-[1-9]\d), "
+         r"same keys True\nafter \d+ steps: .*same keys True"),
+        ("study_lib.run_study(", r"\| gan \|.*\n\| reg_gan \|"),
+        ("modes_captured.png", "image"),
+        ("published = {", "image"),
+    ],
     "langevin_samplers.ipynb": [
         ("posterior_mean =", r"exact posterior mean \[.*\], std \[.*\]"),
         ("report(\"sgld", r"sgld.*n_eff +\d+ .*max \|z\|"),

@@ -371,6 +371,26 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertEqual(again, table)
     self.assertEqual(snapshot(workdir), before)
 
+  def test_progress_false_silences_the_arms_progress_lines_only(self):
+    seen = []
+
+    class Stop(Exception):
+      pass
+
+    def first_arm(ctx):
+      seen.append(ctx.config)
+      raise Stop
+    for progress in (True, False):
+      workdir = os.path.join(self.create_tempdir().full_path, "study")
+      with mock.patch.object(study_lib, "run_arm", first_arm), self.assertRaises(Stop):
+        study_lib.run_study("che", workdir, num_seeds=2, steps=100, log=lambda m: None,
+                            progress=progress)
+    self.assertEqual([c.train.progress for c in seen], [True, False])
+    # Nothing else differs, and the field is not part of a run's identity.
+    seen[1].train.progress = True
+    self.assertEqual(seen[0].to_dict(), seen[1].to_dict())
+    self.assertIn("train.progress", workdir_lib.RESUMABLE_FIELDS)
+
   def test_a_finished_study_resumed_draws_the_figures_of_this_version(self):
     workdir, table = quick_run("che")
     copy = os.path.join(self.create_tempdir().full_path, "copy")
@@ -863,21 +883,7 @@ class DefinitionsTest(parameterized.TestCase):
     # nothing else, at the study's budget and at a CPU budget (schedules scaled).
     study = study_lib.STUDIES["stacked_mnist"]
     arms = {a.label: a for a in study.arms}
-
-    def flat(arm, steps):
-      c = study_lib.arm_config(study, arm, steps=steps, num_seeds=3, quick=False,
-                               image_npz="")
-      out = {}
-
-      def walk(node, prefix):
-        for k, v in node.items():
-          if isinstance(v, dict):
-            walk(v, f"{prefix}{k}.")
-          else:
-            out[prefix + k] = v
-      walk(loop.config_to_dict(c), "")
-      return out
-
+    flat = lambda arm, steps: _flat_config(study, arm, steps)
     absent = object()
     for steps in (20_000, 2_000):
       base = flat(arms["dcgan"], steps)
@@ -927,6 +933,36 @@ class DefinitionsTest(parameterized.TestCase):
                         full["optim.discriminator.weight_decay"]),
                        (5, "sgld", 2e-4, "auto", 1e-5))
       self.assertTrue(all(k.startswith("optim.discriminator.") for k in sgld), sgld)
+
+
+  def test_small_d_arms_are_the_stacked_arms_with_a_quarter_width_discriminator(self):
+    stacked, small = (study_lib.STUDIES[n] for n in ("stacked_mnist", "stacked_mnist_small_d"))
+    self.assertEqual([a.label for a in small.arms], [a.label for a in stacked.arms])
+    for quick in (False, True):
+      steps = small.quick_steps if quick else 2_000
+      for a, b in zip(stacked.arms, small.arms):
+        mine, base = (_flat_config(s, arm, steps, quick=quick)
+                      for s, arm in ((small, b), (stacked, a)))
+        diff = {k: (base.get(k), v) for k, v in mine.items() if base.get(k) != v}
+        self.assertEqual(set(mine), set(base), b.label)
+        # Full size a quarter of 64; quick size (generator 8) keeps the ratio.
+        self.assertEqual(diff, {"model.discriminator.base_features":
+                                ((8, 2) if quick else (64, 16))}, b.label)
+
+
+def _flat_config(study, arm, steps, quick=False):
+  """An arm's config as {dotted path: value}, 3 seeds."""
+  c = study_lib.arm_config(study, arm, steps=steps, num_seeds=3, quick=quick, image_npz="")
+  out = {}
+
+  def walk(node, prefix):
+    for k, v in node.items():
+      if isinstance(v, dict):
+        walk(v, f"{prefix}{k}.")
+      else:
+        out[prefix + k] = v
+  walk(loop.config_to_dict(c), "")
+  return out
 
 
 class SweptArmTest(parameterized.TestCase):
