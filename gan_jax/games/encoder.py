@@ -122,7 +122,23 @@ def mode_objective(loss: str, loss_kwargs: Mapping[str, Any]) -> losses.Objectiv
 
 
 def _repeat_key(key, j):
-  return key if j == 0 else jax.random.fold_in(key, _REPEAT_TAG + j)
+  if isinstance(j, int):
+    return key if j == 0 else jax.random.fold_in(key, _REPEAT_TAG + j)
+  # A traced index (a critic loop under lax.scan): the same keys, selected.
+  return jnp.where(j == 0, key, jax.random.fold_in(key, _REPEAT_TAG + j))
+
+
+def _critic_updates(state, n: int, update):
+  """``update(state, i) -> (state, metrics)`` for ``i = 0 .. n-1``; the last metrics.
+
+  More than one update runs as a rolled ``lax.scan``, as the adversarial game's
+  critic loop: the program holds one copy of the update (with a penalty's
+  double backprop, most of the step) instead of ``n``, at the same arithmetic.
+  """
+  if n == 1:
+    return update(state, 0)
+  state, stacked = jax.lax.scan(update, state, jnp.arange(n))
+  return state, jax.tree.map(lambda v: v[-1], stacked)
 
 
 @dataclasses.dataclass
@@ -414,19 +430,19 @@ class RegGANGame(_EncoderGameBase):
   def step(self, state: TrainState, arrays: Any, shard: Callable = lambda x: x):
     """One iteration; metrics are those of the last update of each player."""
     level = self.level_schedule(state.step)
-    metrics = {}
-    for i in range(self.n_critic):
-      key = step_key(state, 1, i)
-      x_key, z_key, d_key = jax.random.split(key, 3)
+    def critic_update(state, i):
+      x_key, z_key, d_key = jax.random.split(step_key(state, 1, i), 3)
       real, labels = self._draw(x_key, arrays)
       real = shard(real)
       z = shard(self._latent(z_key, self.batch_size))
       # The real batch's classes generated: D sees one batch of labels on both sides.
       fake = self._generate(state.params["generator"], state.model_state, z, labels,
                             keep_updates=False)[0]
-      state, aux = self._d_update(state, "discriminator", real, fake, labels, d_key, level,
-                                  real_is_data=True, d_step=state.step * self.n_critic + i)
-      metrics.update(aux)
+      return self._d_update(state, "discriminator", real, fake, labels, d_key, level,
+                            real_is_data=True, d_step=state.step * self.n_critic + i)
+
+    state, metrics = _critic_updates(state, self.n_critic, critic_update)
+    metrics = dict(metrics)
     for j in range(self.n_gen):
       state, aux = self._generator_update(state, arrays, shard,
                                           _repeat_key(step_key(state, 2), j), level)
@@ -498,15 +514,18 @@ class MDGANGame(_EncoderGameBase):
     metrics = {}
     # ---- manifold step: D1 on x vs G(E(x)); G, E towards the data manifold.
     key = step_key(state, 1)
-    for i in range(self.n_critic):
+
+    def manifold_critic(state, i):
       x_key, d_key = jax.random.split(_repeat_key(key, i), 4)[:2]
       x, labels = self._draw(x_key, arrays)
       x = shard(x)
       rec = self._reconstruct(state.params["generator"], state.params["encoder"],
                               state.model_state, x, labels)[0]
-      state, aux = self._d_update(state, "d_manifold", x, rec, labels, d_key, level,
-                                  real_is_data=True, d_step=state.step * self.n_critic + i)
-      metrics.update(self._prefixed("d_manifold", aux))
+      return self._d_update(state, "d_manifold", x, rec, labels, d_key, level,
+                            real_is_data=True, d_step=state.step * self.n_critic + i)
+
+    state, aux = _critic_updates(state, self.n_critic, manifold_critic)
+    metrics.update(self._prefixed("d_manifold", aux))
     for j in range(self.n_gen):
       x_key, _, p_key, drop_key = jax.random.split(_repeat_key(key, j), 4)
       x, labels = self._draw(x_key, arrays)
@@ -515,7 +534,8 @@ class MDGANGame(_EncoderGameBase):
 
     # ---- diffusion step: D2 on G(E(x)) (as real, not data) vs G(z); G spreads its mass.
     key = step_key(state, 2)
-    for i in range(self.n_critic):
+
+    def diffusion_critic(state, i):
       x_key, z_key, d_key = jax.random.split(_repeat_key(key, i), 5)[:3]
       x, labels = self._draw(x_key, arrays)
       x = shard(x)
@@ -524,9 +544,11 @@ class MDGANGame(_EncoderGameBase):
       rec = self._reconstruct(state.params["generator"], state.params["encoder"], ms, x,
                               labels)[0]
       fake = self._generate(state.params["generator"], ms, z, labels, keep_updates=False)[0]
-      state, aux = self._d_update(state, "d_diffusion", rec, fake, labels, d_key, level,
-                                  real_is_data=False, d_step=state.step * self.n_critic + i)
-      metrics.update(self._prefixed("d_diffusion", aux))
+      return self._d_update(state, "d_diffusion", rec, fake, labels, d_key, level,
+                            real_is_data=False, d_step=state.step * self.n_critic + i)
+
+    state, aux = _critic_updates(state, self.n_critic, diffusion_critic)
+    metrics.update(self._prefixed("d_diffusion", aux))
     for j in range(self.n_gen):
       x_key, z_key, _, p_key, drop_key = jax.random.split(_repeat_key(key, j), 5)
       z = shard(self._latent(z_key, self.batch_size))
