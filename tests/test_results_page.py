@@ -3,9 +3,11 @@
 The page is written by hand around the tables; these checks catch a table that
 is committed but not reported, and a headline number copied wrongly: every
 row's headline cell (its mean +- SE) must appear, to the digits shown, in a
-section of the page that names the table's folder. It checks that the
-numbers are there, not on which line: a number quoted under the wrong arm of
-the right section passes (the page names arms in words, not by label).
+section of the page that names the table's folder. A row that is one arm
+(not a probe's or a sweep's row of it, nor a cell of a cross-test) must have it
+on a line that names the arm's label in backticks, as the page's tables do
+(`` `gan_ring_8` ``): a number quoted under the wrong arm of the right section
+fails.
 """
 
 import glob
@@ -57,6 +59,19 @@ def missing_headlines(table: dict, text: str) -> list[str]:
   return out
 
 
+def misplaced_headlines(table: dict, text: str) -> list[str]:
+  """The one-arm rows of ``table`` whose headline no line naming the arm quotes."""
+  if table.get("cross_test"):  # a matrix: an arm's cells sit in the other arm's row
+    return []
+  out = []
+  for row in table["rows"]:
+    if row["row"] != row.get("arm"):
+      continue
+    lines = "\n".join(l for l in text.splitlines() if f"`{row['arm']}`" in l)
+    out += missing_headlines({**table, "rows": [row]}, lines)
+  return out
+
+
 class ShownNumbersTest(absltest.TestCase):
 
   def test_rounding(self):
@@ -74,6 +89,18 @@ class ShownNumbersTest(absltest.TestCase):
     self.assertEqual(missing_headlines(table, "| a | 19.7 +- 3.5 (13, 21, 25) |"), [])
     self.assertLen(missing_headlines(table, "| a | 18.7 +- 3.5 |"), 1)
     self.assertLen(missing_headlines(table, "| a | 19.7 +- 0.35 |"), 1)
+
+  def test_a_number_under_the_wrong_arm_is_found(self):
+    table = {"columns": ["modes"],
+             "rows": [{"row": "a", "arm": "a", "cells": {"modes": {"mean": 3.0, "se": 0.5}}},
+                      {"row": "b", "arm": "b", "cells": {"modes": {"mean": 5.0, "se": 1.0}}}]}
+    right = "| one (`a`) | 3 +- 0.5 |\n| two (`b`) | 5 +- 1 |"
+    swapped = "| one (`a`) | 5 +- 1 |\n| two (`b`) | 3 +- 0.5 |"
+    self.assertEqual(missing_headlines(table, swapped), [])  # the section holds both
+    self.assertEqual(misplaced_headlines(table, right), [])
+    self.assertLen(misplaced_headlines(table, swapped), 2)
+    self.assertEqual(misplaced_headlines({**table, "cross_test": {"arms": ["a", "b"]}},
+                                         swapped), [])
 
 
 class ResultsPageTest(absltest.TestCase):
@@ -93,6 +120,9 @@ class ResultsPageTest(absltest.TestCase):
           table = json.load(f)
         self.assertEqual(missing_headlines(table, "\n".join(mine)), [],
                          f"rows of experiments/results/{name}/ not quoted in RESULTS.md")
+        self.assertEqual(misplaced_headlines(table, "\n".join(mine)), [],
+                         f"rows of experiments/results/{name}/ not quoted on a line of "
+                         "RESULTS.md that names their arm (`label`)")
 
 
 if __name__ == "__main__":
