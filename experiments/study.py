@@ -911,7 +911,8 @@ def _shrink(c: ml_collections.ConfigDict) -> None:
     if "widths" in spec:
       spec.widths = (QUICK_WIDTH,) * len(spec.widths)
     if "base_features" in spec:
-      spec.base_features = max(1, round(QUICK_BASE_FEATURES * int(spec.base_features) / full))
+      spec.base_features = (max(1, round(QUICK_BASE_FEATURES * int(spec.base_features) / full))
+                            if full else QUICK_BASE_FEATURES)
   c.train.batch_size = QUICK_IMAGE_BATCH if images else QUICK_BATCH
   c.train.eval_samples = QUICK_EVAL_SAMPLES
   c.train.num_devices = 1
@@ -1022,9 +1023,15 @@ def command_of(settings: Mapping[str, Any], workdir: str) -> str:
     parts.append(f"--steps={settings['steps']}")
   if settings["mnist_npz"]:
     parts.append(f"--mnist_npz={settings['mnist_npz']}")
-  if settings.get("arms"):
-    parts.append(f"--arms={','.join(settings['arms'])}")
+  arms = settings.get("arms")
+  if arms and list(arms) != _default_labels(settings):
+    parts.append(f"--arms={','.join(arms)}")
   return " ".join(shlex.quote(p) for p in parts)
+
+
+def _default_labels(settings: Mapping[str, Any]) -> list[str]:
+  """The arms the study runs without ``--arms`` (this version's)."""
+  return [a.label for a in STUDIES[settings["study"]].arms_to_run(settings["quick"], None)]
 
 
 def budget_of(study: Study, settings: Mapping[str, Any]) -> int:
@@ -1042,15 +1049,18 @@ def arm_labels(settings: Mapping[str, Any]) -> list[str]:
 
 def grown_settings(saved: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
   """The settings of a study grown by the arms of ``settings``: the saved
-  settings with the union of both arm selections (in the study's order; no
-  ``arms`` entry when the union is the study's default selection)."""
+  settings with the union of both arm selections (in the study's order)."""
   study = STUDIES[saved["study"]]
   have, want = set(arm_labels(saved)), set(arm_labels(settings))
-  union = [a.label for a in study.arms if a.label in have | want]
-  out = {k: v for k, v in saved.items() if k != "arms"}
-  if union != arm_labels(out):
-    out["arms"] = union
-  return out
+  return {**saved, "arms": [a.label for a in study.arms if a.label in have | want]}
+
+
+def pinned_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+  """``settings`` with its arms named: a workdir's ``study.json`` holds the arms
+  it was made with, not "the study's default", which grows as arms are added
+  to the study. (A ``study.json`` without an ``arms`` entry, from an older
+  version, is read as this version's default selection.)"""
+  return {**settings, "arms": arm_labels(settings)}
 
 
 @contextlib.contextmanager
@@ -1088,34 +1098,46 @@ def claim_workdir(workdir: str, settings: dict[str, Any],
   path = os.path.join(workdir, SETTINGS_FILE)
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise StudyError(f"workdir {workdir!r} is a file, not a folder; nothing was changed")
-  if os.path.exists(path):
-    # Two runs may grow one study at once (an arm per core): the read, the
-    # comparison and the rewrite of study.json are one step under a lock, on
-    # the workdir's folder itself (a lock file would change a finished study).
+  made = not os.path.exists(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  # Two runs may make or grow one study at once (an arm per core): the read,
+  # the comparison and the write of study.json are one step under a lock, on
+  # the workdir's folder itself (a lock file would change a finished study).
+  try:
     with _folder_lock(workdir):
-      saved = _read_json(path)
-      diffs = {k: (saved["settings"].get(k), v) for k, v in settings.items()
-               if k != "arms" and saved["settings"].get(k) != v}
-      if diffs:
-        said = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
-        raise StudyError(
-            f"workdir {workdir!r} holds study {saved['settings'].get('study')!r} made with "
-            f"other settings ({said}); nothing was changed. Rerun with the saved settings "
-            f"({saved.get('command', '')}) to resume it, or choose another --workdir.")
-      check_arms()
-      if set(arm_labels(settings)) - set(arm_labels(saved["settings"])):
-        grown = grown_settings(saved["settings"], settings)
-        saved = {**saved, "settings": grown, "command": command_of(grown, workdir),
-                 "earlier_commands": saved.get("earlier_commands", []) + [saved["command"]]}
-        workdir_lib.write_json(path, saved)
+      return _claim_locked(workdir, path, settings, check_arms)
+  except StudyError:
+    if made and not os.listdir(workdir):
+      os.rmdir(workdir)  # refused: nothing left behind
+    raise
+
+
+def _claim_locked(workdir, path, settings, check_arms) -> dict[str, Any]:
+  """``claim_workdir`` under the workdir's lock."""
+  if os.path.exists(path):
+    saved = _read_json(path)
+    diffs = {k: (saved["settings"].get(k), v) for k, v in settings.items()
+             if k != "arms" and saved["settings"].get(k) != v}
+    if diffs:
+      said = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
+      raise StudyError(
+          f"workdir {workdir!r} holds study {saved['settings'].get('study')!r} made with "
+          f"other settings ({said}); nothing was changed. Rerun with the saved settings "
+          f"({saved.get('command', '')}) to resume it, or choose another --workdir.")
+    check_arms()
+    if set(arm_labels(settings)) - set(arm_labels(saved["settings"])):
+      grown = grown_settings(saved["settings"], settings)
+      saved = {**saved, "settings": grown, "command": command_of(grown, workdir),
+               "earlier_commands": saved.get("earlier_commands", []) + [saved["command"]]}
+      workdir_lib.write_json(path, saved)
     return saved
-  if os.path.isdir(workdir) and os.listdir(workdir):
+  if os.listdir(workdir):
     raise StudyError(f"workdir {workdir!r} is not empty and holds no study (no {SETTINGS_FILE})"
                      "; refusing to write into it. Choose an empty or new --workdir.")
   check_arms()
+  settings = pinned_settings(settings)
   record = {"settings": settings, "command": command_of(settings, workdir),
             "machine": loop.machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-  os.makedirs(workdir, exist_ok=True)
   workdir_lib.write_json(path, record)
   return record
 
@@ -1422,18 +1444,29 @@ def _classifier(ctx: ArmContext, source) -> Any:
   from gan_jax.metrics import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
   folder = os.path.join(ctx.study_dir, "classifier")
   info_path = os.path.join(ctx.study_dir, "classifier.json")
-  if os.path.isdir(folder) and os.path.exists(info_path):
-    return classifier_lib.Classifier.load(folder)
+  # Two runs growing one study train it once: the second waits for the first's.
+  with _folder_lock(ctx.study_dir):
+    if os.path.isdir(folder) and os.path.exists(info_path):
+      return classifier_lib.Classifier.load(folder)
+    return _train_classifier(ctx, source, folder, info_path)
+
+
+def _train_classifier(ctx: ArmContext, source, folder: str, info_path: str) -> Any:
+  """``_classifier``'s training, saving and held-out check (under the study's lock)."""
+  from gan_jax.metrics import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
   s = _scorer_settings(ctx)
   x, y = classifier_lib.classifier_data(source, s["classifier_examples"], seed=1)
   held = max(1, len(x) // 10)
-  ctx.log(f"training the study's digit classifier: {s['classifier_steps']} steps on "
-          f"{len(x) - held} digit crops (once per study; saved in {folder})")
   t0 = time.time()
-  clf = classifier_lib.train_classifier(x[held:], y[held:], num_classes=10,
-                                        steps=s["classifier_steps"],
-                                        steps_per_call=min(5, s["classifier_steps"]))
-  clf.save(folder)
+  if os.path.isdir(folder):  # saved by a run stopped before it wrote the info file
+    clf = classifier_lib.Classifier.load(folder)
+  else:
+    ctx.log(f"training the study's digit classifier: {s['classifier_steps']} steps on "
+            f"{len(x) - held} digit crops (once per study; saved in {folder})")
+    clf = classifier_lib.train_classifier(x[held:], y[held:], num_classes=10,
+                                          steps=s["classifier_steps"],
+                                          steps_per_call=min(5, s["classifier_steps"]))
+    clf.save(folder)
   info = {"steps": s["classifier_steps"], "examples": len(x) - held,
           "held_out_accuracy": clf.accuracy(x[:held], y[:held]), "held_out": held,
           "seconds": round(time.time() - t0, 1),
@@ -2380,12 +2413,15 @@ def publish(workdir: str, dest: str, *, replace: bool = False) -> list[str]:
     raise StudyError(f"{dest!r} already holds {', '.join(differ)} with other contents (an "
                      "earlier publication?); nothing was written. Publish into another folder, "
                      "or pass --replace_published to replace them.")
-  os.makedirs(dest, exist_ok=True)
-  for name, data in changes.items():
-    tmp = os.path.join(dest, f".{name}.tmp")
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, os.path.join(dest, name))
+  try:
+    os.makedirs(dest, exist_ok=True)
+    for name, data in changes.items():
+      tmp = os.path.join(dest, f".{name}.tmp")
+      with open(tmp, "wb") as f:
+        f.write(data)
+      os.replace(tmp, os.path.join(dest, name))
+  except OSError as e:
+    raise StudyError(f"cannot publish into {dest!r}: {e}") from e
   return sorted(changes)
 
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from unittest import mock
 
 try:
@@ -639,7 +640,7 @@ class QuickStudiesTest(parameterized.TestCase):
     with open(os.path.join(workdir, study_lib.SETTINGS_FILE), encoding="utf-8") as f:
       saved = json.load(f)
     self.assertEqual(saved["earlier_commands"], [first["command"]])
-    self.assertNotIn("arms", saved["settings"])
+    self.assertEqual(saved["settings"]["arms"], ["gan", "reg_gan"])  # pinned, not "default"
     self.assertIn("reg_gan", open(os.path.join(workdir, "table.md"), encoding="utf-8").read())
     # Other settings are still refused, arms or not.
     with self.assertRaisesRegex(study_lib.StudyError, "num_seeds: saved 2, now 3"):
@@ -697,11 +698,46 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertEqual(grown["arms"], [a.label for a in study.arms if a.label in
                                      {"wgan_gp_grid_25", *study.quick_arms}])
     self.assertEqual({k: v for k, v in grown.items() if k != "arms"}, default)
-    # Back to the default selection: no arms entry (the plain command).
-    self.assertEqual(study_lib.grown_settings(of(list(study.quick_arms[:1])),
-                                              of(list(study.quick_arms[1:]))), default)
+    # Back to the default selection: the arms named, the plain command.
+    back = study_lib.grown_settings(of(list(study.quick_arms[:1])),
+                                    of(list(study.quick_arms[1:])))
+    self.assertEqual(back, {**default, "arms": study_lib.arm_labels(default)})
+    self.assertNotIn("--arms", study_lib.command_of(back, "w"))
     everything = study_lib.grown_settings(grown, of([a.label for a in study.arms]))
     self.assertEqual(everything["arms"], [a.label for a in study.arms])
+
+  def test_a_workdir_keeps_its_arms_when_the_study_gains_one(self):
+    workdir, _ = quick_run("che")
+    che = study_lib.STUDIES["che"]
+    more = dataclasses.replace(che, arms=che.arms + (dataclasses.replace(
+        che.arms[0], label="gan_again"),), quick_arms=che.quick_arms + ("gan_again",))
+    with mock.patch.dict(study_lib.STUDIES, {"che": more}):
+      self.assertEqual([r["arm"] for r in study_lib.study_status(workdir)["arms"]],
+                       [a.label for a in che.arms_to_run(quick=True)])
+
+  def test_a_new_workdir_is_claimed_under_its_lock(self):
+    # Two runs starting one new study at once: the second waits, then grows it.
+    workdir = os.path.join(self.create_tempdir().full_path, "new")
+    settings = study_lib.settings_of("che", quick=True, num_seeds=SEEDS, steps=None,
+                                     mnist_npz="", arms=["gan"])
+    os.makedirs(workdir)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (study_lib.claim_workdir(workdir, settings),
+                                              done.set()))
+    with study_lib._folder_lock(workdir):  # pylint: disable=protected-access
+      worker.start()
+      self.assertFalse(done.wait(0.5))
+      self.assertFalse(os.path.exists(os.path.join(workdir, study_lib.SETTINGS_FILE)))
+    worker.join(30)
+    self.assertTrue(done.is_set())
+    with open(os.path.join(workdir, study_lib.SETTINGS_FILE), encoding="utf-8") as f:
+      self.assertEqual(json.load(f)["settings"]["arms"], ["gan"])
+    # A refused claim of a folder it made leaves nothing behind.
+    gone = os.path.join(self.create_tempdir().full_path, "refused")
+    with self.assertRaises(study_lib.StudyError):
+      study_lib.claim_workdir(gone, settings, check_arms=lambda: (_ for _ in ()).throw(
+          study_lib.StudyError("no")))
+    self.assertFalse(os.path.exists(gone))
 
   def test_named_arms_need_not_be_quick_arms(self):
     study = study_lib.STUDIES["pacgan"]

@@ -247,6 +247,24 @@ class LoopTest(parameterized.TestCase):
                 "worker_evaluation", "outside_steps_share"):
       self.assertIn(key, result.timings)
 
+  def test_load_readings_are_even_in_time_not_one_per_checkpoint(self):
+    clock = [100.0]
+    loads = iter([1.0, 2.0, 3.0, 4.0])
+    sitting = loop._Sitting(os.path.join(self.create_tempdir().full_path, "t.jsonl"), 0, 1)  # pylint: disable=protected-access
+    with mock.patch.object(loop.time, "monotonic", lambda: clock[0]), \
+         mock.patch.object(loop, "_load_average", lambda: next(loads)):
+      for _ in range(5):  # many calls within one interval: one reading
+        sitting.sample_load()
+      clock[0] += loop.LOAD_EVERY
+      sitting.sample_load()
+      sitting.write(4, {"total": 1.0})  # a checkpoint right after: no extra reading
+      self.assertEqual(sitting.loads, [1.0, 2.0])
+      line = json.loads(open(sitting.path, encoding="utf-8").read())
+      self.assertEqual(line["load_mean"], 1.5)
+      fresh = loop._Sitting(sitting.path + "2", 0, 1)  # pylint: disable=protected-access
+      fresh.write(2, {"total": 1.0})  # a sitting's first write always has one
+      self.assertEqual(fresh.loads, [3.0])
+
   def test_timings_keep_the_time_of_a_sitting_that_broke_off(self):
     from unittest import mock  # pylint: disable=g-import-not-at-top
     from gan_jax import games  # pylint: disable=g-import-not-at-top

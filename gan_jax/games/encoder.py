@@ -133,7 +133,10 @@ def _critic_updates(state, n: int, update):
 
   More than one update runs as a rolled ``lax.scan``, as the adversarial game's
   critic loop: the program holds one copy of the update (with a penalty's
-  double backprop, most of the step) instead of ``n``, at the same arithmetic.
+  double backprop, most of the step) instead of ``n``. The keys and operations
+  are those of a Python loop; the values agree to float32 rounding, as XLA
+  compiles a loop body otherwise than unrolled copies (so a checkpoint written
+  by a version with the Python loop resumes equal to rounding, not bit for bit).
   """
   if n == 1:
     return update(state, 0)

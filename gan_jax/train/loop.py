@@ -695,6 +695,9 @@ def _load_average() -> float | None:
   return load if load > 0 else None
 
 
+LOAD_EVERY = 15.0  # seconds between load-average readings of a sitting
+
+
 class _Sitting:
   """This sitting's line of ``timings.jsonl``, rewritten at every checkpoint.
 
@@ -705,8 +708,8 @@ class _Sitting:
 
   Each line also says where the time was spent: the ``machine``, this
   process's CPU seconds (``cpu_seconds``, all its threads) and the machine's
-  1-minute load average sampled at each write (``load_mean``, this process's
-  threads included; well above both the machine's ``logical_cores`` and the
+  1-minute load average read about every ``LOAD_EVERY`` seconds of the sitting
+  (``load_mean``, a time-even mean; this process's threads included; well above both the machine's ``logical_cores`` and the
   cores the process kept busy, other work shared the cores and the wall time
   is longer than the run's alone).
   """
@@ -717,16 +720,25 @@ class _Sitting:
     self.machine = machine() if distributed.is_primary() else {}
     self.cpu0 = time.process_time()
     self.loads: list[float] = []
+    self.last_load = -math.inf
     if distributed.is_primary() and os.path.exists(path):
       with open(path, encoding="utf-8") as f:
         self.before = [line for line in f if line.strip()]
 
+  def sample_load(self, force: bool = False) -> None:
+    """A reading of the load average if ``LOAD_EVERY`` seconds have passed since
+    the last one (or ``force``): readings even in time, not one per checkpoint."""
+    now = time.monotonic()
+    if force or now - self.last_load >= LOAD_EVERY:
+      load = _load_average()
+      if load is not None:
+        self.loads.append(load)
+        self.last_load = now
+
   def write(self, step: int, timings: dict[str, float], partial: bool = False) -> None:
     if not distributed.is_primary():
       return
-    load = _load_average()
-    if load is not None:
-      self.loads.append(load)
+    self.sample_load(force=not self.loads)
     where = {"machine": self.machine, "cpu_seconds": round(time.process_time() - self.cpu0, 2),
              **({"load_mean": round(sum(self.loads) / len(self.loads), 3)} if self.loads else {})}
     line = json.dumps({"from_step": self.start, "to_step": step, "num_seeds": self.num_seeds,
@@ -891,6 +903,8 @@ def _run(config, workdir, game, source, stop_after, mesh, decision, evaluate) ->
         raise NonFiniteError(_nan_advice(e, ckpt, every["checkpoint_every"])) from None
       tick = clock.add("first_call" if step == start else "steps", tick)
       step += spc
+      if distributed.is_primary():
+        sitting.sample_load()
       for k, v in chunk.items():
         # Over the call's steps (diagnostics: its last step), per seed when several.
         window.setdefault(k, []).append(np.mean(np.asarray(v, np.float64), axis=0))
