@@ -307,6 +307,9 @@ class Study:
     notes: further lines printed under the table.
     cross_test: Roth et al.'s cross-test of two of the arms, seed by seed
       (``CrossTest``), a table of its own under the main one.
+    baselines: the arms the others are compared with, one per group (data
+      set): under the table, each arm's difference to its group's baseline in
+      the first column, with Welch's t-test over the seeds (``comparisons``).
   """
   name: str
   title: str
@@ -329,6 +332,7 @@ class Study:
   quick_arms: tuple[str, ...] = ()
   notes: tuple[str, ...] = ()
   cross_test: Optional["CrossTest"] = None
+  baselines: tuple[str, ...] = ()
 
   def arms_to_run(self, quick: bool, only: Optional[Sequence[str]] = None
                   ) -> tuple[Arm, ...]:
@@ -415,12 +419,19 @@ def _register(study: Study) -> Study:
                      f"only studies scored by their final evaluation ('eval') can; this one "
                      f"is scored by {study.scorer!r}")
   study.arms_to_run(quick=True)  # quick_arms name arms of the study
+  by_label = {a.label: a for a in study.arms}
+  unknown = [b for b in study.baselines if b not in by_label]
+  groups = [by_label[b].group for b in study.baselines if b in by_label]
+  if unknown or len(set(groups)) != len(groups):
+    raise ValueError(f"study {study.name!r}: baselines must be arms of the study, one per "
+                     f"group; got {list(study.baselines)} (unknown: {unknown})")
   STUDIES[study.name] = study
   return study
 
 
 _register(Study(
     name="betagan",
+    baselines=("vanilla_ns_mixture_3d_5", "vanilla_ns_mixture_3d_10", "vanilla_ns_cube_frames"),
     title="beta-GAN vs vanilla GAN on the 3-D mixtures and the nested cube frames",
     claim=("beta-GAN covers all modes consistently, the vanilla GAN usually one or none, at "
            "equal numbers of gradient evaluations (Mehrjou et al. 2017, Figs. 2-3; METHODS §3)."
@@ -439,6 +450,7 @@ _register(Study(
 
 _register(Study(
     name="pacgan",
+    baselines=("gan_ring_8", "gan_grid_25"),
     title="The 2-D mode-collapse benchmark under PacGAN's protocol (ring of 8, grid of 25)",
     claim=("The papers' stabilizers on the standard benchmark, scored as PacGAN scores it "
            "(2,500 samples, a mode captured by one sample within 3 std), beside PacGAN's "
@@ -461,6 +473,7 @@ _register(Study(
 
 _register(Study(
     name="che",
+    baselines=("gan",),
     title="Che et al.'s 6-Gaussian circle: GAN vs mode-regularized GAN (Appendix C)",
     claim=("The GAN oscillates among the modes; Reg-GAN covers all six (Che et al. 2017, "
            "Appendix C; METHODS §5)."),
@@ -482,6 +495,7 @@ _ROTH_COLUMNS = (MODES, HIGH_QUALITY, KL, ENERGY,
 _ROTH_BUDGET = "Roth et al.'s code: 100k generator steps"
 _register(Study(
     name="roth",
+    baselines=("unreg_minimax",),
     title="Roth et al.'s 3-D submanifold: the JS regularizer against collapse",
     claim=("Unregularized training collapses after ~50k steps in every run; regularized "
            "(gamma = 0.1) trains past 200k steps without collapse, stronger still with 5 D "
@@ -539,6 +553,7 @@ _register(Study(
 _LANGEVIN_DATA = "grid_25"
 _register(Study(
     name="langevin",
+    baselines=("standard_d", "wgan_gp"),
     title="Langevin-trained discriminators on the grid of 25; WGAN-GP with an SGLD critic",
     claim=("A discriminator sampled by (covariance-controlled) SGLD, the generator trained "
            "against its last samples, covers more modes than an Adam-trained one; the "
@@ -596,6 +611,7 @@ _register(Study(
 
 _STACKED = _register(Study(
     name="stacked_mnist",
+    baselines=("dcgan",),
     title="Stacked MNIST (1000 modes): DCGAN and the papers' stabilizers",
     claim=("Mode coverage of 1000 equally likely modes by 26,000 samples and the KL of their "
            "histogram to the uniform, beside the published VEEGAN-setting numbers."),
@@ -659,6 +675,7 @@ _register(dataclasses.replace(
 
 _register(Study(
     name="compositional_mnist",
+    baselines=("dcgan",),
     title="Compositional MNIST (1000 modes, set 1): DCGAN vs Reg-DCGAN vs MDGAN",
     claim=("The mode regularizers cut the missing modes of compositional MNIST: #Miss of "
            "DCGAN 204.7 vs Reg-DCGAN 32.1 on set 1 (Che et al. 2017, Table 2; METHODS §5)."),
@@ -1702,6 +1719,8 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
   # studies' tables stay as they were.
   extras = ({"real_reference": _read_json(os.path.join(workdir, REAL_REFERENCE_FILE))}
             if study.scorer == "thousand_modes" else {})
+  columns = _columns(study, rows)
+  comps = comparisons(rows, study.baselines, columns[0]) if study.baselines and columns else []
   return {"study": study.name, "title": study.title, "claim": study.claim,
           "settings": dict(settings), "command": saved["command"], "machine": saved["machine"],
           "steps": budget_of(study, settings),
@@ -1711,7 +1730,9 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
           "arms": [a.label for a in arms],
           # Only a study grown arm by arm has the key (other tables stay as they were).
           **({"arms_not_finished": pending} if pending else {}),
-          "columns": _columns(study, rows), "rows": rows, "published_only": extra,
+          "columns": columns, "rows": rows, "published_only": extra,
+          # Only studies with baselines have the key.
+          **({"comparisons": _plain(comps)} if comps else {}),
           "classifier": classifier, **extras, "notes": list(study.notes),
           # What the figures draw: a finished study resumed by a version that draws
           # other figures has a table that differs, so its figures are drawn again.
@@ -1721,6 +1742,44 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
                               "train_curves": list(study.train_curves)},
           "scorer_settings": _plain(study.quick_settings if settings["quick"]
                                     else study.settings)}
+
+
+def comparisons(rows: Sequence[Mapping[str, Any]], baselines: Sequence[str],
+                column: str) -> list[dict[str, Any]]:
+  """Each one-arm row against the baseline row of its group, in ``column``:
+  ``seeds_lib.welch`` of the two rows' per-seed values (seeds not paired).
+  Rows of a probe or a sweep (several per arm), and baselines not among the
+  rows, are left out."""
+  plain = [r for r in rows if r["row"] == r["arm"]]
+  base = {r.get("group", ""): r for r in plain if r["arm"] in baselines}
+  out = []
+  for row in plain:
+    ref = base.get(row.get("group", ""))
+    if ref is None or ref is row:
+      continue
+    mine, theirs = row["cells"].get(column), ref["cells"].get(column)
+    if not mine or not theirs:
+      continue
+    test = seeds_lib.welch(mine.get("per_seed", []), theirs.get("per_seed", []))
+    if test is not None:
+      out.append({"arm": row["arm"], "baseline": ref["arm"], "column": column, **test})
+  return out
+
+
+def comparison_lines(comps: Sequence[Mapping[str, Any]]) -> list[str]:
+  """``comparisons`` as markdown lines."""
+  if not comps:
+    return []
+  lines = ["", f"Against the baseline of its group, in `{comps[0]['column']}` (the difference "
+           "of the means ± its SE; Welch's t-test over the seeds, unpaired, two-sided, each p "
+           "for its own comparison, not corrected for their number; with 3-5 seeds a side "
+           "it separates only large effects):", ""]
+  for c in comps:
+    test = ("neither arm's seeds vary" if c["t"] is None else
+            f"t = {c['t']:.2f}, df = {c['df']:.1f}, p = {c['p']:.2g}")
+    lines.append(f"- `{c['arm']}` − `{c['baseline']}`: {c['diff']:+.3g} ± {c['se']:.2g} "
+                 f"({test})")
+  return lines
 
 
 def _columns(study: Study, rows: list[dict]) -> list[str]:
@@ -1869,6 +1928,7 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     lines += ["", f"`{arm}` trained (for some or all of its sittings) on another machine: "
               + "; ".join(f"{o['cpu']}, {o['logical_cores']} logical cores, devices "
                           f"{o['devices']}" for o in others) + "."]
+  lines += comparison_lines(table.get("comparisons", []))
   cross = table.get("cross_test")
   if cross:
     a, b = cross["arms"]

@@ -132,6 +132,24 @@ class SeedAxisTest(parameterized.TestCase):
     self.assertTrue(np.isnan(seeds_lib.aggregate([np.nan])[0]))
     self.assertEqual(seeds_lib.seed_list(sgld_config(num_seeds=3)), [3, 4, 5])
 
+  def test_welch_is_scipys_unequal_variance_t_test(self):
+    from scipy import stats  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(0)
+    for a, b in [([25, 22, 23], [4, 7, 5]), ([1, 8, 0], [7, 5, 5]),
+                 (rng.normal(0.3, 0.1, 5), rng.normal(0.2, 0.4, 3)),
+                 ([7, 7, 7], [5, 6, 4]), (rng.normal(0, 1, 40), rng.normal(0.1, 2, 7))]:
+      mine = seeds_lib.welch(a, b)
+      ref = stats.ttest_ind(a, b, equal_var=False)
+      self.assertAlmostEqual(mine["diff"], np.mean(a) - np.mean(b), places=12)
+      self.assertAlmostEqual(mine["t"], ref.statistic, places=10)
+      self.assertAlmostEqual(mine["df"], ref.df, places=10)
+      self.assertAlmostEqual(mine["p"], ref.pvalue, delta=1e-5 + 1e-4 * ref.pvalue)
+    # A diverged seed is left out; no spread on either side: no test.
+    self.assertEqual(seeds_lib.welch([1.0, 2.0, np.nan, None], [0.0, 0.5])["diff"], 1.25)
+    self.assertEqual(seeds_lib.welch([7, 7, 7], [7, 7]),
+                     {"diff": 0.0, "se": 0.0, "t": None, "df": None, "p": None})
+    self.assertIsNone(seeds_lib.welch([1.0], [2.0, 3.0]))
+
 
 def _poisoning(make, *, from_step, always=False):
   """``games.make_game`` whose step's ``d_loss`` is NaN from ``from_step`` on for

@@ -33,6 +33,7 @@ from gan_jax import games
 from gan_jax.data import make_source
 from gan_jax.metrics import probes
 from gan_jax.train import loop
+from gan_jax.train import seeds as seeds_lib
 from gan_jax.train import workdir as workdir_lib
 from gan_jax.train import step as step_lib
 from gan_jax.train import validate
@@ -705,6 +706,58 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertNotIn("--arms", study_lib.command_of(back, "w"))
     everything = study_lib.grown_settings(grown, of([a.label for a in study.arms]))
     self.assertEqual(everything["arms"], [a.label for a in study.arms])
+
+  def test_arms_are_compared_with_their_baseline(self):
+    workdir, table = quick_run("che")
+    rows = {r["arm"]: r for r in table["rows"]}
+    column = table["columns"][0]
+    want = seeds_lib.welch(rows["reg_gan"]["cells"][column]["per_seed"],
+                           rows["gan"]["cells"][column]["per_seed"])
+    self.assertEqual(table["comparisons"],
+                     [{"arm": "reg_gan", "baseline": "gan", "column": column, **want}])
+    with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
+      md = f.read()
+    self.assertIn(f"- `reg_gan` − `gan`: {want['diff']:+.3g} ± {want['se']:.2g} (", md)
+
+  def test_comparisons_pair_each_arm_with_its_groups_baseline(self):
+    def row(arm, group, values, label=None):
+      return {"row": label or arm, "arm": arm, "group": group,
+              "cells": {"m": {"per_seed": values}}}
+    rows = [row("a_ring", "ring", [1.0, 2.0, 3.0]), row("b_ring", "ring", [5.0, 6.0, 8.0]),
+            row("a_grid", "grid", [0.0, 1.0]), row("b_grid", "grid", [4.0, 4.0, 5.0]),
+            row("b_grid", "grid", [9.0, 9.5], label="b_grid, gamma=1"),  # a sweep's row
+            row("c_none", "cube", [1.0, 2.0])]  # no baseline in its group
+    comps = study_lib.comparisons(rows, ("a_ring", "a_grid"), "m")
+    self.assertEqual([(c["arm"], c["baseline"]) for c in comps],
+                     [("b_ring", "a_ring"), ("b_grid", "a_grid")])
+    self.assertAlmostEqual(comps[0]["diff"], 19.0 / 3 - 2.0, places=12)
+    self.assertEqual(comps[1], {"arm": "b_grid", "baseline": "a_grid", "column": "m",
+                                **seeds_lib.welch([4.0, 4.0, 5.0], [0.0, 1.0])})
+    with self.assertRaisesRegex(ValueError, "baselines must be arms of the study, one per "
+                                "group"):
+      study_lib._register(dataclasses.replace(  # pylint: disable=protected-access
+          study_lib.STUDIES["che"], name="two_baselines", baselines=("gan", "reg_gan")))
+    self.assertNotIn("two_baselines", study_lib.STUDIES)
+
+  def test_committed_tables_of_one_study_are_compared_across_folders(self):
+    from experiments import compare  # pylint: disable=g-import-not-at-top
+    results = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "experiments", "results")
+    folders = [os.path.join(results, n) for n in ("pacgan", "pacgan_instance_noise")]
+    comps = compare.compare(folders)
+    tables = [json.load(open(os.path.join(f, "table.json"), encoding="utf-8")) for f in folders]
+    column = tables[0]["columns"][0]
+    cell = lambda t, arm: next(r for r in t["rows"] if r["arm"] == arm)["cells"][column]
+    self.assertEqual(comps, [{"arm": "instance_noise_grid_25", "baseline": "gan_grid_25",
+                              "column": column, **seeds_lib.welch(
+                                  cell(tables[1], "instance_noise_grid_25")["per_seed"],
+                                  cell(tables[0], "gan_grid_25")["per_seed"])}])
+    with self.assertRaisesRegex(study_lib.StudyError, "in both"):
+      compare.compare(folders + folders[:1])
+    with self.assertRaisesRegex(study_lib.StudyError, "a table of study 'che'"):
+      compare.compare(folders + [os.path.join(results, "che")])
+    with self.assertRaisesRegex(study_lib.StudyError, "unknown column 'mode'.*modes"):
+      compare.compare(folders, column="mode")
 
   def test_a_workdir_keeps_its_arms_when_the_study_gains_one(self):
     workdir, _ = quick_run("che")

@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special  # pylint: disable=unused-import  (welch)
 import numpy as np
 
 from gan_jax import games
@@ -278,6 +279,34 @@ def aggregate(values: np.ndarray) -> tuple[float, float]:
     return float("nan"), float("nan")
   se = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
   return float(np.mean(v)), se
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float | None] | None:
+  """Welch's two-sample t-test of ``mean(a) - mean(b)`` over seeds.
+
+  Non-finite values (a diverged seed, a missing metric) are left out. Returns
+  ``diff`` (the difference of the means), ``se`` (its standard error,
+  ``sqrt(s_a^2 / n_a + s_b^2 / n_b)``), ``t = diff / se``, ``df`` (the
+  Welch-Satterthwaite degrees of freedom) and ``p``, two-sided, from Student's
+  t with ``df`` degrees of freedom, ``p = I_{df / (df + t^2)}(df / 2, 1 / 2)``
+  (the regularized incomplete beta function). ``t``, ``df`` and ``p`` are None
+  when neither side varies (``se`` 0), and the whole result None when either
+  side has fewer than two values. With 3 seeds a side, ``df`` is 2-4: the
+  test is weak, and a small p says the seeds separate, not by how much.
+  """
+  x, y = (np.asarray([v for v in vals if v is not None], np.float64) for vals in (a, b))
+  x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+  if x.size < 2 or y.size < 2:
+    return None
+  vx, vy = np.var(x, ddof=1) / x.size, np.var(y, ddof=1) / y.size
+  diff, se = float(np.mean(x) - np.mean(y)), float(np.sqrt(vx + vy))
+  if se == 0.0:
+    return {"diff": diff, "se": 0.0, "t": None, "df": None, "p": None}
+  t = diff / se
+  df = float((vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1)))
+  # numpy has no incomplete beta; jax.scipy's (float32 here: p to ~1e-6).
+  p = float(jax.scipy.special.betainc(df / 2.0, 0.5, df / (df + t * t)))
+  return {"diff": diff, "se": se, "t": float(t), "df": df, "p": p}
 
 
 # The metrics a sweep's closing table shows, when its evaluation has them.
