@@ -68,7 +68,7 @@ def compare(folders: Sequence[str], column: str = "",
     baselines = study_lib.STUDIES[study].baselines if study in study_lib.STUDIES else ()
   if not baselines:
     raise study_lib.StudyError(f"study {study!r} names no baselines: pass --baselines")
-  steps = {r["arm"]: r["steps"] for r in rows}
+  steps = {r["row"]: r["steps"] for r in rows}
   comps = study_lib.comparisons(rows, baselines, column)
   other = [f"{c['arm']} ({steps[c['arm']]} steps) against {c['baseline']} "
            f"({steps[c['baseline']]})" for c in comps if steps[c["arm"]] != steps[c["baseline"]]]

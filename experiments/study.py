@@ -403,6 +403,23 @@ def _sgld(**options):
                           **options)
 
 
+def arm_groups(arm: Arm, seeds: Sequence[int]) -> list[tuple[Optional[float], list[int]]]:
+  """The arm's groups of replicas, each ``(value, run seeds)``: one group
+  ``(None, seeds)``, or with a sweep one per value (``Sweep``: the value-``k``
+  group has run seeds ``k*S + seed`` for the ``S`` study seeds)."""
+  if arm.sweep is None:
+    return [(None, list(seeds))]
+  n = len(seeds)
+  return [(float(v), [k * n + s for s in seeds]) for k, v in enumerate(arm.sweep.values)]
+
+
+def group_label(arm: Arm, value: Optional[float]) -> str:
+  """The table row and figure label of one group of an arm's replicas."""
+  if value is None:
+    return arm.label
+  return f"{arm.label}, {arm.sweep.label}={seeds_lib.value_label(value)}"
+
+
 STUDIES: dict[str, Study] = {}
 
 
@@ -419,12 +436,13 @@ def _register(study: Study) -> Study:
                      f"only studies scored by their final evaluation ('eval') can; this one "
                      f"is scored by {study.scorer!r}")
   study.arms_to_run(quick=True)  # quick_arms name arms of the study
-  by_label = {a.label: a for a in study.arms}
-  unknown = [b for b in study.baselines if b not in by_label]
-  groups = [by_label[b].group for b in study.baselines if b in by_label]
+  by_row = {group_label(a, v): a for a in study.arms for v, _ in arm_groups(a, [0])}
+  unknown = [b for b in study.baselines if b not in by_row]
+  groups = [by_row[b].group for b in study.baselines if b in by_row]
   if unknown or len(set(groups)) != len(groups):
-    raise ValueError(f"study {study.name!r}: baselines must be arms of the study, one per "
-                     f"group; got {list(study.baselines)} (unknown: {unknown})")
+    raise ValueError(f"study {study.name!r}: baselines must be rows of the study (an arm, "
+                     f"or a swept arm's value), one per group; got {list(study.baselines)} "
+                     f"(unknown: {unknown}; the rows: {', '.join(by_row)})")
   STUDIES[study.name] = study
   return study
 
@@ -532,6 +550,7 @@ _register(Study(
 _ROTH_GAMMAS = (0.0, 0.01, 0.1, 1.0)
 _register(Study(
     name="roth_gamma",
+    baselines=("minimax, gamma=0",),
     title="Roth et al.'s 3-D submanifold: the regularizer over a range of gamma, in one program",
     claim=("The regularizer stabilizes training across a broad range of its strength gamma, "
            "where the unregularized game (gamma = 0) collapses (Roth et al. 2017, Sec. 4; "
@@ -1566,23 +1585,6 @@ def _scorer_settings(ctx: ArmContext) -> Mapping[str, Any]:
 
 
 # ------------------------------------------------------------------- tables
-def arm_groups(arm: Arm, seeds: Sequence[int]) -> list[tuple[Optional[float], list[int]]]:
-  """The arm's groups of replicas, each ``(value, run seeds)``: one group
-  ``(None, seeds)``, or with a sweep one per value (``Sweep``: the value-``k``
-  group has run seeds ``k*S + seed`` for the ``S`` study seeds)."""
-  if arm.sweep is None:
-    return [(None, list(seeds))]
-  n = len(seeds)
-  return [(float(v), [k * n + s for s in seeds]) for k, v in enumerate(arm.sweep.values)]
-
-
-def group_label(arm: Arm, value: Optional[float]) -> str:
-  """The table row and figure label of one group of an arm's replicas."""
-  if value is None:
-    return arm.label
-  return f"{arm.label}, {arm.sweep.label}={seeds_lib.value_label(value)}"
-
-
 def _final_value(record: dict, keys: Sequence[str]) -> Optional[float]:
   for k in keys:
     if k in record:
@@ -1746,23 +1748,23 @@ def build_table(study: Study, settings: Mapping[str, Any], saved: Mapping[str, A
 
 def comparisons(rows: Sequence[Mapping[str, Any]], baselines: Sequence[str],
                 column: str) -> list[dict[str, Any]]:
-  """Each one-arm row against the baseline row of its group, in ``column``:
+  """Each row against the baseline row of its group, in ``column``:
   ``seeds_lib.welch`` of the two rows' per-seed values (seeds not paired).
-  Rows of a probe or a sweep (several per arm), and baselines not among the
-  rows, are left out."""
-  plain = [r for r in rows if r["row"] == r["arm"]]
-  base = {r.get("group", ""): r for r in plain if r["arm"] in baselines}
+  ``baselines`` name rows: an arm's label, or a swept arm's row
+  (``"minimax, gamma=0"``); a group whose baseline is not among the rows is
+  left out."""
+  base = {r.get("group", ""): r for r in rows if r["row"] in baselines}
   out = []
-  for row in plain:
+  for row in rows:
     ref = base.get(row.get("group", ""))
-    if ref is None or ref is row:
+    if ref is None or row["row"] in baselines:
       continue
     mine, theirs = row["cells"].get(column), ref["cells"].get(column)
     if not mine or not theirs:
       continue
     test = seeds_lib.welch(mine.get("per_seed", []), theirs.get("per_seed", []))
     if test is not None:
-      out.append({"arm": row["arm"], "baseline": ref["arm"], "column": column, **test})
+      out.append({"arm": row["row"], "baseline": ref["row"], "column": column, **test})
   return out
 
 

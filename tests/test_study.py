@@ -729,11 +729,16 @@ class QuickStudiesTest(parameterized.TestCase):
             row("c_none", "cube", [1.0, 2.0])]  # no baseline in its group
     comps = study_lib.comparisons(rows, ("a_ring", "a_grid"), "m")
     self.assertEqual([(c["arm"], c["baseline"]) for c in comps],
-                     [("b_ring", "a_ring"), ("b_grid", "a_grid")])
+                     [("b_ring", "a_ring"), ("b_grid", "a_grid"), ("b_grid, gamma=1", "a_grid")])
+    # A swept arm's value as the baseline.
+    self.assertEqual([(c["arm"], c["baseline"]) for c in study_lib.comparisons(
+        rows, ("b_grid, gamma=1",), "m")], [("a_grid", "b_grid, gamma=1"),
+                                            ("b_grid", "b_grid, gamma=1")])
     self.assertAlmostEqual(comps[0]["diff"], 19.0 / 3 - 2.0, places=12)
     self.assertEqual(comps[1], {"arm": "b_grid", "baseline": "a_grid", "column": "m",
                                 **seeds_lib.welch([4.0, 4.0, 5.0], [0.0, 1.0])})
-    with self.assertRaisesRegex(ValueError, "baselines must be arms of the study, one per "
+    self.assertEqual(study_lib.STUDIES["roth_gamma"].baselines, ("minimax, gamma=0",))
+    with self.assertRaisesRegex(ValueError, "baselines must be rows of the study .*one per "
                                 "group"):
       study_lib._register(dataclasses.replace(  # pylint: disable=protected-access
           study_lib.STUDIES["che"], name="two_baselines", baselines=("gan", "reg_gan")))
