@@ -125,5 +125,27 @@ class ResultsPageTest(absltest.TestCase):
                          "RESULTS.md that names their arm (`label`)")
 
 
+class ComparisonsOnThePageTest(absltest.TestCase):
+
+  def test_every_comparison_quoted_is_what_its_command_prints(self):
+    # A "python -m experiments.compare DIR ..." on the page is followed by its
+    # lines, as the command prints them from the committed tables.
+    from experiments import compare  # pylint: disable=g-import-not-at-top
+    from experiments import study as study_lib  # pylint: disable=g-import-not-at-top
+    with open(os.path.join(ROOT, "RESULTS.md"), encoding="utf-8") as f:
+      page = f.read()
+    flat = " ".join(page.split())
+    commands = re.findall(r"`python -m experiments\.compare ((?:experiments/results/\w+ ?)+)`",
+                          flat)
+    self.assertNotEmpty(commands)
+    for folders in commands:
+      with self.subTest(folders=folders):
+        comps = compare.compare([os.path.join(ROOT, f) for f in folders.split()])
+        self.assertNotEmpty(comps)
+        for line in study_lib.comparison_lines(comps):
+          if line.startswith("- "):
+            self.assertIn(line + "\n", page, f"RESULTS.md does not quote {line!r}")
+
+
 if __name__ == "__main__":
   absltest.main()
