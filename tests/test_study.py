@@ -304,9 +304,10 @@ class QuickStudiesTest(parameterized.TestCase):
     self.assertEqual(table["rows"][0]["cells"], first["rows"][0]["cells"])
     self.assertEqual(table["rows"][0]["cells"]["share of confident reads"]["n"], SEEDS)
     self.assertEqual(record["scores"]["step"], old["step"])
-    with self.assertRaisesRegex(study_lib.StudyError, "--rescore .*stacked_mnist, "
-                                "compositional_mnist.*'che' is scored by 'eval', not on final "
-                                "samples"):
+    scored = ", ".join(n for n, st in study_lib.STUDIES.items() if st.scorer == "thousand_modes")
+    self.assertIn("stacked_mnist, stacked_mnist_small_d, compositional_mnist", scored)
+    with self.assertRaisesRegex(study_lib.StudyError, f"--rescore .*{scored}.*'che' is scored "
+                                "by 'eval', not on final samples"):
       study_lib.run_study("che", os.path.join(_TMP, "never3"), quick=True, rescore=True)
     # A rescoring covers every arm of the workdir, or none (no table of mixed scorings).
     before = snapshot(workdir)
