@@ -1060,14 +1060,9 @@ def command_of(settings: Mapping[str, Any], workdir: str) -> str:
   if settings["mnist_npz"]:
     parts.append(f"--mnist_npz={settings['mnist_npz']}")
   arms = settings.get("arms")
-  if arms and list(arms) != _default_labels(settings):
+  if arms and list(arms) != arm_labels({**settings, "arms": None}):
     parts.append(f"--arms={','.join(arms)}")
   return " ".join(shlex.quote(p) for p in parts)
-
-
-def _default_labels(settings: Mapping[str, Any]) -> list[str]:
-  """The arms the study runs without ``--arms`` (this version's)."""
-  return [a.label for a in STUDIES[settings["study"]].arms_to_run(settings["quick"], None)]
 
 
 def budget_of(study: Study, settings: Mapping[str, Any]) -> int:

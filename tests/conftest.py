@@ -4,14 +4,16 @@ import sys
 import tempfile
 
 # Must be set before jax initialises its backends. Ordinary jitted code still runs
-# on one device; only explicitly sharded computations use all eight.
+# on one device; only explicitly sharded computations use all eight (and runs
+# of the training loop only when a test asks for them: see below).
 # The suite's time is mostly XLA compiling many small programs once each
 # (23 of 34 s in a typical engine test): LLVM without its optimization passes
 # compiles them about 15% faster. The programs are the same HLO; the machine
 # code is less tuned, and its results may differ from the default level's in
 # the last bits, as between two CPUs: tests compare runs made at one level
 # (subprocesses given this environment inherit it; those that set their own
-# XLA_FLAGS, as tests/test_multiprocess.py, compare only among themselves).
+# XLA_FLAGS, tests/test_multiprocess.py and the notebooks' kernels, set the
+# same level and compare only among themselves).
 # The project's own runs keep XLA's default.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
                       "--xla_backend_optimization_level=0")
@@ -31,6 +33,25 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+# One device per run unless a test asks for more. The eight fake devices are
+# for the data-parallel tests, which set train.num_devices (or build their
+# mesh) themselves; every other run in this process would otherwise take the
+# configs' default of all devices and pay for an 8-way partitioned program on
+# two cores (a tiny sweep test: 46 s on 8 devices, 23 s on one). A user's CPU
+# run has one device too. Subprocesses (the CLI tests) keep the default.
+from configs import common as _common_configs  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_toy_config = _common_configs.toy_config
+
+
+def _one_device_toy_config():
+  c = _toy_config()
+  c.train.num_devices = 1
+  return c
+
+
+_common_configs.toy_config = _one_device_toy_config
 
 # absl's test helpers (e.g. parameterized.TestCase.create_tempdir) read flags.
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position

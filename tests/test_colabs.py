@@ -117,8 +117,10 @@ def execute(name: str, workdir, extra_cells=()) -> nbformat.NotebookNode:
     nb.cells.append(nbformat.v4.new_code_cell(source))
   env = dict(os.environ, GAN_JAX_NOTEBOOK_QUICK="1")
   # A user's kernel: one CPU device (not the tests' eight fake ones) and the
-  # notebook's own inline figures (not the tests' Agg backend).
-  env.pop("XLA_FLAGS", None)
+  # notebook's own inline figures (not the tests' Agg backend). Its programs
+  # compile at the tests' optimization level (conftest), which the notebooks'
+  # own comparisons, made within one kernel, do not depend on.
+  env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
   env.pop("MPLBACKEND", None)
   # An uninstalled checkout imports gan_jax and configs from its root; an
   # installed one from site-packages. The kernel runs outside the checkout.

@@ -91,6 +91,7 @@ class SeedAxisTest(parameterized.TestCase):
     tmp = self.create_tempdir().full_path
     c = sgld_config(steps=4, num_seeds=4)
     c.train.batch_size = 32
+    c.train.num_devices = 0  # all 8 (conftest's runs default to one)
     one = loop.train_and_evaluate(c, os.path.join(tmp, "one"))
     c.train.seed_devices = 2
     split = loop.train_and_evaluate(c, os.path.join(tmp, "split"))
@@ -103,6 +104,7 @@ class SeedAxisTest(parameterized.TestCase):
     self.assertEqual(jax.tree.leaves(resumed.state.params)[0].sharding.spec,
                      jax.sharding.PartitionSpec("seeds"))
     bad = sgld_config(num_seeds=3)
+    bad.train.num_devices = 0
     bad.train.seed_devices = 2
     with self.assertRaisesRegex(ValueError, r"num_seeds \(3\) must be divisible by "
                                 r"train.seed_devices \(2\)"):

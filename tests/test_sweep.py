@@ -192,6 +192,7 @@ class SweepTest(parameterized.TestCase):
     make, field, values, _ = CASES["d_learning_rate_unroll"]
     c = sweep_config(make, field, values, "vmap")
     c.train.batch_size = 32
+    c.train.num_devices = 0  # all 8 (conftest's runs default to one)
     one = loop.train_and_evaluate(c, os.path.join(tmp, "one"))
     c.train.seed_devices = 2
     split = loop.train_and_evaluate(c, os.path.join(tmp, "split"))
@@ -200,6 +201,7 @@ class SweepTest(parameterized.TestCase):
     assert_trees_close(self, one.state.params, split.state.params, rtol=2e-5, atol=1e-6)
     c = sweep_config(make, field, (1e-3, 3e-3, 1e-2), "vmap", num_seeds=1)
     c.train.batch_size = 32
+    c.train.num_devices = 0
     c.train.seed_devices = 2
     with self.assertRaisesRegex(errors.ConfigError,
                                 r"train.num_seeds x len\(train.sweep_values\), the replicas "

@@ -205,10 +205,24 @@ class LoopTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, r"stop_after \(3\).*steps_per_call \(2\)"):
       loop.train_and_evaluate(tiny_run_config(), self.create_tempdir().full_path, stop_after=3)
 
-  def test_resume_equals_uninterrupted(self):
+  # The suite's runs use one device (conftest); one loop test runs on all 8 fake
+  # devices: the batch split, its checkpoints and evaluations, and its resume.
+  @parameterized.named_parameters(("one_device", 1), ("eight_devices", 0))
+  def test_resume_equals_uninterrupted(self, num_devices):
     tmp = self.create_tempdir().full_path
     c = tiny_run_config()
+    c.train.num_devices = num_devices
     full = loop.train_and_evaluate(c, os.path.join(tmp, "full"))
+    if num_devices == 0:
+      leaf = jax.tree.leaves(full.state.params)[0]
+      self.assertLen(leaf.sharding.device_set, len(jax.devices()))
+      # Equal to the one-device run up to the order of the cross-device sums.
+      one = tiny_run_config()
+      one.train.num_devices = 1
+      single = loop.train_and_evaluate(one, os.path.join(tmp, "single"))
+      for a, b in zip(jax.tree.leaves(full.state.params), jax.tree.leaves(single.state.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
+      self.assertEqual(set(full.final_metrics), set(single.final_metrics))
     part = loop.train_and_evaluate(c, os.path.join(tmp, "part"), stop_after=4)
     self.assertEqual(int(part.state.step), 4)
     resumed = loop.train_and_evaluate(c, os.path.join(tmp, "part"))
