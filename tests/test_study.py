@@ -1020,6 +1020,10 @@ class DefinitionsTest(parameterized.TestCase):
                         beta["game.perturbation.level.steps_per_level"],
                         beta["game.perturbation.level.K"]),
                        (steps // 7, 4 * steps // 7 // 20, 20))
+      # The variant is the beta-GAN arm with DCGAN's non-saturating generator loss.
+      self.assertEqual(changed["betagan_ns_dcgan"],
+                       {k: v for k, v in beta.items() if k != "game.loss"})
+      self.assertEqual(flat(arms["betagan_ns_dcgan"], steps)["game.loss"], "non_saturating")
       sgld = changed["sgld_dcgan"]
       full = flat(arms["sgld_dcgan"], steps)
       self.assertEqual((sgld.pop("game.ensemble"), full["optim.discriminator.name"],
