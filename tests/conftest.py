@@ -13,7 +13,8 @@ import tempfile
 # the last bits, as between two CPUs: tests compare runs made at one level
 # (subprocesses given this environment inherit it; those that set their own
 # XLA_FLAGS, tests/test_multiprocess.py and the notebooks' kernels, set the
-# same level and compare only among themselves).
+# same level and compare only among themselves; tests/test_cli.py drops them,
+# and its runs, compared among themselves, compile at XLA's default level).
 # The project's own runs keep XLA's default.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
                       "--xla_backend_optimization_level=0")
@@ -39,7 +40,9 @@ if ROOT not in sys.path:
 # mesh) themselves; every other run in this process would otherwise take the
 # configs' default of all devices and pay for an 8-way partitioned program on
 # two cores (a tiny sweep test: 46 s on 8 devices, 23 s on one). A user's CPU
-# run has one device too. Subprocesses (the CLI tests) keep the default.
+# run has one device too. Subprocesses are not patched: tests/test_train.py's
+# CLI run takes all 8 devices at the real default; tests/test_cli.py's runs
+# drop XLA_FLAGS and see the one real CPU device.
 from configs import common as _common_configs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _toy_config = _common_configs.toy_config

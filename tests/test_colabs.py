@@ -2,7 +2,8 @@
 
 Each notebook is executed as it is by nbclient in a fresh kernel, with
 GAN_JAX_NOTEBOOK_QUICK=1 (every training shortened to seconds, nothing else
-changed): no cell may fail, and the cells meant to show a figure or numbers
+in the notebook changed; the kernel compiles at the suite's XLA optimization
+level): no cell may fail, and the cells meant to show a figure or numbers
 must show them. The notebooks as stored must hold the outputs of a full run.
 """
 
@@ -118,7 +119,7 @@ def execute(name: str, workdir, extra_cells=()) -> nbformat.NotebookNode:
   env = dict(os.environ, GAN_JAX_NOTEBOOK_QUICK="1")
   # A user's kernel: one CPU device (not the tests' eight fake ones) and the
   # notebook's own inline figures (not the tests' Agg backend). Its programs
-  # compile at the tests' optimization level (conftest), which the notebooks'
+  # compile at the level tests/conftest.py sets for the suite, which the notebooks'
   # own comparisons, made within one kernel, do not depend on.
   env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
   env.pop("MPLBACKEND", None)

@@ -210,6 +210,8 @@ class LoopTest(parameterized.TestCase):
   @parameterized.named_parameters(("one_device", 1), ("eight_devices", 0))
   def test_resume_equals_uninterrupted(self, num_devices):
     tmp = self.create_tempdir().full_path
+    if num_devices == 0 and len(jax.devices()) < 8:
+      pytest.skip("needs 8 (fake) devices")
     c = tiny_run_config()
     c.train.num_devices = num_devices
     full = loop.train_and_evaluate(c, os.path.join(tmp, "full"))
